@@ -1,0 +1,98 @@
+package state
+
+import (
+	"time"
+
+	"github.com/coexist-dev/coexist/api"
+)
+
+// API returns the wire form of a node.
+func (n *Node) API() api.Node {
+	return api.Node{ID: n.ID, Address: n.Address, Gateway: n.Gateway, Labels: n.Labels,
+		Status: n.Status, CreateIndex: n.CreateIndex, ModifyIndex: n.ModifyIndex}
+}
+
+// API returns the wire form of a service version.
+func (v *ServiceVersion) API() api.ServiceVersion {
+	return api.ServiceVersion{Service: v.Service, Version: v.Version, Clients: v.Clients,
+		Description: v.Description, State: v.State, DrainStartedAt: v.DrainStartedAt,
+		RetiredAt: v.RetiredAt, CreateIndex: v.CreateIndex, ModifyIndex: v.ModifyIndex}
+}
+
+// ServicesAPI groups versions (sorted by service) into services.
+func ServicesAPI(vs []*ServiceVersion) []api.Service {
+	out := []api.Service{}
+	for _, v := range vs {
+		if len(out) == 0 || out[len(out)-1].Name != v.Service {
+			out = append(out, api.Service{Name: v.Service})
+		}
+		last := &out[len(out)-1]
+		last.Versions = append(last.Versions, v.API())
+	}
+	return out
+}
+
+// redacted stands in for an env value the caller may not see.
+const redacted = "<redacted>"
+
+// API returns the wire form of a container. Env values are replaced with
+// "<redacted>" unless showEnv.
+func (c *Container) API(showEnv bool) api.Container {
+	s := &c.Spec
+	out := api.Container{
+		ID: c.ID, Node: s.Node, Driver: s.Driver,
+		Config:       api.DriverConfig{Command: s.Command, Args: s.Args},
+		DrainTimeout: api.Duration(s.DrainTimeout),
+		Desired:      c.Desired, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex,
+	}
+	for _, k := range s.Services {
+		out.Services = append(out.Services, api.ServiceRef{Service: k.Service, Version: k.Version})
+	}
+	if len(s.Env) > 0 {
+		out.Config.Env = make(map[string]string, len(s.Env))
+		for k, v := range s.Env {
+			if !showEnv {
+				v = redacted
+			}
+			out.Config.Env[k] = v
+		}
+	}
+	if s.Health != nil {
+		out.Health = &api.HealthCheck{HTTP: s.Health.HTTP, TCP: s.Health.TCP,
+			Interval: api.Duration(s.Health.Interval), Timeout: api.Duration(s.Health.Timeout)}
+	}
+	if s.Restart != nil {
+		out.Restart = &api.RestartPolicy{Attempts: s.Restart.Attempts,
+			Delay: api.Duration(s.Restart.Delay), MaxDelay: api.Duration(s.Restart.MaxDelay)}
+	}
+	if st := c.Status; st != nil {
+		updated := st.UpdatedAt
+		as := &api.ContainerStatus{State: st.State, Endpoint: st.Endpoint, PID: st.PID,
+			StartedAt: st.StartedAt, Restarts: st.Restarts, Message: st.Message}
+		if !updated.IsZero() {
+			as.UpdatedAt = &updated
+		}
+		for _, ss := range st.Services {
+			as.Services = append(as.Services, api.ServiceStatus(ss))
+		}
+		out.Status = as
+	}
+	return out
+}
+
+// StatusFromAPI turns an agent's report into its persisted form, stamped at
+// now.
+func StatusFromAPI(r *api.ContainerStatus, now time.Time) ContainerStatus {
+	st := ContainerStatus{State: r.State, Endpoint: r.Endpoint, PID: r.PID, StartedAt: r.StartedAt,
+		Restarts: r.Restarts, Message: r.Message, UpdatedAt: now}
+	for _, ss := range r.Services {
+		st.Services = append(st.Services, ServiceStatus(ss))
+	}
+	return st
+}
+
+// API returns the wire form of a token, without its secret.
+func (t *Token) API() api.Token {
+	return api.Token{AccessorID: t.AccessorID, Role: t.Role, Node: t.Node,
+		Description: t.Description, CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
+}

@@ -1,0 +1,546 @@
+package state
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/coexist-dev/coexist/api"
+	version "github.com/hashicorp/go-version"
+)
+
+// Result is what applying one command gives: the record it wrote (or found
+// unchanged) and the error that rejected it.
+type Result struct {
+	Index uint64
+	Value any
+	Err   error
+}
+
+// Store holds the registry's tables in memory.
+type Store struct {
+	mu sync.RWMutex
+
+	nodes      map[string]*Node
+	versions   map[VersionKey]*ServiceVersion
+	containers map[string]*Container
+	tokens     map[string]*Token  // by accessor id
+	tokenHash  map[string]*Token  // by secret hash
+	servers    map[string]*Server // by raft server id
+
+	lastIndex uint64
+	indexes   [numTables]uint64
+	watches   [numTables]chan struct{}
+}
+
+// New returns an empty store.
+func New() *Store {
+	s := &Store{}
+	s.reset()
+	return s
+}
+
+func (s *Store) reset() {
+	s.nodes = map[string]*Node{}
+	s.versions = map[VersionKey]*ServiceVersion{}
+	s.containers = map[string]*Container{}
+	s.tokens = map[string]*Token{}
+	s.tokenHash = map[string]*Token{}
+	s.servers = map[string]*Server{}
+	s.lastIndex = 0
+	s.indexes = [numTables]uint64{}
+	for i := range s.watches {
+		if s.watches[i] != nil {
+			close(s.watches[i])
+		}
+		s.watches[i] = make(chan struct{})
+	}
+}
+
+// touch records that table t changed at index and wakes its watchers. Callers
+// hold s.mu for writing.
+func (s *Store) touch(t Table, index uint64) {
+	s.indexes[t] = index
+	close(s.watches[t])
+	s.watches[t] = make(chan struct{})
+}
+
+// LastIndex is the index of the last command applied, changed or not.
+func (s *Store) LastIndex() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.lastIndex
+}
+
+// Index returns the highest index of the given tables, never below 1, so that
+// a blocking query on a table never written does not spin.
+func (s *Store) Index(tables ...Table) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.index(tables)
+}
+
+func (s *Store) index(tables []Table) uint64 {
+	var idx uint64 = 1
+	for _, t := range tables {
+		idx = max(idx, s.indexes[t])
+	}
+	return idx
+}
+
+// WatchSet is a set of channels, one per table read; any of them is closed
+// when its table changes.
+type WatchSet []<-chan struct{}
+
+// Watch returns the current index of the given tables and the channels that
+// will be closed when any of them next changes.
+func (s *Store) Watch(tables ...Table) (uint64, WatchSet) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ws := make(WatchSet, len(tables))
+	for i, t := range tables {
+		ws[i] = s.watches[t]
+	}
+	return s.index(tables), ws
+}
+
+// Apply applies one command at a Raft index. A command the store rejects
+// comes back as Result.Err and changes nothing.
+func (s *Store) Apply(index uint64, cmd Command) Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if index > s.lastIndex {
+		s.lastIndex = index
+	}
+	var v any
+	var err error
+	switch c := cmd.(type) {
+	case *RegisterNode:
+		v, err = s.registerNode(index, c)
+	case *SetNodeStatus:
+		v, err = s.setNodeStatus(index, c)
+	case *PurgeNode:
+		v, err = s.purgeNode(index, c)
+	case *DeclareVersion:
+		v, err = s.declareVersion(index, c)
+	case *RetireVersion:
+		v, err = s.retireVersion(index, c)
+	case *MarkRetired:
+		v, err = s.markRetired(index, c)
+	case *PutContainer:
+		v, err = s.putContainer(index, c)
+	case *DeleteContainer:
+		v, err = s.deleteContainer(index, c)
+	case *SetContainerStatus:
+		v, err = s.setContainerStatus(index, c)
+	case *CreateToken:
+		v, err = s.createToken(index, c)
+	case *DeleteToken:
+		v, err = s.deleteToken(index, c)
+	case *SetServer:
+		v, err = s.setServer(index, c)
+	case *RemoveServer:
+		v, err = s.removeServer(index, c)
+	default:
+		err = fmt.Errorf("apply: unknown command %T", cmd)
+	}
+	return Result{Index: index, Value: v, Err: err}
+}
+
+func (s *Store) registerNode(index uint64, c *RegisterNode) (*Node, error) {
+	if err := ValidateNode(c); err != nil {
+		return nil, err
+	}
+	old := s.nodes[c.ID]
+	labels := c.Labels
+	if len(labels) == 0 {
+		labels = nil
+	}
+	if old != nil && old.Address == c.Address && old.Gateway == c.Gateway &&
+		maps.Equal(old.Labels, labels) && old.Status == api.NodeReady {
+		return old, nil
+	}
+	n := &Node{ID: c.ID, Address: c.Address, Gateway: c.Gateway, Labels: labels,
+		Status: api.NodeReady, CreateIndex: index, ModifyIndex: index}
+	if old != nil {
+		n.CreateIndex = old.CreateIndex
+	}
+	s.nodes[c.ID] = n
+	s.touch(TableNodes, index)
+	return n, nil
+}
+
+func (s *Store) setNodeStatus(index uint64, c *SetNodeStatus) (*Node, error) {
+	if c.Status != api.NodeReady && c.Status != api.NodeDown {
+		return nil, invalid("status", "%q is not one of ready, down", c.Status)
+	}
+	old := s.nodes[c.ID]
+	if old == nil {
+		return nil, notFound("node %q", c.ID)
+	}
+	if old.Status == c.Status {
+		return old, nil
+	}
+	n := *old
+	n.Status = c.Status
+	n.ModifyIndex = index
+	s.nodes[c.ID] = &n
+	s.touch(TableNodes, index)
+	return &n, nil
+}
+
+func (s *Store) purgeNode(index uint64, c *PurgeNode) (*Node, error) {
+	old := s.nodes[c.ID]
+	if old == nil {
+		return nil, notFound("node %q", c.ID)
+	}
+	delete(s.nodes, c.ID)
+	s.touch(TableNodes, index)
+	removed := false
+	for id, ct := range s.containers {
+		if ct.Spec.Node == c.ID {
+			delete(s.containers, id)
+			removed = true
+		}
+	}
+	if removed {
+		s.touch(TableContainers, index)
+	}
+	return old, nil
+}
+
+func (s *Store) declareVersion(index uint64, c *DeclareVersion) (*ServiceVersion, error) {
+	if err := ValidateDeclareVersion(c); err != nil {
+		return nil, err
+	}
+	k := VersionKey{c.Service, c.Version}
+	old := s.versions[k]
+	if old != nil && old.State == api.VersionActive && old.Clients == c.Clients && old.Description == c.Description {
+		return old, nil
+	}
+	v := &ServiceVersion{Service: c.Service, Version: c.Version, Clients: c.Clients,
+		Description: c.Description, State: api.VersionActive, CreateIndex: index, ModifyIndex: index}
+	if old != nil {
+		v.CreateIndex = old.CreateIndex
+	}
+	s.versions[k] = v
+	s.touch(TableServices, index)
+	return v, nil
+}
+
+func (s *Store) retireVersion(index uint64, c *RetireVersion) (*ServiceVersion, error) {
+	k := VersionKey{c.Service, c.Version}
+	old := s.versions[k]
+	if old == nil {
+		return nil, notFound("version %s of service %q", c.Version, c.Service)
+	}
+	if old.State != api.VersionActive {
+		return old, nil
+	}
+	v := *old
+	v.State = api.VersionDraining
+	now := c.Now
+	v.DrainStartedAt = &now
+	v.ModifyIndex = index
+	s.versions[k] = &v
+	s.touch(TableServices, index)
+	return &v, nil
+}
+
+func (s *Store) markRetired(index uint64, c *MarkRetired) ([]*ServiceVersion, error) {
+	var out []*ServiceVersion
+	for _, due := range c.Versions {
+		k := VersionKey{due.Service, due.Version}
+		old := s.versions[k]
+		if old == nil || old.State != api.VersionDraining || old.ModifyIndex != due.ModifyIndex {
+			continue
+		}
+		v := *old
+		v.State = api.VersionRetired
+		v.DrainStartedAt = nil
+		now := c.Now
+		v.RetiredAt = &now
+		v.ModifyIndex = index
+		s.versions[k] = &v
+		out = append(out, &v)
+	}
+	if len(out) > 0 {
+		s.touch(TableServices, index)
+	}
+	return out, nil
+}
+
+func (s *Store) putContainer(index uint64, c *PutContainer) (*Container, error) {
+	if err := ValidateContainer(c.ID, &c.Spec); err != nil {
+		return nil, err
+	}
+	if s.nodes[c.Spec.Node] == nil {
+		return nil, invalid("node", "node %q is not registered (nodes register when their agent starts)", c.Spec.Node)
+	}
+	for i, ref := range c.Spec.Services {
+		if s.versions[ref] == nil {
+			return nil, invalid(fmt.Sprintf("services[%d].version", i), "version %s of service %q is not declared", ref.Version, ref.Service)
+		}
+	}
+	old := s.containers[c.ID]
+	if old == nil {
+		if c.CAS != nil && *c.CAS != 0 {
+			return nil, conflict("container %q does not exist (cas=%d)", c.ID, *c.CAS)
+		}
+	} else {
+		if c.CAS != nil && *c.CAS != old.ModifyIndex {
+			return nil, conflict("container %q is at modify index %d, not %d", c.ID, old.ModifyIndex, *c.CAS)
+		}
+		same := old.Spec.Equal(&c.Spec)
+		if same && old.Desired == api.DesiredPresent {
+			return old, nil
+		}
+		if !same && c.CAS == nil {
+			return nil, conflict("container %q exists with a different body; containers are not changed in place: declare a new one, or write with ?cas=%d", c.ID, old.ModifyIndex)
+		}
+	}
+	ct := &Container{ID: c.ID, Spec: c.Spec, Desired: api.DesiredPresent, CreateIndex: index, ModifyIndex: index}
+	if old != nil {
+		ct.CreateIndex = old.CreateIndex
+		ct.Status = old.Status
+	}
+	s.containers[c.ID] = ct
+	s.touch(TableContainers, index)
+	return ct, nil
+}
+
+func (s *Store) deleteContainer(index uint64, c *DeleteContainer) (*Container, error) {
+	old := s.containers[c.ID]
+	if old == nil {
+		return nil, notFound("container %q", c.ID)
+	}
+	if old.Desired == api.DesiredDeleted {
+		return old, nil
+	}
+	ct := *old
+	ct.Desired = api.DesiredDeleted
+	ct.ModifyIndex = index
+	if reapable(&ct) {
+		delete(s.containers, c.ID)
+	} else {
+		s.containers[c.ID] = &ct
+	}
+	s.touch(TableContainers, index)
+	return &ct, nil
+}
+
+// reapable reports whether a deleted container can leave the table: its agent
+// never started it, or has reported it stopped.
+func reapable(c *Container) bool {
+	return c.Desired == api.DesiredDeleted &&
+		(c.Status == nil || c.Status.State == api.ContainerStopped)
+}
+
+func (s *Store) setContainerStatus(index uint64, c *SetContainerStatus) (*Container, error) {
+	if err := ValidateStatus(&c.Status); err != nil {
+		return nil, err
+	}
+	old := s.containers[c.ID]
+	if old == nil {
+		return nil, notFound("container %q", c.ID)
+	}
+	if c.Node != "" && c.Node != old.Spec.Node {
+		return nil, fmt.Errorf("container %q is on node %q, not %q: %w", c.ID, old.Spec.Node, c.Node, ErrPermission)
+	}
+	if old.Status.sameReport(&c.Status) {
+		return old, nil
+	}
+	ct := *old
+	st := c.Status
+	if len(st.Services) == 0 {
+		st.Services = nil
+	}
+	ct.Status = &st
+	ct.ModifyIndex = index
+	if reapable(&ct) {
+		delete(s.containers, c.ID)
+	} else {
+		s.containers[c.ID] = &ct
+	}
+	s.touch(TableContainers, index)
+	return &ct, nil
+}
+
+func (s *Store) createToken(index uint64, c *CreateToken) (*Token, error) {
+	if err := ValidateToken(c); err != nil {
+		return nil, err
+	}
+	if c.AccessorID == "" || c.SecretHash == "" {
+		return nil, invalid("accessor_id", "must not be empty")
+	}
+	if s.tokens[c.AccessorID] != nil || s.tokenHash[c.SecretHash] != nil {
+		return nil, conflict("token %q exists", c.AccessorID)
+	}
+	t := &Token{AccessorID: c.AccessorID, SecretHash: c.SecretHash, Role: c.Role, Node: c.Node,
+		Description: c.Description, CreateIndex: index, ModifyIndex: index}
+	s.tokens[t.AccessorID] = t
+	s.tokenHash[t.SecretHash] = t
+	s.touch(TableTokens, index)
+	return t, nil
+}
+
+func (s *Store) deleteToken(index uint64, c *DeleteToken) (*Token, error) {
+	old := s.tokens[c.AccessorID]
+	if old == nil {
+		return nil, notFound("token %q", c.AccessorID)
+	}
+	delete(s.tokens, c.AccessorID)
+	delete(s.tokenHash, old.SecretHash)
+	s.touch(TableTokens, index)
+	return old, nil
+}
+
+func (s *Store) setServer(index uint64, c *SetServer) (*Server, error) {
+	if c.ID == "" {
+		return nil, invalid("id", "must not be empty")
+	}
+	old := s.servers[c.ID]
+	if old != nil && old.HTTPAddr == c.HTTPAddr {
+		return old, nil
+	}
+	sv := &Server{ID: c.ID, HTTPAddr: c.HTTPAddr, CreateIndex: index, ModifyIndex: index}
+	if old != nil {
+		sv.CreateIndex = old.CreateIndex
+	}
+	s.servers[c.ID] = sv
+	s.touch(TableServers, index)
+	return sv, nil
+}
+
+func (s *Store) removeServer(index uint64, c *RemoveServer) (*Server, error) {
+	old := s.servers[c.ID]
+	if old == nil {
+		return nil, nil
+	}
+	delete(s.servers, c.ID)
+	s.touch(TableServers, index)
+	return old, nil
+}
+
+// Reads. Each returns the index of the tables it read, sorted records and a
+// watch set for blocking queries.
+
+// Nodes returns every node, sorted by id.
+func (s *Store) Nodes() (uint64, []*Node, WatchSet) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := sortedValues(s.nodes, func(a, b *Node) int { return cmp.Compare(a.ID, b.ID) })
+	return s.index([]Table{TableNodes}), out, WatchSet{s.watches[TableNodes]}
+}
+
+// Node returns one node, or nil.
+func (s *Store) Node(id string) (uint64, *Node, WatchSet) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.index([]Table{TableNodes}), s.nodes[id], WatchSet{s.watches[TableNodes]}
+}
+
+// Versions returns the versions of one service, or of every service when
+// service is empty, sorted by service then semantic version.
+func (s *Store) Versions(service string) (uint64, []*ServiceVersion, WatchSet) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*ServiceVersion
+	for k, v := range s.versions {
+		if service == "" || k.Service == service {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, compareVersions)
+	return s.index([]Table{TableServices}), out, WatchSet{s.watches[TableServices]}
+}
+
+// Version returns one service version, or nil.
+func (s *Store) Version(k VersionKey) *ServiceVersion {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.versions[k]
+}
+
+func compareVersions(a, b *ServiceVersion) int {
+	if c := cmp.Compare(a.Service, b.Service); c != 0 {
+		return c
+	}
+	va, ea := version.NewVersion(a.Version)
+	vb, eb := version.NewVersion(b.Version)
+	if ea == nil && eb == nil {
+		if c := va.Compare(vb); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(a.Version, b.Version)
+}
+
+// Containers returns the containers on one node, or every container when
+// node is empty, sorted by id.
+func (s *Store) Containers(node string) (uint64, []*Container, WatchSet) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Container
+	for _, c := range s.containers {
+		if node == "" || c.Spec.Node == node {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Container) int { return cmp.Compare(a.ID, b.ID) })
+	return s.index([]Table{TableContainers}), out, WatchSet{s.watches[TableContainers]}
+}
+
+// Container returns one container, or nil.
+func (s *Store) Container(id string) (uint64, *Container, WatchSet) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.index([]Table{TableContainers}), s.containers[id], WatchSet{s.watches[TableContainers]}
+}
+
+// Tokens returns every ACL token, sorted by accessor id.
+func (s *Store) Tokens() (uint64, []*Token) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := sortedValues(s.tokens, func(a, b *Token) int { return cmp.Compare(a.AccessorID, b.AccessorID) })
+	return s.index([]Table{TableTokens}), out
+}
+
+// TokenBySecretHash finds the token whose secret hashes to h, or nil.
+func (s *Store) TokenBySecretHash(h string) *Token {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tokenHash[h]
+}
+
+// Servers returns the known registry servers' HTTP addresses by server id.
+func (s *Store) Servers() map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]string, len(s.servers))
+	for id, sv := range s.servers {
+		out[id] = sv.HTTPAddr
+	}
+	return out
+}
+
+// Counts returns how many records each table holds.
+func (s *Store) Counts() map[string]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return map[string]int{
+		"nodes": len(s.nodes), "services": len(s.versions), "containers": len(s.containers),
+		"tokens": len(s.tokens), "servers": len(s.servers),
+	}
+}
+
+func sortedValues[K comparable, V any](m map[K]V, cmpf func(a, b V) int) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, cmpf)
+	return out
+}

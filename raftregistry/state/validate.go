@@ -1,0 +1,276 @@
+package state
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coexist-dev/coexist/api"
+	version "github.com/hashicorp/go-version"
+)
+
+// Defaults applied to a declared container, so that a spec written with and
+// without them compares equal.
+const (
+	DefaultDriver         = "exec"
+	DefaultDrainTimeout   = 30 * time.Second
+	DefaultHealthInterval = time.Second
+	DefaultHealthTimeout  = time.Second
+	MaxDrainTimeout       = 24 * time.Hour
+	maxDescription        = 1024
+	maxLabels             = 64
+	maxArgs               = 256
+	maxEnv                = 256
+	maxMessage            = 4096
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Drivers the registry accepts.
+var knownDrivers = map[string]bool{"exec": true}
+
+// ValidateName checks a name: lowercase letters, digits and dashes, starting
+// with a letter or digit, at most 63 characters.
+func ValidateName(field, s string) error {
+	if s == "" {
+		return invalid(field, "must not be empty")
+	}
+	if !nameRE.MatchString(s) {
+		return invalid(field, "%q is not a valid name: use 1 to 63 lowercase letters, digits and dashes, starting with a letter or digit", s)
+	}
+	return nil
+}
+
+// ValidateVersion checks a semantic version string.
+func ValidateVersion(field, s string) error {
+	if s == "" {
+		return invalid(field, "must not be empty")
+	}
+	if len(s) > 128 {
+		return invalid(field, "is longer than 128 characters")
+	}
+	if _, err := version.NewVersion(s); err != nil {
+		return invalid(field, "%q is not a valid version: %s", s, err.Error())
+	}
+	return nil
+}
+
+var constraintCache sync.Map // string -> error (nil when valid)
+
+// ValidateConstraint checks a version range such as ">= 1.0, < 2.0".
+func ValidateConstraint(field, s string) error {
+	if strings.TrimSpace(s) == "" {
+		return invalid(field, "must not be empty")
+	}
+	if len(s) > 512 {
+		return invalid(field, "is longer than 512 characters")
+	}
+	if v, ok := constraintCache.Load(s); ok {
+		if v == nil {
+			return nil
+		}
+		return invalid(field, "%q is not a valid version range: %s", s, v.(error).Error())
+	}
+	_, err := version.NewConstraint(s)
+	if err != nil {
+		constraintCache.Store(s, err)
+		return invalid(field, "%q is not a valid version range: %s", s, err.Error())
+	}
+	constraintCache.Store(s, nil)
+	return nil
+}
+
+// ValidateDeclareVersion checks a DeclareVersion command's input.
+func ValidateDeclareVersion(c *DeclareVersion) error {
+	if err := ValidateName("service", c.Service); err != nil {
+		return err
+	}
+	if err := ValidateVersion("version", c.Version); err != nil {
+		return err
+	}
+	if err := ValidateConstraint("clients", c.Clients); err != nil {
+		return err
+	}
+	if len(c.Description) > maxDescription {
+		return invalid("description", "is longer than %d characters", maxDescription)
+	}
+	return nil
+}
+
+// SpecFromAPI turns a declared container into its persisted spec, with the
+// defaults filled in.
+func SpecFromAPI(r *api.ContainerRequest) ContainerSpec {
+	s := ContainerSpec{
+		Node:         r.Node,
+		Driver:       r.Driver,
+		Command:      r.Config.Command,
+		Args:         r.Config.Args,
+		Env:          r.Config.Env,
+		DrainTimeout: r.DrainTimeout.Std(),
+	}
+	if s.Driver == "" {
+		s.Driver = DefaultDriver
+	}
+	if s.DrainTimeout == 0 {
+		s.DrainTimeout = DefaultDrainTimeout
+	}
+	if len(s.Args) == 0 {
+		s.Args = nil
+	}
+	if len(s.Env) == 0 {
+		s.Env = nil
+	}
+	for _, ref := range r.Services {
+		s.Services = append(s.Services, VersionKey{Service: ref.Service, Version: ref.Version})
+	}
+	if r.Health != nil {
+		h := HealthCheck{HTTP: r.Health.HTTP, TCP: r.Health.TCP, Interval: r.Health.Interval.Std(), Timeout: r.Health.Timeout.Std()}
+		if h.Interval == 0 {
+			h.Interval = DefaultHealthInterval
+		}
+		if h.Timeout == 0 {
+			h.Timeout = DefaultHealthTimeout
+		}
+		if h.HTTP == "" {
+			h.TCP = true
+		}
+		s.Health = &h
+	}
+	if r.Restart != nil {
+		p := RestartPolicy{Attempts: r.Restart.Attempts, Delay: r.Restart.Delay.Std(), MaxDelay: r.Restart.MaxDelay.Std()}
+		s.Restart = &p
+	}
+	return s
+}
+
+// ValidateContainer checks a container's id and spec on their own; whether
+// its node and versions exist is checked when the command is applied.
+func ValidateContainer(id string, s *ContainerSpec) error {
+	if err := ValidateName("id", id); err != nil {
+		return err
+	}
+	if err := ValidateName("node", s.Node); err != nil {
+		return err
+	}
+	if len(s.Services) == 0 {
+		return invalid("services", "must name at least one service version")
+	}
+	seen := make(map[string]int, len(s.Services))
+	for i, ref := range s.Services {
+		if err := ValidateName(fmt.Sprintf("services[%d].service", i), ref.Service); err != nil {
+			return err
+		}
+		if err := ValidateVersion(fmt.Sprintf("services[%d].version", i), ref.Version); err != nil {
+			return err
+		}
+		if j, dup := seen[ref.Service]; dup {
+			return invalid(fmt.Sprintf("services[%d].service", i), "service %q is already held by services[%d]: a container holds at most one version per service", ref.Service, j)
+		}
+		seen[ref.Service] = i
+	}
+	if !knownDrivers[s.Driver] {
+		return invalid("driver", "unknown driver %q (known: exec)", s.Driver)
+	}
+	if strings.TrimSpace(s.Command) == "" {
+		return invalid("config.command", "must not be empty")
+	}
+	if len(s.Args) > maxArgs {
+		return invalid("config.args", "has more than %d entries", maxArgs)
+	}
+	if len(s.Env) > maxEnv {
+		return invalid("config.env", "has more than %d entries", maxEnv)
+	}
+	for k := range s.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return invalid("config.env", "%q is not a valid variable name", k)
+		}
+	}
+	if s.Health != nil {
+		h := s.Health
+		if h.HTTP != "" && !strings.HasPrefix(h.HTTP, "/") {
+			return invalid("health.http", "%q must be a path starting with /", h.HTTP)
+		}
+		if h.Interval < 0 || h.Interval > time.Hour {
+			return invalid("health.interval", "must be between 0 and 1h, got %s", h.Interval)
+		}
+		if h.Timeout < 0 || h.Timeout > time.Hour {
+			return invalid("health.timeout", "must be between 0 and 1h, got %s", h.Timeout)
+		}
+	}
+	if s.Restart != nil {
+		if s.Restart.Attempts < 0 {
+			return invalid("restart.attempts", "must not be negative")
+		}
+		if s.Restart.Delay < 0 || s.Restart.MaxDelay < 0 {
+			return invalid("restart.delay", "must not be negative")
+		}
+	}
+	if s.DrainTimeout < 0 || s.DrainTimeout > MaxDrainTimeout {
+		return invalid("drain_timeout", "must be between 0 and %s, got %s", MaxDrainTimeout, s.DrainTimeout)
+	}
+	return nil
+}
+
+var validContainerStates = map[string]bool{
+	api.ContainerStarting: true, api.ContainerRunning: true, api.ContainerDraining: true,
+	api.ContainerStopped: true, api.ContainerFailed: true,
+}
+
+var validServiceStates = map[string]bool{
+	api.ServiceServing: true, api.ServiceDraining: true, api.ServiceDrained: true,
+}
+
+// ValidateStatus checks an agent's report.
+func ValidateStatus(s *ContainerStatus) error {
+	if !validContainerStates[s.State] {
+		return invalid("state", "%q is not one of starting, running, draining, stopped, failed", s.State)
+	}
+	if len(s.Message) > maxMessage {
+		return invalid("message", "is longer than %d characters", maxMessage)
+	}
+	for i, ss := range s.Services {
+		if !validServiceStates[ss.State] {
+			return invalid(fmt.Sprintf("services[%d].state", i), "%q is not one of serving, draining, drained", ss.State)
+		}
+		if ss.Inflight < 0 {
+			return invalid(fmt.Sprintf("services[%d].inflight", i), "must not be negative")
+		}
+	}
+	return nil
+}
+
+// ValidateNode checks a node registration.
+func ValidateNode(c *RegisterNode) error {
+	if err := ValidateName("id", c.ID); err != nil {
+		return err
+	}
+	if c.Gateway == "" {
+		return invalid("gateway", "must not be empty")
+	}
+	if len(c.Labels) > maxLabels {
+		return invalid("labels", "has more than %d entries", maxLabels)
+	}
+	return nil
+}
+
+// ValidateToken checks a token creation.
+func ValidateToken(c *CreateToken) error {
+	switch c.Role {
+	case api.RoleManagement, api.RoleOperator, api.RoleRead:
+		if c.Node != "" {
+			return invalid("node", "is only allowed with the agent role")
+		}
+	case api.RoleAgent:
+		if err := ValidateName("node", c.Node); err != nil {
+			return err
+		}
+	default:
+		return invalid("role", "%q is not one of management, operator, agent, read", c.Role)
+	}
+	if len(c.Description) > maxDescription {
+		return invalid("description", "is longer than %d characters", maxDescription)
+	}
+	return nil
+}
