@@ -169,7 +169,7 @@ func TestMarkRetiredSkipsChangedVersions(t *testing.T) {
 	r := f.must(&RetireVersion{Service: "a", Version: "1.0.0", Now: t0})
 	stale := r.Value.(*ServiceVersion).ModifyIndex
 	f.must(&DeclareVersion{Service: "a", Version: "1.0.0", Clients: ">= 0"}) // drain cancelled
-	f.must(&RetireVersion{Service: "a", Version: "1.0.0", Now: t0})         // and started again
+	f.must(&RetireVersion{Service: "a", Version: "1.0.0", Now: t0})          // and started again
 	r = f.must(&MarkRetired{Versions: []RetireDue{{Service: "a", Version: "1.0.0", ModifyIndex: stale}}, Now: t0})
 	if got := r.Value.([]*ServiceVersion); len(got) != 0 {
 		t.Fatalf("retired with a stale modify index: %+v", got)
