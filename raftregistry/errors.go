@@ -15,6 +15,9 @@ var (
 	ErrNoLeader = errors.New("no leader known")
 	// ErrShutdown means the store is shutting down.
 	ErrShutdown = errors.New("store is shut down")
+	// ErrLeadershipLost means leadership was lost after the write was
+	// proposed: it may or may not have been applied.
+	ErrLeadershipLost = errors.New("leadership lost while the write was in flight; it may or may not have been applied")
 	// ErrTimeout means Raft did not commit in time; the write may or may not
 	// have been applied.
 	ErrTimeout = errors.New("timed out waiting for raft")

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/raftregistry"
+	"github.com/coexist-dev/coexist/raftregistry/httpd"
+	"github.com/hashicorp/go-hclog"
+)
+
+type serverFlags struct {
+	nodeID, httpAddr, raftAddr, dataDir, join, token string
+	advertiseHTTP                                    string
+	bootstrap                                        bool
+	tlsCert, tlsKey, tlsClientCA                     string
+	logLevel                                         string
+	heartbeatTTL                                     time.Duration
+}
+
+func runServer(args []string, stdout, stderr io.Writer) int {
+	var f serverFlags
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.nodeID, "node-id", "", "this server's unique id (default: the host name)")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:7700", "address the HTTP API listens on")
+	fs.StringVar(&f.advertiseHTTP, "advertise-http", "", "URL other servers use to reach this one's API (default: derived from --http-addr)")
+	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7701", "address Raft listens on and advertises")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log and snapshots (required)")
+	fs.BoolVar(&f.bootstrap, "bootstrap", false, "start a new cluster with this server as its only member (ignored when the data dir holds Raft state)")
+	fs.StringVar(&f.join, "join", "", "URL of any member's HTTP API to join (retries until accepted; ignored when the data dir holds Raft state)")
+	fs.StringVar(&f.token, "management-token", os.Getenv("COEXIST_MANAGEMENT_TOKEN"), "management token, 16 characters or more (env COEXIST_MANAGEMENT_TOKEN)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file for the HTTP API")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file for the HTTP API")
+	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA file; when set, client certificates signed by it are verified if presented, and used to verify other servers when forwarding")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.DurationVar(&f.heartbeatTTL, "heartbeat-ttl", 10*time.Second, "how long a node stays ready without a heartbeat")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := f.validate(); err != nil {
+		fmt.Fprintf(stderr, "coexist server: %v\n", err)
+		return 2
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "coexist", Level: hclog.LevelFromString(f.logLevel), Output: stderr})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, &f, logger); err != nil {
+		logger.Error("server failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func (f *serverFlags) validate() error {
+	if f.nodeID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--node-id: %w", err)
+		}
+		f.nodeID = strings.ToLower(h)
+	}
+	if f.dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if len(f.token) < 16 {
+		return errors.New("--management-token (or COEXIST_MANAGEMENT_TOKEN) is required, 16 characters or more")
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.bootstrap && f.join != "" {
+		return errors.New("--bootstrap and --join exclude each other")
+	}
+	if f.advertiseHTTP == "" {
+		scheme := "http"
+		if f.tlsCert != "" {
+			scheme = "https"
+		}
+		f.advertiseHTTP = scheme + "://" + f.httpAddr
+	}
+	return nil
+}
+
+func (f *serverFlags) tlsConfig() (*tls.Config, error) {
+	if f.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.tlsClientCA != "" {
+		pem, err := os.ReadFile(f.tlsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("read --tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-client-ca %s holds no PEM certificate", f.tlsClientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.RootCAs = pool
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, f *serverFlags, logger hclog.Logger) error {
+	tlsCfg, err := f.tlsConfig()
+	if err != nil {
+		return err
+	}
+	existing, err := raftregistry.HasExistingState(f.dataDir)
+	if err != nil {
+		return fmt.Errorf("inspect data dir: %w", err)
+	}
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on --http-addr: %w", err)
+	}
+	cfg := raftregistry.DefaultConfig()
+	cfg.NodeID = f.nodeID
+	cfg.RaftAddr = f.raftAddr
+	cfg.HTTPAddr = f.advertiseHTTP
+	cfg.DataDir = f.dataDir
+	cfg.Bootstrap = f.bootstrap
+	cfg.HeartbeatTTL = f.heartbeatTTL
+	cfg.Logger = logger
+	store, err := raftregistry.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	h, err := httpd.New(httpd.Config{Store: store, Logger: logger.Named("http"), ManagementToken: f.token, TLSConfig: tlsCfg})
+	if err != nil {
+		ln.Close()
+		_ = store.Shutdown()
+		return err
+	}
+	srv := &http.Server{Handler: h, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	errCh := make(chan error, 1)
+	go func() {
+		if tlsCfg != nil {
+			errCh <- srv.ServeTLS(ln, "", "")
+		} else {
+			errCh <- srv.Serve(ln)
+		}
+	}()
+	logger.Info("coexist server started", "node_id", f.nodeID, "http", f.advertiseHTTP, "raft", f.raftAddr, "data_dir", f.dataDir)
+
+	joinCtx, cancelJoin := context.WithCancel(ctx)
+	defer cancelJoin()
+	switch {
+	case f.join != "" && existing:
+		logger.Info("data dir holds raft state: --join ignored")
+	case f.join != "":
+		go joinLoop(joinCtx, f, tlsCfg, logger)
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-errCh:
+		_ = store.Shutdown()
+		return fmt.Errorf("http server: %w", err)
+	}
+	cancelJoin()
+	// Hand leadership over first: the HTTP API keeps answering (and
+	// forwarding) while Raft settles on a new leader.
+	serr := store.Shutdown()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	return serr
+}
+
+// joinLoop asks the member at --join to add this server, until it is accepted.
+func joinLoop(ctx context.Context, f *serverFlags, tlsCfg *tls.Config, logger hclog.Logger) {
+	cfg := &api.Config{Address: f.join, Token: f.token}
+	if f.tlsClientCA != "" {
+		cfg.TLS.CAFile = f.tlsClientCA
+	}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		logger.Error("--join", "error", err)
+		return
+	}
+	req := api.JoinRequest{ID: f.nodeID, RaftAddr: f.raftAddr, HTTPAddr: f.advertiseHTTP}
+	backoff := 200 * time.Millisecond
+	for {
+		_, err := client.Cluster().Join(ctx, req, nil)
+		if err == nil {
+			logger.Info("joined the cluster", "via", f.join)
+			return
+		}
+		logger.Warn("join failed; retrying", "via", f.join, "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}

@@ -1,0 +1,107 @@
+package httpd
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/raftregistry/state"
+)
+
+func (s *Server) listServices(w http.ResponseWriter, r *http.Request, c *call) error {
+	return s.blocking(w, r, c, func(st *state.Store) (uint64, state.WatchSet, any, error) {
+		idx, vs, ws := st.Versions("")
+		return idx, ws, state.ServicesAPI(vs), nil
+	})
+}
+
+func (s *Server) getService(w http.ResponseWriter, r *http.Request, c *call) error {
+	name, err := pathName(r, "service", "service")
+	if err != nil {
+		return err
+	}
+	return s.blocking(w, r, c, func(st *state.Store) (uint64, state.WatchSet, any, error) {
+		idx, vs, ws := st.Versions(name)
+		svcs := state.ServicesAPI(vs)
+		if len(svcs) == 0 {
+			return idx, ws, nil, fmt.Errorf("service %q has no version declared: %w", name, state.ErrNotFound)
+		}
+		return idx, ws, svcs[0], nil
+	})
+}
+
+func (s *Server) declareVersion(w http.ResponseWriter, r *http.Request, c *call) error {
+	svc, err := pathName(r, "service", "service")
+	if err != nil {
+		return err
+	}
+	ver, err := pathVersion(r, "version")
+	if err != nil {
+		return err
+	}
+	cmd, err := parseVersion(svc, ver, c.body)
+	if err != nil {
+		return err
+	}
+	return s.applyVersion(w, r, cmd, state.VersionKey{Service: svc, Version: ver})
+}
+
+func (s *Server) retireVersion(w http.ResponseWriter, r *http.Request, _ *call) error {
+	svc, err := pathName(r, "service", "service")
+	if err != nil {
+		return err
+	}
+	ver, err := pathVersion(r, "version")
+	if err != nil {
+		return err
+	}
+	cmd := &state.RetireVersion{Service: svc, Version: ver, Now: time.Now().UTC()}
+	return s.applyVersion(w, r, cmd, state.VersionKey{Service: svc, Version: ver})
+}
+
+func (s *Server) applyVersion(w http.ResponseWriter, r *http.Request, cmd state.Command, k state.VersionKey) error {
+	val, err := s.apply(w, r, cmd)
+	if err != nil {
+		return err
+	}
+	v, err := written(val, func() *state.ServiceVersion { return s.store.State().Version(k) })
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v.API())
+	return nil
+}
+
+// apply proposes one command and sets the index it was applied at. A
+// command the state store rejected comes back as the error.
+func (s *Server) apply(w http.ResponseWriter, r *http.Request, cmd state.Command) (any, error) {
+	res, err := s.store.Apply(r.Context(), cmd)
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(res.Index, 10))
+	return res.Value, nil
+}
+
+// written returns the record a command wrote, from its result or, when the
+// result does not carry it, from the local replica.
+func written[T any](val any, read func() *T) (*T, error) {
+	if v, ok := val.(*T); ok && v != nil {
+		return v, nil
+	}
+	if v := read(); v != nil {
+		return v, nil
+	}
+	var zero T
+	return nil, fmt.Errorf("the write was applied but its %T record is not in the local state", zero)
+}
+
+// writeEmpty answers {} for writes with nothing to show.
+func writeEmpty(w http.ResponseWriter) {
+	writeJSON(w, http.StatusOK, struct{}{})
+}
