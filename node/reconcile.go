@@ -214,6 +214,13 @@ func planOne(c *api.Container, l *Local, versions map[string]string, now time.Ti
 
 	case !want:
 		acts = append(acts, stopUnwanted(c, l, versions, now, cfg)...)
+		if l.Phase == PhaseExited || l.Phase == PhaseFailed {
+			// Not running and not wanted: that is stopped, for the
+			// registry, which can then retire its versions or reap it.
+			stopped := *l
+			stopped.Phase = PhaseStopped
+			return reportIfChanged(c, &stopped, versions, now, cfg, acts)
+		}
 
 	case l.Fingerprint != "" && l.Fingerprint != fp && l.Phase != PhaseStopped && l.Phase != PhaseFailed && l.Phase != PhaseExited:
 		// The spec changed under ?cas=: replace the process.

@@ -17,6 +17,7 @@ type command struct {
 var commands = map[string]command{
 	"server": {"run a registry server (Raft member)", runServer},
 	"status": {"print the registry's leader, peers and record counts", runStatus},
+	"agent":  {"run a node agent and its gateway (--dev: with an embedded registry)", runAgent},
 }
 
 func main() {

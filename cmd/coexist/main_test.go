@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -12,5 +15,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("COEXIST_TEST_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if greeterBin != "" {
+		os.RemoveAll(filepath.Dir(greeterBin))
+	}
+	os.Exit(code)
 }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/driver"
+	"github.com/coexist-dev/coexist/raftregistry"
+	"github.com/coexist-dev/coexist/raftregistry/httpd"
+	"github.com/hashicorp/go-hclog"
+)
+
+type agentFlags struct {
+	nodeID, registry, token, gatewayAddr, dataDir, portRange, logLevel string
+	httpAddr, raftAddr                                                 string
+	labels                                                             labelFlag
+	dev                                                                bool
+	startTimeout, killTimeout                                          time.Duration
+}
+
+type labelFlag map[string]string
+
+func (l labelFlag) String() string { return fmt.Sprint(map[string]string(l)) }
+func (l labelFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("label %q: want key=value", s)
+	}
+	l[k] = v
+	return nil
+}
+
+func runAgent(args []string, stdout, stderr io.Writer) int {
+	f := agentFlags{labels: labelFlag{}}
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's id (default: the host name)")
+	fs.StringVar(&f.registry, "registry", envOr("COEXIST_ADDR", api.DefaultAddress), "registry URL (env COEXIST_ADDR)")
+	fs.StringVar(&f.token, "token", os.Getenv("COEXIST_TOKEN"), "agent token for this node (env COEXIST_TOKEN)")
+	fs.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:7780", "address the node's gateway listens on")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for container state and logs (required; --dev: a temporary one)")
+	fs.StringVar(&f.portRange, "port-range", "21000-21999", "ports handed to containers, below the kernel's ephemeral range")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.Var(f.labels, "label", "node label key=value (repeatable)")
+	fs.DurationVar(&f.startTimeout, "start-timeout", 30*time.Second, "how long a new container may take to pass its first health check before it is failed")
+	fs.DurationVar(&f.killTimeout, "kill-timeout", 5*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
+	fs.BoolVar(&f.dev, "dev", false, "run a single-server registry, this agent and its gateway in one process (the embedded default)")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:7700", "--dev: the registry's HTTP address")
+	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7701", "--dev: the registry's Raft address")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "coexist", Level: hclog.LevelFromString(f.logLevel), Output: stderr})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := runAgentFlags(ctx, &f, stdout, logger); err != nil {
+		fmt.Fprintf(stderr, "coexist agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func parsePortRange(s string) (int, int, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.Atoi(lo)
+	b, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		return 0, 0, fmt.Errorf("--port-range %q: want LOW-HIGH, e.g. 21000-21999", s)
+	}
+	return a, b, nil
+}
+
+func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger hclog.Logger) error {
+	if f.nodeID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		f.nodeID = strings.ToLower(h)
+	}
+	lo, hi, err := parsePortRange(f.portRange)
+	if err != nil {
+		return err
+	}
+	if f.dataDir == "" {
+		if !f.dev {
+			return errors.New("--data-dir is required")
+		}
+		dir, err := os.MkdirTemp("", "coexist-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		f.dataDir = dir
+	}
+	if f.dev {
+		shutdown, err := startDevRegistry(ctx, f, stdout, logger)
+		if err != nil {
+			return err
+		}
+		defer shutdown()
+	}
+	client, err := api.NewClient(&api.Config{Address: f.registry, Token: f.token})
+	if err != nil {
+		return err
+	}
+	drv, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: lo, PortMax: hi})
+	if err != nil {
+		return err
+	}
+	plan := node.DefaultPlanConfig()
+	plan.StartTimeout, plan.KillTimeout = f.startTimeout, f.killTimeout
+	a, err := node.NewAgent(node.AgentConfig{NodeID: f.nodeID, Plan: plan, Client: client, GatewayAddr: f.gatewayAddr,
+		Labels: f.labels, DataDir: f.dataDir, Driver: drv, Logger: logger, StopOnExit: f.dev})
+	if err != nil {
+		return err
+	}
+	logger.Info("agent starting", "node", f.nodeID, "registry", f.registry, "gateway", f.gatewayAddr, "data_dir", f.dataDir)
+	return a.Run(ctx)
+}
+
+// startDevRegistry runs a single-server registry in this process, for
+// `agent --dev`, and points the agent at it with the management token.
+func startDevRegistry(ctx context.Context, f *agentFlags, stdout io.Writer, logger hclog.Logger) (func(), error) {
+	token := os.Getenv("COEXIST_MANAGEMENT_TOKEN")
+	switch {
+	case token != "" && len(token) < 16:
+		return nil, errors.New("COEXIST_MANAGEMENT_TOKEN must be 16 characters or more")
+	case token == "":
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		token = hex.EncodeToString(b)
+		fmt.Fprintf(stdout, "management token: %s\n", token)
+	}
+	cfg := raftregistry.DefaultConfig()
+	cfg.NodeID = "dev"
+	cfg.RaftAddr = f.raftAddr
+	cfg.HTTPAddr = "http://" + f.httpAddr
+	cfg.DataDir = filepath.Join(f.dataDir, "registry")
+	cfg.Bootstrap = true
+	cfg.Logger = logger
+	store, err := raftregistry.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h, err := httpd.New(httpd.Config{Store: store, Logger: logger.Named("http"), ManagementToken: token})
+	if err != nil {
+		_ = store.Shutdown()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		_ = store.Shutdown()
+		return nil, fmt.Errorf("listen on --http-addr: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := store.WaitForLeader(wctx); err != nil {
+		_ = srv.Close()
+		_ = store.Shutdown()
+		return nil, err
+	}
+	f.registry = "http://" + ln.Addr().String()
+	f.token = token
+	logger.Info("dev registry ready", "addr", f.registry)
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		_ = store.Shutdown()
+	}, nil
+}

@@ -1,0 +1,35 @@
+// Package driver runs containers on a node: the Driver interface the node
+// agent programs against, the exec driver (Exec) that runs a container as a
+// child process in its own process group, and an in-memory fake (Fake) for
+// the agent's unit tests.
+//
+// What it owns: starting, watching, signalling and stopping container
+// processes; the port each container listens on; the per-container directory
+// under the agent's data dir (handle.json, stdout.log, stderr.log) and the size
+// cap of those logs; re-adopting processes left running by a previous agent.
+//
+// What it does not do: decide what should run (package node plans), health
+// checks, draining, or anything the registry knows. It is a leaf: it imports
+// the standard library and golang.org/x/sys/unix only, and must never import
+// the api, routing or registry packages, so that a driver can be reused and
+// tested without the rest of the system.
+//
+// A container's process must outlive the agent: it gets its own process
+// group, no parent-death signal, no context bound to the agent's life, and
+// files (not pipes) for stdout and stderr. A restarted agent finds it again
+// from handle.json, and trusts a pid only when /proc/<pid>/stat still shows
+// the process start time recorded at start, so that a reused pid is never
+// mistaken for the container.
+//
+// Watching: the driver's own child is reaped with waitpid, which gives its
+// exit status; just before reaping (the child is then a zombie, so its pid and
+// group id cannot be reused) what is left of its process group is killed. A
+// re-adopted process is not our child: it is pinned with a pidfd where the
+// kernel has them (Linux 5.3+) and watched by polling the pidfd for
+// readability, else by reading /proc/<pid>/stat every 100ms; its exit status
+// cannot be known (ExitCode -1, ErrExitUnknown).
+//
+// Logs: the child appends to its files itself, so the cap is applied by a
+// periodic check that cuts a file over LogMaxBytes down to its last half (see
+// logs.go).
+package driver
