@@ -18,6 +18,7 @@ var commands = map[string]command{
 	"server": {"run a registry server (Raft member)", runServer},
 	"status": {"print the registry's leader, peers and record counts", runStatus},
 	"agent":  {"run a node agent and its gateway (--dev: with an embedded registry)", runAgent},
+	"load":   {"call a service through a gateway at a steady rate, as one client version", runLoad},
 }
 
 func main() {

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coexist-dev/coexist/api"
+)
+
+// runLoad is `coexist load`: a steady stream of calls to one service through
+// a node's gateway, as one client version, with the retry rule of DESIGN §7
+// (only refused connections and `Coexist-Retry: safe` answers, with backoff,
+// within each call's deadline). It prints a line a second and, at the end,
+// the totals; it exits 1 when any call failed.
+func runLoad(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	gateway := fs.String("gateway", "127.0.0.1:7780", "the gateway to call through")
+	client := fs.String("client", "", "the caller, name@version (required)")
+	rate := fs.Int("rate", 100, "calls per second")
+	workers := fs.Int("workers", 8, "concurrent callers")
+	duration := fs.Duration("duration", 0, "how long to run (0: until SIGINT or SIGTERM)")
+	deadline := fs.Duration("deadline", 10*time.Second, "each call's deadline, retries included")
+	quiet := fs.Bool("quiet", false, "print only the totals")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: coexist load [flags] <service> <path>")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	name, ver, ok := strings.Cut(*client, "@")
+	if !ok || name == "" || ver == "" || fs.NArg() != 2 || *rate <= 0 || *workers <= 0 {
+		fs.Usage()
+		return 2
+	}
+	service, path := fs.Arg(0), fs.Arg(1)
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	l := &loader{url: "http://" + *gateway + "/" + service + path, name: name, version: ver, deadline: *deadline,
+		http:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers * 2, Proxy: nil}},
+		served: map[string]int64{}}
+	var wg sync.WaitGroup
+	interval := time.Duration(*workers) * time.Second / time.Duration(*rate)
+	for range *workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				l.call()
+			}
+		}()
+	}
+	if !*quiet {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					fmt.Fprintf(stdout, "%s %s\n", *client, l.summary(true))
+				}
+			}
+		}()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	fmt.Fprintf(stdout, "%s total: %s\n", *client, l.summary(false))
+	if l.failed.Load() > 0 {
+		return 1
+	}
+	return 0
+}
+
+type loader struct {
+	url, name, version string
+	deadline           time.Duration
+	http               *http.Client
+
+	ok, failed, retries atomic.Int64
+	mu                  sync.Mutex
+	served              map[string]int64 // "service@version" -> calls, since the last window
+	total               map[string]int64
+	lastErr             string
+}
+
+func (l *loader) call() {
+	ctx, cancel := context.WithTimeout(context.Background(), l.deadline)
+	defer cancel()
+	backoff := 5 * time.Millisecond
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.url, nil)
+		req.Header.Set(api.HeaderClient, l.name)
+		req.Header.Set(api.HeaderClientVersion, l.version)
+		resp, err := l.http.Do(req)
+		retry := false
+		var why string
+		if err != nil {
+			var op *net.OpError
+			retry = errors.As(err, &op) && op.Op == "dial"
+			why = err.Error()
+		} else {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+				ref, _, _ := strings.Cut(resp.Header.Get(api.HeaderServedBy), " ")
+				l.ok.Add(1)
+				l.mu.Lock()
+				l.served[ref]++
+				l.mu.Unlock()
+				return
+			}
+			retry = resp.Header.Get(api.HeaderRetry) == "safe"
+			why = resp.Status
+		}
+		if retry && ctx.Err() == nil {
+			l.retries.Add(1)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+				backoff = min(2*backoff, 200*time.Millisecond)
+				continue
+			}
+		}
+		l.failed.Add(1)
+		l.mu.Lock()
+		l.lastErr = why
+		l.mu.Unlock()
+		return
+	}
+}
+
+// summary renders the calls per served version; window resets the counts
+// for the per-second lines.
+func (l *loader) summary(window bool) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total == nil {
+		l.total = map[string]int64{}
+	}
+	m := l.served
+	if !window {
+		for k, v := range l.served {
+			l.total[k] += v
+		}
+		m = l.total
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	if window {
+		for k, v := range l.served {
+			l.total[k] += v
+		}
+		l.served = map[string]int64{}
+	}
+	s := fmt.Sprintf("ok=%d failed=%d retries=%d served: %s", l.ok.Load(), l.failed.Load(), l.retries.Load(), strings.Join(parts, " "))
+	if l.failed.Load() > 0 && l.lastErr != "" {
+		s += " (last error: " + l.lastErr + ")"
+	}
+	return s
+}
