@@ -563,7 +563,9 @@ func writeError(w http.ResponseWriter, code int, retry bool, msg string) {
 		h.Set(api.HeaderRetry, "safe")
 	}
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(api.ErrorResponse{Error: msg})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // version ranges are full of '<' and '>'
+	_ = enc.Encode(api.ErrorResponse{Error: msg})
 }
 
 // header returns the first value of a header whose name is already in

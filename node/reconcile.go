@@ -261,9 +261,10 @@ func planOne(c *api.Container, l *Local, versions map[string]string, now time.Ti
 func stopUnwanted(c *api.Container, l *Local, versions map[string]string, now time.Time, cfg PlanConfig) []Action {
 	switch l.Phase {
 	case PhaseStarting, PhaseRunning, PhaseUnhealthy:
-		if totalInflight(l) == 0 {
-			return []Action{{Kind: ActStop, ID: c.ID, Grace: cfg.KillTimeout, Reason: stopReason(c)}}
-		}
+		// Always drain first, even with nothing in flight: the gateway
+		// must stop admitting calls (the agent publishes a table without
+		// the container) before the in-flight count that allows the stop
+		// is read.
 		return []Action{{Kind: ActDrain, ID: c.ID, Reason: stopReason(c)}}
 	case PhaseDraining:
 		if n := totalInflight(l); n == 0 {

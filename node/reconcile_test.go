@@ -92,9 +92,9 @@ func TestPlan(t *testing.T) {
 				l.Inflight["greeter@1.0.0"] = 2
 				return Observed{"a": l}
 			}(), want: "drain a"},
-		{name: "deleted with nothing in flight stops",
+		{name: "deleted with nothing in flight still drains first",
 			desired:  Desired{Containers: []api.Container{deleted(a)}, Versions: active},
-			observed: Observed{"a": running(a, active)}, want: "stop a"},
+			observed: Observed{"a": running(a, active)}, want: "drain a"},
 		{name: "draining reaches zero and stops",
 			desired: Desired{Containers: []api.Container{deleted(a)}, Versions: active},
 			observed: func() Observed {
@@ -131,7 +131,7 @@ func TestPlan(t *testing.T) {
 			}(), want: ""},
 		{name: "every version retired stops the container",
 			desired:  Desired{Containers: []api.Container{a}, Versions: map[string]string{"greeter@1.0.0": "retired"}},
-			observed: Observed{"a": running(a, active)}, want: "stop a, report a"},
+			observed: Observed{"a": running(a, active)}, want: "drain a, report a"},
 		{name: "one of two versions retired keeps the container",
 			desired: Desired{Containers: []api.Container{ctr("m", "greeter@1.0.0", "orders@1.0.0")},
 				Versions: map[string]string{"greeter@1.0.0": "retired", "orders@1.0.0": "active"}},
