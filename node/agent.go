@@ -73,6 +73,7 @@ type Agent struct {
 	health   *http.Client
 	kickCh   chan struct{}
 	gwAddr   atomic.Value // string: the gateway's bound address
+	ready    atomic.Bool  // the first view of all three tables is in
 
 	mu         sync.Mutex
 	local      Observed
@@ -159,6 +160,18 @@ func (a *Agent) GatewayAddr() string {
 
 func (a *Agent) currentTable() *routing.Table { return a.table.Load() }
 
+// serveGateway answers calls with the gateway once the agent has its first
+// complete view of the registry; before that (a restarted agent catching
+// up), a call is refused as safe to retry rather than answered from an
+// empty table as if no service existed.
+func (a *Agent) serveGateway(w http.ResponseWriter, r *http.Request) {
+	if !a.ready.Load() && r.URL.Path != MetricsPath {
+		writeError(w, http.StatusServiceUnavailable, true, "gateway is starting: no routing table yet")
+		return
+	}
+	a.gateway.ServeHTTP(w, r)
+}
+
 func (a *Agent) kick() {
 	select {
 	case a.kickCh <- struct{}{}:
@@ -175,7 +188,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on gateway address: %w", err)
 	}
 	a.gwAddr.Store(ln.Addr().String())
-	srv := &http.Server{Handler: a.gateway, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(a.serveGateway), ReadHeaderTimeout: 10 * time.Second}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -329,6 +342,9 @@ func (a *Agent) update(which int, set func()) {
 	set()
 	a.loaded[which] = true
 	a.rebuildTableLocked()
+	if a.loaded[0] && a.loaded[1] && a.loaded[2] {
+		a.ready.Store(true)
+	}
 	a.mu.Unlock()
 	a.kick()
 }
