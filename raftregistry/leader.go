@@ -49,10 +49,24 @@ func (s *Store) startLeaderLoop() (stop func()) {
 // the retire rule whenever the tables they read change, when a deadline
 // passes, and at least every RetireInterval.
 func (s *Store) leaderLoop(ctx context.Context) {
-	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+	// Consistent reads wait for this barrier (VerifyLeader). The term is
+	// read before it: if leadership changed in between, the barrier ran in
+	// a later term, readyTerm (this older one) never matches the current
+	// term, and no read is let through on its account.
+	term := s.raft.CurrentTerm()
+	for {
+		err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
+		if err == nil {
+			break
+		}
 		s.logger.Warn("barrier after gaining leadership failed", "error", err)
-		return
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
+	s.readyTerm.Store(term)
 	if s.cfg.HTTPAddr != "" {
 		if _, err := s.Apply(ctx, &state.SetServer{ID: s.cfg.NodeID, HTTPAddr: s.cfg.HTTPAddr}); err != nil {
 			s.logger.Warn("record own http address", "error", err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
@@ -78,6 +79,18 @@ type Store struct {
 	hbMu sync.Mutex
 	hb   *state.Heartbeats
 
+	// readyTerm is the term in which this server, as leader, has applied
+	// its first barrier: from then on its state holds every write committed
+	// in earlier terms, and consistent reads may be served from it.
+	readyTerm atomic.Uint64
+
+	// inflight counts Apply and VerifyLeader calls under way; Shutdown
+	// refuses new ones and waits for these before stopping Raft, whose
+	// futures would otherwise never complete (hashicorp/raft#498).
+	opMu     sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup
+
 	shutdownOnce sync.Once
 	shutdownCh   chan struct{}
 	wg           sync.WaitGroup
@@ -133,6 +146,12 @@ func (s *Store) open() error {
 	rc.LocalID = raft.ServerID(c.NodeID)
 	rc.Logger = c.Logger.Named("raft")
 	rc.BatchApplyCh = true
+	if c.Raft == nil {
+		// Followers learn that an entry is committed from the next
+		// AppendEntries; the default 50 ms makes ?stale reads (and the
+		// watchers they serve) lag by 50–100 ms.
+		rc.CommitTimeout = 5 * time.Millisecond
+	}
 	if rc.MaxAppendEntries < 256 {
 		rc.MaxAppendEntries = 256
 	}
@@ -265,13 +284,68 @@ func (s *Store) LastContact() time.Duration {
 	return s.now().Sub(lc)
 }
 
-// VerifyLeader confirms with a quorum that this server is still the leader.
+// VerifyLeader confirms with a quorum that this server is still the leader
+// and that its state holds every write committed before the call, so that a
+// read of the local state that follows is linearizable.
+//
+// Leadership alone is not enough: a new leader learns that the last entries
+// of earlier terms are committed only when an entry of its own term commits
+// (Raft §5.4.2, §8), so until then its state may miss writes the previous
+// leader acknowledged. It waits (up to ApplyTimeout or ctx) until the
+// leader's first barrier of its term has been applied.
 func (s *Store) VerifyLeader(ctx context.Context) error {
-	return mapRaftErr(s.raft.VerifyLeader().Error())
+	if !s.begin() {
+		return ErrShutdown
+	}
+	defer s.inflight.Done()
+	term, err := s.waitReadyForReads(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			// A read is always safe to send to the new leader.
+			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return mapRaftErr(err)
+	}
+	if s.raft.CurrentTerm() != term {
+		return fmt.Errorf("%w: leadership changed while verifying", ErrNotLeader)
+	}
+	return nil
+}
+
+// waitReadyForReads waits until this server leads and has applied the
+// barrier of its term; it returns that term.
+func (s *Store) waitReadyForReads(ctx context.Context) (uint64, error) {
+	timeout := time.NewTimer(s.cfg.ApplyTimeout)
+	defer timeout.Stop()
+	for {
+		if s.raft.State() != raft.Leader {
+			return 0, ErrNotLeader
+		}
+		term := s.raft.CurrentTerm()
+		if s.readyTerm.Load() == term {
+			return term, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-s.shutdownCh:
+			return 0, ErrShutdown
+		case <-timeout.C:
+			return 0, fmt.Errorf("%w: the new leader has not applied the earlier terms' writes yet", ErrTimeout)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // Apply proposes a command and waits until this server has applied it.
 func (s *Store) Apply(ctx context.Context, cmd state.Command) (state.Result, error) {
+	if !s.begin() {
+		return state.Result{}, ErrShutdown
+	}
+	defer s.inflight.Done()
 	if s.raft.State() != raft.Leader {
 		return state.Result{}, ErrNotLeader
 	}
@@ -460,6 +534,18 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
+// begin registers an operation that uses Raft futures; it is false once
+// Shutdown has begun.
+func (s *Store) begin() bool {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
 // WaitForLeader blocks until a leader is known or ctx ends.
 func (s *Store) WaitForLeader(ctx context.Context) (api.Leader, error) {
 	t := time.NewTicker(20 * time.Millisecond)
@@ -491,6 +577,16 @@ func (s *Store) Shutdown() error {
 			if terr := s.raft.LeadershipTransfer().Error(); terr != nil {
 				s.logger.Warn("leadership transfer failed", "error", terr)
 			}
+		}
+		s.opMu.Lock()
+		s.closing = true
+		s.opMu.Unlock()
+		done := make(chan struct{})
+		go func() { s.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.cfg.ApplyTimeout):
+			s.logger.Warn("shutting down with raft operations still waiting")
 		}
 		close(s.shutdownCh)
 		err = s.raft.Shutdown().Error()

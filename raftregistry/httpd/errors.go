@@ -72,7 +72,13 @@ func statusOf(err error) (int, string) {
 // writeError answers err as {"error": "..."} with the status statusOf picks.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := statusOf(err)
-	if code >= 500 && !errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, context.Canceled):
+	case code == http.StatusServiceUnavailable:
+		// No leader, or not the leader: expected during elections, and
+		// clients retry; at WARN one election floods the log.
+		s.logger.Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", code, "error", err)
+	case code >= 500:
 		s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "error", err)
 	}
 	writeJSON(w, code, api.ErrorResponse{Error: msg})

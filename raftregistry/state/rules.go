@@ -26,10 +26,8 @@ func (s *Store) DueRetirements(now time.Time) []RetireDue {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []RetireDue
-	for k, v := range s.versions {
-		if v.State != api.VersionDraining {
-			continue
-		}
+	for k := range s.draining {
+		v := s.version(k)
 		holders, drained := 0, 0
 		timeout := time.Duration(0)
 		for _, c := range s.containers {
@@ -67,8 +65,9 @@ func (s *Store) DueRetirements(now time.Time) []RetireDue {
 func (s *Store) NextRetireDeadline() (t time.Time, ok bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for k, v := range s.versions {
-		if v.State != api.VersionDraining || v.DrainStartedAt == nil {
+	for k := range s.draining {
+		v := s.version(k)
+		if v.DrainStartedAt == nil {
 			continue
 		}
 		timeout := time.Duration(0)

@@ -35,7 +35,7 @@ func (s *Store) Snapshot() *Snapshot {
 		LastIndex: s.lastIndex,
 		Indexes:   make(map[string]uint64, numTables),
 		Nodes:     sortedValues(s.nodes, func(a, b *Node) int { return cmp.Compare(a.ID, b.ID) }),
-		Versions:  sortedValues(s.versions, compareVersions),
+		Versions:  slices.SortedFunc(slices.Values(s.allVersions()), compareVersions),
 		Containers: sortedValues(s.containers, func(a, b *Container) int {
 			return cmp.Compare(a.ID, b.ID)
 		}),
@@ -79,7 +79,7 @@ func (s *Store) Restore(snap *Snapshot) {
 		s.nodes[n.ID] = n
 	}
 	for _, v := range snap.Versions {
-		s.versions[v.Key()] = v
+		s.putVersion(v)
 	}
 	for _, c := range snap.Containers {
 		s.containers[c.ID] = c

@@ -24,7 +24,9 @@ type Store struct {
 	mu sync.RWMutex
 
 	nodes      map[string]*Node
-	versions   map[VersionKey]*ServiceVersion
+	versions   map[string]map[string]*ServiceVersion // service -> version -> record
+	draining   map[VersionKey]struct{}                // the versions in state draining
+	nversions  int
 	containers map[string]*Container
 	tokens     map[string]*Token  // by accessor id
 	tokenHash  map[string]*Token  // by secret hash
@@ -44,7 +46,9 @@ func New() *Store {
 
 func (s *Store) reset() {
 	s.nodes = map[string]*Node{}
-	s.versions = map[VersionKey]*ServiceVersion{}
+	s.versions = map[string]map[string]*ServiceVersion{}
+	s.draining = map[VersionKey]struct{}{}
+	s.nversions = 0
 	s.containers = map[string]*Container{}
 	s.tokens = map[string]*Token{}
 	s.tokenHash = map[string]*Token{}
@@ -216,7 +220,7 @@ func (s *Store) declareVersion(index uint64, c *DeclareVersion) (*ServiceVersion
 		return nil, err
 	}
 	k := VersionKey{c.Service, c.Version}
-	old := s.versions[k]
+	old := s.version(k)
 	if old != nil && old.State == api.VersionActive && old.Clients == c.Clients && old.Description == c.Description {
 		return old, nil
 	}
@@ -225,14 +229,14 @@ func (s *Store) declareVersion(index uint64, c *DeclareVersion) (*ServiceVersion
 	if old != nil {
 		v.CreateIndex = old.CreateIndex
 	}
-	s.versions[k] = v
+	s.putVersion(v)
 	s.touch(TableServices, index)
 	return v, nil
 }
 
 func (s *Store) retireVersion(index uint64, c *RetireVersion) (*ServiceVersion, error) {
 	k := VersionKey{c.Service, c.Version}
-	old := s.versions[k]
+	old := s.version(k)
 	if old == nil {
 		return nil, notFound("version %s of service %q", c.Version, c.Service)
 	}
@@ -244,7 +248,7 @@ func (s *Store) retireVersion(index uint64, c *RetireVersion) (*ServiceVersion, 
 	now := c.Now
 	v.DrainStartedAt = &now
 	v.ModifyIndex = index
-	s.versions[k] = &v
+	s.putVersion(&v)
 	s.touch(TableServices, index)
 	return &v, nil
 }
@@ -253,7 +257,7 @@ func (s *Store) markRetired(index uint64, c *MarkRetired) ([]*ServiceVersion, er
 	var out []*ServiceVersion
 	for _, due := range c.Versions {
 		k := VersionKey{due.Service, due.Version}
-		old := s.versions[k]
+		old := s.version(k)
 		if old == nil || old.State != api.VersionDraining || old.ModifyIndex != due.ModifyIndex {
 			continue
 		}
@@ -263,7 +267,7 @@ func (s *Store) markRetired(index uint64, c *MarkRetired) ([]*ServiceVersion, er
 		now := c.Now
 		v.RetiredAt = &now
 		v.ModifyIndex = index
-		s.versions[k] = &v
+		s.putVersion(&v)
 		out = append(out, &v)
 	}
 	if len(out) > 0 {
@@ -280,7 +284,7 @@ func (s *Store) putContainer(index uint64, c *PutContainer) (*Container, error) 
 		return nil, invalid("node", "node %q is not registered (nodes register when their agent starts)", c.Spec.Node)
 	}
 	for i, ref := range c.Spec.Services {
-		if s.versions[ref] == nil {
+		if s.version(ref) == nil {
 			return nil, invalid(fmt.Sprintf("services[%d].version", i), "version %s of service %q is not declared", ref.Version, ref.Service)
 		}
 	}
@@ -448,10 +452,12 @@ func (s *Store) Versions(service string) (uint64, []*ServiceVersion, WatchSet) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []*ServiceVersion
-	for k, v := range s.versions {
-		if service == "" || k.Service == service {
+	if service != "" {
+		for _, v := range s.versions[service] {
 			out = append(out, v)
 		}
+	} else {
+		out = s.allVersions()
 	}
 	slices.SortFunc(out, compareVersions)
 	return s.index([]Table{TableServices}), out, WatchSet{s.watches[TableServices]}
@@ -461,15 +467,68 @@ func (s *Store) Versions(service string) (uint64, []*ServiceVersion, WatchSet) {
 func (s *Store) Version(k VersionKey) *ServiceVersion {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.versions[k]
+	return s.version(k)
+}
+
+func (s *Store) version(k VersionKey) *ServiceVersion {
+	return s.versions[k.Service][k.Version]
+}
+
+// putVersion stores a version record and keeps the draining set in step.
+// Callers hold s.mu for writing.
+func (s *Store) putVersion(v *ServiceVersion) {
+	m := s.versions[v.Service]
+	if m == nil {
+		m = map[string]*ServiceVersion{}
+		s.versions[v.Service] = m
+	}
+	if _, ok := m[v.Version]; !ok {
+		s.nversions++
+	}
+	m[v.Version] = v
+	if v.State == api.VersionDraining {
+		s.draining[v.Key()] = struct{}{}
+	} else {
+		delete(s.draining, v.Key())
+	}
+}
+
+func (s *Store) allVersions() []*ServiceVersion {
+	out := make([]*ServiceVersion, 0, s.nversions)
+	for _, m := range s.versions {
+		for _, v := range m {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// parsedVersions caches parsed version strings: sorting a service's
+// versions for every read must not run go-version's parser per comparison.
+var parsedVersions sync.Map // string -> *version.Version, or error
+
+func parseVersion(s string) (*version.Version, error) {
+	if v, ok := parsedVersions.Load(s); ok {
+		if err, isErr := v.(error); isErr {
+			return nil, err
+		}
+		return v.(*version.Version), nil
+	}
+	v, err := version.NewVersion(s)
+	if err != nil {
+		parsedVersions.Store(s, err)
+		return nil, err
+	}
+	parsedVersions.Store(s, v)
+	return v, nil
 }
 
 func compareVersions(a, b *ServiceVersion) int {
 	if c := cmp.Compare(a.Service, b.Service); c != 0 {
 		return c
 	}
-	va, ea := version.NewVersion(a.Version)
-	vb, eb := version.NewVersion(b.Version)
+	va, ea := parseVersion(a.Version)
+	vb, eb := parseVersion(b.Version)
 	if ea == nil && eb == nil {
 		if c := va.Compare(vb); c != 0 {
 			return c
@@ -531,7 +590,7 @@ func (s *Store) Counts() map[string]int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return map[string]int{
-		"nodes": len(s.nodes), "services": len(s.versions), "containers": len(s.containers),
+		"nodes": len(s.nodes), "services": len(s.versions), "versions": s.nversions, "containers": len(s.containers),
 		"tokens": len(s.tokens), "servers": len(s.servers),
 	}
 }
