@@ -25,7 +25,7 @@ type Store struct {
 
 	nodes      map[string]*Node
 	versions   map[string]map[string]*ServiceVersion // service -> version -> record
-	draining   map[VersionKey]struct{}                // the versions in state draining
+	draining   map[VersionKey]struct{}               // the versions in state draining
 	nversions  int
 	containers map[string]*Container
 	tokens     map[string]*Token  // by accessor id
