@@ -43,13 +43,35 @@ type readFunc func(st *state.Store) (idx uint64, ws state.WatchSet, v any, err e
 // ends (with the unchanged answer), or when the index goes backwards (the
 // state was restored from a snapshot).
 func (s *Server) blocking(w http.ResponseWriter, r *http.Request, c *call, read readFunc) error {
+	return s.blockingWith(w, r, c, read, nil, nil)
+}
+
+// blockingWith is blocking with an optional cache of encoded answers: cached
+// gives the tables' index, their watch set and the answer encoded for that
+// index, if known; encode encodes (and keeps) a fresh answer.
+func (s *Server) blockingWith(w http.ResponseWriter, r *http.Request, c *call, read readFunc,
+	cached func(*state.Store) (uint64, state.WatchSet, []byte, bool), encode func(uint64, any) []byte) error {
 	var (
 		timer   *time.Timer
 		expired bool
 		first   uint64
 	)
 	for {
-		idx, ws, v, err := read(s.store.State())
+		st := s.store.State()
+		var (
+			idx  uint64
+			ws   state.WatchSet
+			v    any
+			err  error
+			body []byte
+			hit  bool
+		)
+		if cached != nil {
+			idx, ws, body, hit = cached(st)
+		}
+		if !hit {
+			idx, ws, v, err = read(st)
+		}
 		if first == 0 {
 			first = idx
 		}
@@ -57,6 +79,15 @@ func (s *Server) blocking(w http.ResponseWriter, r *http.Request, c *call, read 
 			s.setReadHeaders(w, idx)
 			if err != nil {
 				return err
+			}
+			if !hit && encode != nil {
+				body = encode(idx, v)
+			}
+			if body != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write(body)
+				return nil
 			}
 			writeJSON(w, http.StatusOK, v)
 			return nil

@@ -16,7 +16,17 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request, c *call)
 			return err
 		}
 	}
-	return s.blocking(w, r, c, func(st *state.Store) (uint64, state.WatchSet, any, error) {
+	// Env values are shown by role (and, to agents, by node): the cached
+	// answer is per what the caller may see.
+	seen := "no-env"
+	switch {
+	case c.id.showEnv(""):
+		seen = "env"
+	case c.id.role == api.RoleAgent:
+		seen = "agent:" + c.id.node
+	}
+	key := "containers?node=" + node + "&" + seen
+	return s.blockingCached(w, r, c, key, []state.Table{state.TableContainers}, func(st *state.Store) (uint64, state.WatchSet, any, error) {
 		idx, cts, ws := st.Containers(node)
 		out := make([]api.Container, 0, len(cts))
 		for _, ct := range cts {

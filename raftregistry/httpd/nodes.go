@@ -10,7 +10,7 @@ import (
 )
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, c *call) error {
-	return s.blocking(w, r, c, func(st *state.Store) (uint64, state.WatchSet, any, error) {
+	return s.blockingCached(w, r, c, "nodes", []state.Table{state.TableNodes}, func(st *state.Store) (uint64, state.WatchSet, any, error) {
 		idx, nodes, ws := st.Nodes()
 		out := make([]api.Node, 0, len(nodes))
 		for _, n := range nodes {

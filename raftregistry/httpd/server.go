@@ -81,6 +81,7 @@ type Server struct {
 	proxy    *httputil.ReverseProxy
 	metrics  *metrics
 	mux      *http.ServeMux
+	cache    answerCache
 
 	// waitHook, when set (by tests), is called each time a blocking query
 	// starts to wait.

@@ -11,7 +11,7 @@ import (
 )
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request, c *call) error {
-	return s.blocking(w, r, c, func(st *state.Store) (uint64, state.WatchSet, any, error) {
+	return s.blockingCached(w, r, c, "services", []state.Table{state.TableServices}, func(st *state.Store) (uint64, state.WatchSet, any, error) {
 		idx, vs, ws := st.Versions("")
 		return idx, ws, state.ServicesAPI(vs), nil
 	})
