@@ -63,6 +63,10 @@ const (
 
 	HeaderClient        = "Coexist-Client"
 	HeaderClientVersion = "Coexist-Client-Version"
+	// HeaderClientRequire carries the caller's own constraint on the
+	// version of the service it calls (e.g. "~> 1.2"), so that the
+	// gateway's re-check applies the same rule as the caller's choice.
+	HeaderClientRequire = "Coexist-Client-Require"
 	HeaderContainer     = "Coexist-Container"
 	HeaderHops          = "Coexist-Hops"
 	HeaderServedBy      = "Coexist-Served-By"

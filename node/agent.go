@@ -321,23 +321,30 @@ func (a *Agent) startWatches(ctx context.Context) {
 		defer a.wg.Done()
 		_ = api.Watch(ctx, cfg("services"), func(ctx context.Context, q *api.QueryOptions) ([]api.Service, *api.QueryMeta, error) {
 			return c.Services().List(ctx, q)
-		}, func(v []api.Service, _ *api.QueryMeta) { a.update(0, func() { a.services = v }) })
+		}, func(v []api.Service, m *api.QueryMeta) { a.update(0, m, func() { a.services = v }) })
 	}()
 	go func() {
 		defer a.wg.Done()
 		_ = api.Watch(ctx, cfg("containers"), func(ctx context.Context, q *api.QueryOptions) ([]api.Container, *api.QueryMeta, error) {
 			return c.Containers().List(ctx, "", q)
-		}, func(v []api.Container, _ *api.QueryMeta) { a.update(1, func() { a.containers = v }) })
+		}, func(v []api.Container, m *api.QueryMeta) { a.update(1, m, func() { a.containers = v }) })
 	}()
 	go func() {
 		defer a.wg.Done()
 		_ = api.Watch(ctx, cfg("nodes"), func(ctx context.Context, q *api.QueryOptions) ([]api.Node, *api.QueryMeta, error) {
 			return c.Nodes().List(ctx, q)
-		}, func(v []api.Node, _ *api.QueryMeta) { a.update(2, func() { a.nodes = v }) })
+		}, func(v []api.Node, m *api.QueryMeta) { a.update(2, m, func() { a.nodes = v }) })
 	}()
 }
 
-func (a *Agent) update(which int, set func()) {
+func (a *Agent) update(which int, meta *api.QueryMeta, set func()) {
+	if !meta.KnownLeader {
+		// A server that knows no leader may be one that just restarted
+		// and has not replayed its log: acting on its (empty) answer
+		// would stop every container. Keep the last view.
+		a.logger.Debug("ignoring an answer from a registry server that knows no leader")
+		return
+	}
 	a.mu.Lock()
 	set()
 	a.loaded[which] = true

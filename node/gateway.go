@@ -215,7 +215,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	clientVersion := header(r.Header, api.HeaderClientVersion)
-	client, err := g.client(header(r.Header, api.HeaderClient), clientVersion)
+	client, err := g.client(header(r.Header, api.HeaderClient), clientVersion, service, header(r.Header, api.HeaderClientRequire))
 	if err != nil {
 		label := service
 		if !tc.has(service) {
@@ -335,21 +335,25 @@ func (g *Gateway) refuse(w http.ResponseWriter, code int, service, clientVersion
 // client returns the parsed caller, from the cache when it was seen before.
 // The SDK enforces a client's own requirements by naming a container, so a
 // call carries none.
-func (g *Gateway) client(name, ver string) (routing.Client, error) {
+func (g *Gateway) client(name, ver, service, require string) (routing.Client, error) {
 	if name == "" {
 		name = AnonymousClient
 	}
 	if ver == "" {
 		return routing.Client{}, fmt.Errorf("missing header %s", api.HeaderClientVersion)
 	}
-	k := clientKey{name: name, version: ver}
+	k := clientKey{name: name, version: ver, service: service, require: require}
 	g.clientsMu.RLock()
 	p, ok := g.clients[k]
 	g.clientsMu.RUnlock()
 	if !ok {
-		p.c, p.err = routing.ParseClient(name, ver, nil, g.cfg.NodeID)
+		var reqs map[string]string
+		if require != "" {
+			reqs = map[string]string{service: require}
+		}
+		p.c, p.err = routing.ParseClient(name, ver, reqs, g.cfg.NodeID)
 		if p.err != nil {
-			p.err = fmt.Errorf("header %s: %w", api.HeaderClientVersion, p.err)
+			p.err = fmt.Errorf("headers %s, %s: %w", api.HeaderClientVersion, api.HeaderClientRequire, p.err)
 		}
 		g.clientsMu.Lock()
 		if len(g.clients) >= maxCachedClients {
@@ -361,7 +365,9 @@ func (g *Gateway) client(name, ver string) (routing.Client, error) {
 	return p.c, p.err
 }
 
-type clientKey struct{ name, version string }
+// clientKey names a parsed client: its requirement is the one it sent for
+// this call's service.
+type clientKey struct{ name, version, service, require string }
 
 type parsedClient struct {
 	c   routing.Client

@@ -79,6 +79,11 @@ type Store struct {
 	hbMu sync.Mutex
 	hb   *state.Heartbeats
 
+	// startIndex is the last index of the log this server held when it
+	// started: until its state has applied that far, it is catching up.
+	startIndex uint64
+	caughtUp   atomic.Bool
+
 	// readyTerm is the term in which this server, as leader, has applied
 	// its first barrier: from then on its state holds every write committed
 	// in earlier terms, and consistent reads may be served from it.
@@ -199,6 +204,9 @@ func (s *Store) open() error {
 		trans = tcp
 	}
 
+	if last, err := logs.LastIndex(); err == nil {
+		s.startIndex = last
+	}
 	existing, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("check raft state: %w", err)
@@ -251,6 +259,29 @@ func HasExistingState(dataDir string) (bool, error) {
 	}
 	list, err := snaps.List()
 	return len(list) > 0, err
+}
+
+// CaughtUp reports whether this server's state may answer stale reads: it
+// has applied the log it held when it started, or, with a leader known,
+// everything committed. A server restarted on its data dir starts with an
+// empty state and replays its log only once it hears of the commit index;
+// before that, a stale read would answer an empty or old table as the truth.
+func (s *Store) CaughtUp() bool {
+	if s.caughtUp.Load() {
+		return true
+	}
+	applied := s.st.LastIndex()
+	ok := s.startIndex > 0 && applied >= s.startIndex
+	if !ok {
+		if _, known := s.Leader(); known {
+			commit := s.raft.CommitIndex()
+			ok = commit > 0 && s.raft.AppliedIndex() >= commit
+		}
+	}
+	if ok {
+		s.caughtUp.Store(true)
+	}
+	return ok
 }
 
 // State returns the local replica of the state store, for reads.

@@ -185,7 +185,10 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			target := w
-			for i := 0; i < perWriter; i++ {
+			// Failed writes (during the election) do not count: each writer
+			// goes on until perWriter of its writes were acknowledged.
+			mine := 0
+			for i := 0; mine < perWriter; i++ {
 				select {
 				case <-stop:
 					return
@@ -206,6 +209,7 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 				}
 				acked[version] = ack{key: version, createIndex: v.CreateIndex}
 				mu.Unlock()
+				mine++
 				if killed.Load() {
 					afterKill.Add(1)
 				}
@@ -228,8 +232,8 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 	if newLeader == old {
 		t.Fatal("the killed server is still the leader")
 	}
-	wg.Wait()
 	close(stop)
+	wg.Wait()
 
 	// Restart the killed server from its data dir; its flags are ignored.
 	old.start(t, "--bootstrap")

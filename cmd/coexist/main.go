@@ -18,6 +18,8 @@ var commands = map[string]command{
 	"server": {"run a registry server (Raft member)", runServer},
 	"status": {"print the registry's leader, peers and record counts", runStatus},
 	"agent":  {"run a node agent and its gateway (--dev: with an embedded registry)", runAgent},
+	"call":   {"make one call routed as a client would (--client name@version)", runCall},
+	"route":  {"show which version and container a client's call would go to, and why", runRoute},
 	"load":   {"call a service through a gateway at a steady rate, as one client version", runLoad},
 }
 

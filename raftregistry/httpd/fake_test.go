@@ -33,6 +33,7 @@ type fakeStore struct {
 	removed []string
 
 	leader      atomic.Bool
+	catchingUp  atomic.Bool
 	leaderInfo  atomic.Pointer[api.Leader]
 	lastContact time.Duration
 	verifies    atomic.Int32
@@ -82,6 +83,7 @@ func (f *fakeStore) Apply(ctx context.Context, cmd state.Command) (state.Result,
 }
 
 func (f *fakeStore) State() *state.Store { return f.st }
+func (f *fakeStore) CaughtUp() bool      { return !f.catchingUp.Load() }
 func (f *fakeStore) IsLeader() bool      { return f.leader.Load() }
 
 func (f *fakeStore) Leader() (api.Leader, bool) {

@@ -316,3 +316,24 @@ func TestLeaderURL(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleReadWhileCatchingUp: a follower still replaying its log after a
+// restart does not answer ?stale from its own (empty or old) state; it asks
+// the leader.
+func TestStaleReadWhileCatchingUp(t *testing.T) {
+	c := newCluster(t, false, nil)
+	c.leader.fake.applyNow(t, &state.RegisterNode{ID: "n3", Gateway: "10.0.0.3:8080"})
+	c.follower.fake.catchingUp.Store(true)
+	r := c.follower.do("GET", "/v1/nodes/n3?stale", readSecret, "")
+	if r.code != http.StatusOK {
+		t.Fatalf("stale read while catching up = %d %s", r.code, r.body)
+	}
+	if len(c.leaderSaw()) != 1 {
+		t.Fatal("the read was not forwarded to the leader")
+	}
+	c.follower.fake.catchingUp.Store(false)
+	r = c.follower.do("GET", "/v1/nodes/n3?stale", readSecret, "")
+	if r.code != http.StatusNotFound {
+		t.Fatalf("stale read once caught up = %d, want the follower's own 404", r.code)
+	}
+}

@@ -49,6 +49,10 @@ type Store interface {
 	Snapshot(ctx context.Context) (io.ReadCloser, error)
 	// Restore replaces the whole state across the cluster (leader only).
 	Restore(ctx context.Context, r io.Reader) error
+	// CaughtUp reports whether this server's state may answer ?stale
+	// reads: it has applied the log it held when it started, or all that
+	// the leader has committed.
+	CaughtUp() bool
 }
 
 // Config configures a Server.
@@ -309,7 +313,10 @@ func (s *Server) needsLeader(rt *route, c *call) bool {
 	case kindWrite:
 		return true
 	case kindRead:
-		return !c.q.stale
+		// A server that restarted answers ?stale only once it has applied
+		// the log it had: before that its state is empty or old, and a
+		// watcher would take that for the truth.
+		return !c.q.stale || !s.store.CaughtUp()
 	}
 	return false
 }

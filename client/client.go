@@ -1,0 +1,406 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/routing"
+)
+
+// HeaderClientRequire carries the caller's own constraint on the version of
+// the service it calls (Config.Requires), so that a gateway re-checking the
+// container the SDK named can apply the same rule the SDK applied.
+const HeaderClientRequire = api.HeaderClientRequire
+
+// The three tables a route table is built from, each watched on its own.
+const (
+	watchServices = iota
+	watchContainers
+	watchNodes
+	numWatches
+)
+
+var watchNames = [numWatches]string{"services", "containers", "nodes"}
+
+// Client routes calls to services. It is safe for concurrent use. Build it
+// with New and Close it when done.
+type Client struct {
+	cfg    Config
+	logger hclog.Logger
+	api    *api.Client
+	ident  routing.Client
+	rnd    routing.Rand
+
+	base     http.RoundTripper // to the gateways
+	ownsBase bool
+	rt       *transport
+	http     *http.Client
+
+	// Header values, built once and shared by every call: net/http only
+	// reads them.
+	hdrClient, hdrVersion []string
+	hdrRequire            map[string][]string // service -> constraint
+
+	// state is what every call reads: one load, no lock.
+	state  atomic.Pointer[tableState]
+	closed atomic.Bool
+
+	// mu guards the last answer of each watch; only the watch goroutines
+	// take it, for as long as a table takes to build.
+	mu         sync.Mutex
+	services   []api.Service
+	containers []api.Container
+	nodes      []api.Node
+	loaded     [numWatches]bool
+
+	started time.Time
+	watches [numWatches]watchState
+	errMu   sync.Mutex
+	lastErr error
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	fatal     chan error
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	metrics *metrics
+}
+
+// tableState is one route table and what calls derive from it, immutable.
+type tableState struct {
+	t *routing.Table
+	// services are the names of the services in t.
+	services map[string]struct{}
+	// container maps a container id to the value of Coexist-Container.
+	container map[string][]string
+	builtAt   time.Time
+}
+
+// watchState is how one watch last fared, for Staleness.
+type watchState struct {
+	lastOK      atomic.Int64 // unix nanoseconds of the last answer; 0: none yet
+	lastContact atomic.Int64 // how far behind the leader that answer was
+	failing     atomic.Bool  // a query failed since the last answer
+}
+
+// New starts a client: it parses the client's identity, starts watching
+// services, containers and nodes, and returns once the first route table is
+// loaded. It fails when cfg is invalid, when the registry refuses the token,
+// or when no table loaded within cfg.InitialTimeout or before ctx ended; ctx
+// bounds only that wait, not the client's life.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("client: Config.Name is required")
+	}
+	if cfg.Version == "" {
+		return nil, errors.New("client: Config.Version is required")
+	}
+	ident, err := routing.ParseClient(cfg.Name, cfg.Version, cfg.Requires, cfg.Node)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	cfg.setDefaults()
+	ac, err := cfg.apiClient()
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	c := &Client{
+		cfg:        cfg,
+		logger:     cfg.Logger.Named("client"),
+		api:        ac,
+		ident:      ident,
+		rnd:        cfg.Rand,
+		base:       cfg.HTTPTransport,
+		hdrClient:  []string{cfg.Name},
+		hdrVersion: []string{cfg.Version},
+		started:    time.Now(),
+		ready:      make(chan struct{}),
+		fatal:      make(chan error, 1),
+	}
+	if c.base == nil {
+		c.base, c.ownsBase = DefaultTransport(), true
+	}
+	if len(cfg.Requires) > 0 {
+		c.hdrRequire = make(map[string][]string, len(cfg.Requires))
+		for svc, cons := range cfg.Requires {
+			c.hdrRequire[svc] = []string{cons}
+		}
+	}
+	c.rt = &transport{c: c}
+	c.http = &http.Client{Transport: c.rt}
+	c.metrics = newMetrics(cfg.Name, cfg.Version, c.Staleness)
+	c.state.Store(&tableState{t: routing.NewTable(nil, nil, nil)})
+
+	wctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.startWatches(wctx)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.monitorStaleness(wctx)
+	}()
+
+	timer := time.NewTimer(cfg.InitialTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.ready:
+		c.logger.Debug("route table loaded", "client", cfg.Name+"@"+cfg.Version, "registry", ac.Address())
+		return c, nil
+	case err := <-c.fatal:
+		c.Close()
+		return nil, fmt.Errorf("client: load route table from %s: %w", ac.Address(), err)
+	case <-timer.C:
+		c.Close()
+		return nil, fmt.Errorf("client: %w from %s within %s: %s", ErrNoTable, ac.Address(), cfg.InitialTimeout, c.lastError())
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("client: %w from %s: %w (%s)", ErrNoTable, ac.Address(), ctx.Err(), c.lastError())
+	}
+}
+
+// Close stops the watches. Calls made afterwards fail with ErrClosed.
+func (c *Client) Close() {
+	if c.closed.Swap(true) {
+		return
+	}
+	c.cancel()
+	c.wg.Wait()
+	if t, ok := c.base.(*http.Transport); ok && c.ownsBase {
+		t.CloseIdleConnections()
+	}
+}
+
+// Transport returns the client's http.RoundTripper: a request to
+// http://{service}/path goes to the gateway of a node holding the container
+// chosen for this client, as /{service}/path.
+func (c *Client) Transport() http.RoundTripper { return c.rt }
+
+// HTTPClient returns an http.Client whose transport is Transport(). It has
+// no timeout of its own: give requests a context with a deadline, which also
+// bounds their retries.
+func (c *Client) HTTPClient() *http.Client { return c.http }
+
+// Collectors returns the client's Prometheus metrics, for the caller to
+// register: calls, failures and retries by service and served version, call
+// durations, and the age of the route table.
+func (c *Client) Collectors() []prometheus.Collector { return c.metrics.collectors() }
+
+// Staleness is the age of the route table: zero, or how far behind the
+// leader the answering registry server was, while every watch is answered;
+// once a watch fails, the time since its last answer. Before the first table
+// it is the time since New.
+func (c *Client) Staleness() time.Duration {
+	now := time.Now()
+	var worst time.Duration
+	for i := range c.watches {
+		w := &c.watches[i]
+		ok := w.lastOK.Load()
+		lc := time.Duration(w.lastContact.Load())
+		var age time.Duration
+		switch {
+		case ok == 0:
+			age = now.Sub(c.started)
+		case w.failing.Load():
+			age = now.Sub(time.Unix(0, ok)) + lc
+		default:
+			age = lc
+		}
+		worst = max(worst, age)
+	}
+	return worst
+}
+
+func (c *Client) startWatches(ctx context.Context) {
+	c.wg.Add(numWatches)
+	go func() {
+		defer c.wg.Done()
+		watch(ctx, c, watchServices, func(ctx context.Context, q *api.QueryOptions) ([]api.Service, *api.QueryMeta, error) {
+			return c.api.Services().List(ctx, q)
+		}, func(v []api.Service) { c.services = v })
+	}()
+	go func() {
+		defer c.wg.Done()
+		watch(ctx, c, watchContainers, func(ctx context.Context, q *api.QueryOptions) ([]api.Container, *api.QueryMeta, error) {
+			return c.api.Containers().List(ctx, "", q)
+		}, func(v []api.Container) { c.containers = v })
+	}()
+	go func() {
+		defer c.wg.Done()
+		watch(ctx, c, watchNodes, func(ctx context.Context, q *api.QueryOptions) ([]api.Node, *api.QueryMeta, error) {
+			return c.api.Nodes().List(ctx, q)
+		}, func(v []api.Node) { c.nodes = v })
+	}()
+}
+
+// watch runs one blocking-query loop (api.Watch: an index of its own, reset
+// when it goes backwards, backoff on errors), records how it fares, and
+// rebuilds the route table on every change.
+func watch[T any](ctx context.Context, c *Client, which int, list func(context.Context, *api.QueryOptions) (T, *api.QueryMeta, error), set func(T)) {
+	w := &c.watches[which]
+	name := watchNames[which]
+	// A blocking query answers within its wait plus the server's jitter (a
+	// sixteenth); past that, plus a margin, the server is not answering.
+	limit := c.cfg.WatchWait + c.cfg.WatchWait/16 + 10*time.Second
+	fetch := func(ctx context.Context, q *api.QueryOptions) (T, *api.QueryMeta, error) {
+		if w.failing.Load() {
+			// After a failure, ask without blocking: the answer says at once
+			// whether the registry is back, and Watch still compares its
+			// index with the one it holds.
+			nq := *q
+			nq.WaitIndex = 0
+			q = &nq
+		}
+		qctx, cancel := context.WithTimeout(ctx, limit)
+		defer cancel()
+		v, meta, err := list(qctx, q)
+		if err != nil {
+			return v, meta, err
+		}
+		if !meta.KnownLeader {
+			// A server that knows no leader may not even have replayed its
+			// log (a restarted one answers from an empty state at index 1):
+			// its answer is no better than none.
+			var zero T
+			return zero, nil, fmt.Errorf("%w (answer at index %d ignored)", errNoLeader, meta.LastIndex)
+		}
+		w.lastContact.Store(int64(meta.LastContact))
+		w.lastOK.Store(time.Now().UnixNano())
+		if w.failing.Swap(false) {
+			c.logger.Info("registry watch resumed", "watch", name)
+		}
+		return v, meta, nil
+	}
+	cfg := api.WatchConfig{
+		WaitTime:   c.cfg.WatchWait,
+		AllowStale: true,
+		MinBackoff: watchMinBackoff,
+		MaxBackoff: watchMaxBackoff,
+		OnError: func(err error, pause time.Duration) {
+			c.setLastError(fmt.Errorf("watch %s: %w", name, err))
+			if !w.failing.Swap(true) {
+				c.logger.Warn("registry watch failed; routing from the last route table", "watch", name, "error", err, "retry_in", pause)
+			} else {
+				c.logger.Debug("registry watch failed", "watch", name, "error", err, "retry_in", pause)
+			}
+			if api.IsUnauthorized(err) && !c.isReady() {
+				select {
+				case c.fatal <- err:
+				default:
+				}
+			}
+		},
+	}
+	_ = api.Watch(ctx, cfg, fetch, func(v T, _ *api.QueryMeta) {
+		c.update(which, func() { set(v) })
+	})
+}
+
+// update stores a watch's answer and, once every table answered, builds and
+// publishes a new route table.
+func (c *Client) update(which int, set func()) {
+	c.mu.Lock()
+	set()
+	c.loaded[which] = true
+	built := false
+	if c.loaded[watchServices] && c.loaded[watchContainers] && c.loaded[watchNodes] {
+		c.state.Store(c.buildLocked())
+		built = true
+	}
+	c.mu.Unlock()
+	if built {
+		c.readyOnce.Do(func() { close(c.ready) })
+	}
+}
+
+func (c *Client) buildLocked() *tableState {
+	prev := c.state.Load()
+	st := &tableState{
+		t:         routing.NewTable(c.services, c.containers, c.nodes),
+		services:  make(map[string]struct{}, len(c.services)),
+		container: make(map[string][]string, len(c.containers)),
+		builtAt:   time.Now(),
+	}
+	for _, s := range c.services {
+		st.services[s.Name] = struct{}{}
+	}
+	for i := range c.containers {
+		id := c.containers[i].ID
+		if v, ok := prev.container[id]; ok {
+			st.container[id] = v
+		} else {
+			st.container[id] = []string{id}
+		}
+	}
+	return st
+}
+
+func (c *Client) isReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Client) setLastError(err error) {
+	c.errMu.Lock()
+	c.lastErr = err
+	c.errMu.Unlock()
+}
+
+func (c *Client) lastError() string {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if c.lastErr == nil {
+		return "no answer yet"
+	}
+	return "last error: " + c.lastErr.Error()
+}
+
+// monitorStaleness logs when the table's age crosses StaleThreshold, and
+// when it comes back under it.
+func (c *Client) monitorStaleness(ctx context.Context) {
+	period := min(max(c.cfg.StaleThreshold/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	stale := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !c.isReady() {
+			continue
+		}
+		age := c.Staleness()
+		switch {
+		case !stale && age >= c.cfg.StaleThreshold:
+			stale = true
+			c.logger.Warn("route table is stale: the registry has not answered; calls are routed from the last table",
+				"age", age.Round(time.Millisecond), "threshold", c.cfg.StaleThreshold, "error", c.lastError())
+		case stale && age < c.cfg.StaleThreshold:
+			stale = false
+			c.logger.Info("route table is current again", "age", age.Round(time.Millisecond))
+		}
+	}
+}
+
+// globalRand draws from math/rand/v2's top-level functions, which are safe
+// for concurrent use and allocate nothing.
+type globalRand struct{}
+
+func (globalRand) IntN(n int) int { return rand.IntN(n) }
