@@ -62,11 +62,20 @@ hello 2.1.0
 echo "A 3.x client has no compatible version:"
 hello 3.0.0 || true
 
+step "The same through the Go SDK (coexist call and coexist route use package client)"
+"$BIN/coexist" call --client web@1.3.0 greeter /hello
+echo
+"$BIN/coexist" call --client web@2.1.0 greeter /hello
+echo
+"$BIN/coexist" route --client web@2.1.0 greeter
+echo "A client that requires greeter ~> 1.5 finds none, and says why:"
+"$BIN/coexist" route --client web@1.3.0 --require 'greeter=~> 1.5' greeter || true
+
 V2PID=$(pid_of greeter-v2)
-step "Under load (web@1.3.0 and web@2.1.0, 100 calls/s each): add greeter 1.1.0, then retire 1.0.0"
-"$BIN/coexist" load --gateway "$GW" --client web@1.3.0 --rate 100 --quiet greeter /hello >"$DIR/load1" 2>&1 &
+step "Under load through the SDK (web@1.3.0 and web@2.1.0, 100 calls/s each): add greeter 1.1.0, then retire 1.0.0"
+"$BIN/coexist" load --client web@1.3.0 --rate 100 --quiet greeter /hello >"$DIR/load1" 2>&1 &
 L1=$!; PIDS+=($L1)
-"$BIN/coexist" load --gateway "$GW" --client web@2.1.0 --rate 100 --quiet greeter /hello >"$DIR/load2" 2>&1 &
+"$BIN/coexist" load --client web@2.1.0 --rate 100 --quiet greeter /hello >"$DIR/load2" 2>&1 &
 L2=$!; PIDS+=($L2)
 sleep 1
 api PUT /v1/services/greeter/versions/1.1.0 '{"clients": ">= 1.0, < 2.0"}' >/dev/null

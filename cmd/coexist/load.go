@@ -17,18 +17,24 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/client"
 )
 
-// runLoad is `coexist load`: a steady stream of calls to one service through
-// a node's gateway, as one client version, with the retry rule of DESIGN §7
-// (only refused connections and `Coexist-Retry: safe` answers, with backoff,
-// within each call's deadline). It prints a line a second and, at the end,
-// the totals; it exits 1 when any call failed.
+// runLoad is `coexist load`: a steady stream of calls to one service as one
+// client version. By default the calls go through the client SDK (package
+// client), which picks the version and container from its watched route
+// table and retries by the rule of DESIGN §7; with --gateway they go to that
+// gateway directly and the same rule is applied here (only refused
+// connections and `Coexist-Retry: safe` answers, with backoff, within each
+// call's deadline). It prints a line a second and, at the end, the totals;
+// it exits 1 when any call failed.
 func runLoad(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	gateway := fs.String("gateway", "127.0.0.1:7780", "the gateway to call through")
-	client := fs.String("client", "", "the caller, name@version (required)")
+	var cf clientFlags
+	cf.register(fs)
+	gateway := fs.String("gateway", "", "call through this gateway directly instead of through the SDK")
+	who := fs.String("client", "", "the caller, name@version (required)")
 	rate := fs.Int("rate", 100, "calls per second")
 	workers := fs.Int("workers", 8, "concurrent callers")
 	duration := fs.Duration("duration", 0, "how long to run (0: until SIGINT or SIGTERM)")
@@ -44,7 +50,7 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	name, ver, ok := strings.Cut(*client, "@")
+	name, ver, ok := strings.Cut(*who, "@")
 	if !ok || name == "" || ver == "" || fs.NArg() != 2 || *rate <= 0 || *workers <= 0 {
 		fs.Usage()
 		return 2
@@ -63,6 +69,20 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 	l := &loader{url: "http://" + *gateway + "/" + service + path, name: name, version: ver, deadline: *deadline,
 		http:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers * 2, Proxy: nil}},
 		served: map[string]int64{}}
+	if *gateway == "" {
+		api, err := cf.client()
+		if err != nil {
+			fmt.Fprintf(stderr, "coexist load: %v\n", err)
+			return 2
+		}
+		sdk, err := client.New(ctx, client.Config{Name: name, Version: ver, APIClient: api})
+		if err != nil {
+			fmt.Fprintf(stderr, "coexist load: %v\n", err)
+			return 1
+		}
+		defer sdk.Close()
+		l.url, l.http, l.sdk = "http://"+service+path, sdk.HTTPClient(), true
+	}
 	var wg sync.WaitGroup
 	interval := time.Duration(*workers) * time.Second / time.Duration(*rate)
 	for range *workers {
@@ -90,14 +110,14 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					fmt.Fprintf(stdout, "%s %s\n", *client, l.summary(true))
+					fmt.Fprintf(stdout, "%s %s\n", *who, l.summary(true))
 				}
 			}
 		}()
 	}
 	<-ctx.Done()
 	wg.Wait()
-	fmt.Fprintf(stdout, "%s total: %s\n", *client, l.summary(false))
+	fmt.Fprintf(stdout, "%s total: %s\n", *who, l.summary(false))
 	if l.failed.Load() > 0 {
 		return 1
 	}
@@ -108,6 +128,8 @@ type loader struct {
 	url, name, version string
 	deadline           time.Duration
 	http               *http.Client
+	// sdk: the client SDK routes and retries; a failure it returns is final.
+	sdk bool
 
 	ok, failed, retries atomic.Int64
 	mu                  sync.Mutex
@@ -145,7 +167,7 @@ func (l *loader) call() {
 			retry = resp.Header.Get(api.HeaderRetry) == "safe"
 			why = resp.Status
 		}
-		if retry && ctx.Err() == nil {
+		if retry && !l.sdk && ctx.Err() == nil {
 			l.retries.Add(1)
 			select {
 			case <-ctx.Done():
