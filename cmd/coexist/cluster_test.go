@@ -19,12 +19,48 @@ import (
 
 const testToken = "test-management-token-0123456789"
 
+// proc is one real `coexist` process: this test binary, acting as the
+// coexist binary (TestMain), with its output kept for failure reports.
+type proc struct {
+	id    string
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	logMu *sync.Mutex
+}
+
+func newProc(id string) proc { return proc{id: id, log: &bytes.Buffer{}, logMu: &sync.Mutex{}} }
+
+// run starts `coexist args...`.
+func (p *proc) run(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "COEXIST_TEST_MAIN=1")
+	w := lockedWriter{p.logMu, p.log}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = cmd
+}
+
+func (p *proc) kill() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		_ = p.cmd.Wait()
+		p.cmd = nil
+	}
+}
+
+func (p *proc) logs() string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	return p.log.String()
+}
+
 // serverProc is one real `coexist server` process.
 type serverProc struct {
-	id, httpAddr, raftAddr, dataDir string
-	cmd                             *exec.Cmd
-	log                             *bytes.Buffer
-	logMu                           *sync.Mutex
+	proc
+	httpAddr, raftAddr, dataDir string
 }
 
 func freeAddr(t *testing.T) string {
@@ -50,16 +86,8 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func (p *serverProc) start(t *testing.T, extra ...string) {
 	t.Helper()
-	args := append([]string{"server", "--node-id", p.id, "--http-addr", p.httpAddr, "--raft-addr", p.raftAddr,
-		"--data-dir", p.dataDir, "--management-token", testToken, "--log-level", "info"}, extra...)
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "COEXIST_TEST_MAIN=1")
-	w := lockedWriter{p.logMu, p.log}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = cmd
+	p.run(t, append([]string{"server", "--node-id", p.id, "--http-addr", p.httpAddr, "--raft-addr", p.raftAddr,
+		"--data-dir", p.dataDir, "--management-token", testToken, "--log-level", "info"}, extra...)...)
 }
 
 func (p *serverProc) url() string { return "http://" + p.httpAddr }
@@ -72,27 +100,13 @@ func (p *serverProc) client(t *testing.T) *api.Client {
 	return c
 }
 
-func (p *serverProc) kill() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		_ = p.cmd.Wait()
-		p.cmd = nil
-	}
-}
-
-func (p *serverProc) logs() string {
-	p.logMu.Lock()
-	defer p.logMu.Unlock()
-	return p.log.String()
-}
-
 func startCluster(t *testing.T, n int) []*serverProc {
 	t.Helper()
 	dir := t.TempDir()
 	var procs []*serverProc
 	for i := range n {
-		p := &serverProc{id: fmt.Sprintf("s%d", i+1), httpAddr: freeAddr(t), raftAddr: freeAddr(t),
-			dataDir: filepath.Join(dir, fmt.Sprintf("s%d", i+1)), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+		id := fmt.Sprintf("s%d", i+1)
+		p := &serverProc{proc: newProc(id), httpAddr: freeAddr(t), raftAddr: freeAddr(t), dataDir: filepath.Join(dir, id)}
 		procs = append(procs, p)
 		t.Cleanup(p.kill)
 	}

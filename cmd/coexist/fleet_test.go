@@ -71,12 +71,10 @@ type fleet struct {
 	agents map[string]*agentProc
 }
 
+// agentProc is one real `coexist agent` process.
 type agentProc struct {
-	id, gateway, dataDir, ports string
-	registry                    string
-	cmd                         *exec.Cmd
-	log                         *bytes.Buffer
-	logMu                       *sync.Mutex
+	proc
+	gateway, dataDir, ports, registry string
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -126,39 +124,17 @@ func (f *fleet) startAgent(id string, extra ...string) *agentProc {
 	f.t.Helper()
 	a := f.agents[id]
 	if a == nil {
-		a = &agentProc{id: id, gateway: freeAddr(f.t), dataDir: filepath.Join(f.t.TempDir(), id), ports: portWindow(),
-			registry: f.server.url(), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+		a = &agentProc{proc: newProc(id), gateway: freeAddr(f.t), dataDir: filepath.Join(f.t.TempDir(), id),
+			ports: portWindow(), registry: f.server.url()}
 		f.agents[id] = a
 	}
-	args := append([]string{"agent", "--node-id", id, "--registry", a.registry, "--token", testToken,
-		"--gateway-addr", a.gateway, "--data-dir", a.dataDir, "--port-range", a.ports, "--log-level", "debug"}, extra...)
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "COEXIST_TEST_MAIN=1")
-	w := lockedWriter{a.logMu, a.log}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	a.cmd = cmd
+	a.run(f.t, append([]string{"agent", "--node-id", id, "--registry", a.registry, "--token", testToken,
+		"--gateway-addr", a.gateway, "--data-dir", a.dataDir, "--port-range", a.ports, "--log-level", "debug"}, extra...)...)
 	waitFor(f.t, 20*time.Second, "node "+id+" to register", func() bool {
 		n, _, err := f.api.Nodes().Info(context.Background(), id, nil)
 		return err == nil && n.Status == api.NodeReady && n.Gateway == a.gateway
 	})
 	return a
-}
-
-func (a *agentProc) kill() {
-	if a.cmd != nil && a.cmd.Process != nil {
-		_ = a.cmd.Process.Signal(syscall.SIGKILL)
-		_ = a.cmd.Wait()
-		a.cmd = nil
-	}
-}
-
-func (a *agentProc) logs() string {
-	a.logMu.Lock()
-	defer a.logMu.Unlock()
-	return a.log.String()
 }
 
 func (f *fleet) declare(service, ver, clients string) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,8 +49,7 @@ func TestServerTLS(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
 	caFile, certFile, keyFile := writeTestCerts(t, dir)
-	p := &serverProc{id: "s1", httpAddr: freeAddr(t), raftAddr: freeAddr(t), dataDir: filepath.Join(dir, "data"),
-		log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	p := &serverProc{proc: newProc("s1"), httpAddr: freeAddr(t), raftAddr: freeAddr(t), dataDir: filepath.Join(dir, "data")}
 	t.Cleanup(p.kill)
 	p.start(t, "--bootstrap", "--tls-cert", certFile, "--tls-key", keyFile)
 	c, err := api.NewClient(&api.Config{Address: "https://" + p.httpAddr, Token: testToken, TLS: api.TLSConfig{CAFile: caFile}})
