@@ -1,0 +1,3 @@
+# A container is imported by its id: its name and the suffix made at create
+# (the coexist_container's id attribute, or `coexist status`).
+terraform import coexist_container.greeter_1 greeter-v1-x7k2p

@@ -1,0 +1,477 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/setplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/coexist-dev/coexist/api"
+)
+
+var (
+	_ resource.Resource                = (*ContainerResource)(nil)
+	_ resource.ResourceWithConfigure   = (*ContainerResource)(nil)
+	_ resource.ResourceWithImportState = (*ContainerResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*ContainerResource)(nil)
+)
+
+// Defaults of coexist_container.
+const (
+	defaultDrainTimeout           = "30s"
+	defaultHealthInterval         = "1s"
+	defaultHealthTimeout          = "1s"
+	defaultContainerCreateTimeout = 5 * time.Minute
+	// A destroy waits for the drain (up to drain_timeout), then for the stop.
+	deleteTimeoutMargin = 5 * time.Minute
+)
+
+// ContainerResource is coexist_container: one supervised unit on one node
+// that holds one or more service versions. It is never changed in place where
+// that would change what runs: any such change replaces it.
+type ContainerResource struct {
+	client *Client
+}
+
+// NewContainerResource returns the coexist_container resource.
+func NewContainerResource() resource.Resource { return &ContainerResource{} }
+
+func (r *ContainerResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_container"
+}
+
+func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	durationAttr := func(desc string, minD, maxD time.Duration) schema.StringAttribute {
+		return schema.StringAttribute{
+			MarkdownDescription: desc,
+			CustomType:          DurationType{},
+			Optional:            true,
+			Validators:          []validator.String{validDuration(minD, maxD)},
+		}
+	}
+	interval := durationAttr("Time between checks once the container has passed its first one, e.g. `500ms`. "+
+		"Before that it is checked every 10ms, so it becomes routable as soon as it listens. Default `1s`.",
+		10*time.Millisecond, time.Hour)
+	interval.Computed, interval.Default = true, stringdefault.StaticString(defaultHealthInterval)
+	healthTimeout := durationAttr("How long one check may take. Default `1s`.", 10*time.Millisecond, time.Hour)
+	healthTimeout.Computed, healthTimeout.Default = true, stringdefault.StaticString(defaultHealthTimeout)
+
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A container: one supervised unit on one node that loads a set of service versions. " +
+			"The node's agent starts it (the `exec` driver runs `config.command` as a child process with " +
+			"`$PORT` set), health-checks it and routes calls to it through the node's gateway.\n\n" +
+			"A container is never changed in place where that would change what runs: a change of `name`, " +
+			"`node`, `services`, `driver`, `config` or `health` replaces it (only `drain_timeout` and `restart` " +
+			"change in place). Its `id` is the `name` plus a suffix made at create, so that with " +
+			"`lifecycle { create_before_destroy = true }` the replacement runs beside the old container and " +
+			"takes over before the old one drains: make-before-break, with no failed call.\n\n" +
+			"Create waits until the container is running and has passed its first health check, or fails " +
+			"with the container's own last output lines. Destroy waits until it has drained and stopped.\n\n" +
+			"Default timeouts: `create` 5m (the agent reports a container that never passes its health check " +
+			"failed after its start timeout, which ends the wait sooner), `delete` the `drain_timeout` plus 5m.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The container's id in the registry: `name`, a dash and a 5-character suffix made at create.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"name": schema.StringAttribute{
+				MarkdownDescription: fmt.Sprintf("Your name for the container: 1 to %d lowercase letters, digits and "+
+					"dashes, starting with a letter or digit. The id adds a suffix to it.", maxContainerN),
+				Required:      true,
+				Validators:    []validator.String{validName(maxContainerN)},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"node": schema.StringAttribute{
+				MarkdownDescription: "Id of the node whose agent runs the container (see the `coexist_nodes` data " +
+					"source). The registry refuses a node that is not registered.",
+				Required:      true,
+				Validators:    []validator.String{validName(maxNameLen)},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"services": schema.SetNestedAttribute{
+				MarkdownDescription: "The service versions the container holds, at most one version per service. " +
+					"Each must be declared (`coexist_service_version`): refer to those resources so that " +
+					"Terraform declares them first.",
+				Required: true,
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"service": schema.StringAttribute{
+							MarkdownDescription: "Service name.",
+							Required:            true,
+							Validators:          []validator.String{validName(maxNameLen)},
+						},
+						"version": schema.StringAttribute{
+							MarkdownDescription: "Version of the service, e.g. `1.4.2`.",
+							Required:            true,
+							Validators:          []validator.String{validVersion()},
+						},
+					},
+				},
+				Validators:    []validator.Set{setvalidator.SizeAtLeast(1), oneVersionPerService{}},
+				PlanModifiers: []planmodifier.Set{setplanmodifier.RequiresReplace()},
+			},
+			"driver": schema.StringAttribute{
+				MarkdownDescription: "How the agent runs the container. Only `exec` (a child process) for now. Default `exec`.",
+				Optional:            true,
+				Computed:            true,
+				Default:             stringdefault.StaticString("exec"),
+				Validators:          []validator.String{stringvalidator.OneOf("exec")},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"config": schema.SingleNestedAttribute{
+				MarkdownDescription: "What the driver runs.",
+				Required:            true,
+				Attributes: map[string]schema.Attribute{
+					"command": schema.StringAttribute{
+						MarkdownDescription: "The program to run (a path, or a name looked up on the agent's PATH). " +
+							"It must listen on 127.0.0.1:$PORT.",
+						Required:   true,
+						Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+					},
+					"args": schema.ListAttribute{
+						MarkdownDescription: "Its arguments.",
+						ElementType:         types.StringType,
+						Optional:            true,
+						Validators:          []validator.List{listvalidator.SizeAtMost(256)},
+					},
+					"env": schema.MapAttribute{
+						MarkdownDescription: "Extra environment variables. The values are sensitive: the registry shows " +
+							"them only to operator and management tokens (and to the node's own agent). The agent " +
+							"also sets `PORT`, `COEXIST_PORT`, `COEXIST_CONTAINER_ID`, `COEXIST_NODE_ID` and `COEXIST_SERVICES`.",
+						ElementType: types.StringType,
+						Optional:    true,
+						Sensitive:   true,
+						Validators: []validator.Map{
+							mapvalidator.SizeAtMost(256),
+							mapvalidator.KeysAre(envNameValidator{}),
+						},
+					},
+				},
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+			},
+			"health": schema.SingleNestedAttribute{
+				MarkdownDescription: "How the agent decides the container is healthy: an HTTP GET of `http` that " +
+					"answers 2xx, or a TCP connect to its port. A container receives calls only after its first " +
+					"passing check. Without it the agent connects to the port.",
+				Optional: true,
+				Attributes: map[string]schema.Attribute{
+					"http": schema.StringAttribute{
+						MarkdownDescription: "Path of an HTTP health check, e.g. `/healthz`.",
+						Optional:            true,
+						Validators:          []validator.String{healthPathValidator{}},
+					},
+					"tcp": schema.BoolAttribute{
+						MarkdownDescription: "Check with a TCP connect. Default: true when `http` is not set.",
+						Optional:            true,
+						Computed:            true,
+						PlanModifiers:       []planmodifier.Bool{tcpDefault{}},
+					},
+					"interval": interval,
+					"timeout":  healthTimeout,
+				},
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+			},
+			"restart": schema.SingleNestedAttribute{
+				MarkdownDescription: "How a container that exits is restarted: after `delay`, doubled each time up " +
+					"to `max_delay`, at most `attempts` times (the agent's defaults otherwise). Changed in place.",
+				Optional: true,
+				Attributes: map[string]schema.Attribute{
+					"attempts": schema.Int64Attribute{
+						MarkdownDescription: "Exits after which the agent gives up and reports the container failed.",
+						Optional:            true,
+						Validators:          []validator.Int64{int64validator.Between(1, 1000)},
+					},
+					"delay":     durationAttr("First delay before a restart, e.g. `1s`.", time.Millisecond, time.Hour),
+					"max_delay": durationAttr("Longest delay between restarts, e.g. `30s`.", time.Millisecond, time.Hour),
+				},
+			},
+			"drain_timeout": schema.StringAttribute{
+				MarkdownDescription: "How long a draining container may keep serving the calls in flight before it " +
+					"is stopped anyway, e.g. `30s` (at most `24h`). Default `30s`. Changed in place.",
+				CustomType: DurationType{},
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(defaultDrainTimeout),
+				Validators: []validator.String{validDuration(time.Millisecond, 24*time.Hour)},
+			},
+			"state": schema.StringAttribute{
+				MarkdownDescription: "What its agent last reported: `starting`, `running`, `draining`, `stopped` or " +
+					"`failed`. A container that failed after it was created is planned for replacement.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"endpoint": schema.StringAttribute{
+				MarkdownDescription: "Loopback address the container listens on (calls reach it through the node's gateway).",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"pid": schema.Int64Attribute{
+				MarkdownDescription: "Process id of the container on its node.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.Int64{int64planmodifier.UseStateForUnknown()},
+			},
+			"started_at": schema.StringAttribute{
+				MarkdownDescription: "When the process started (RFC 3339).",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Delete: true}),
+		},
+	}
+}
+
+func (r *ContainerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	c, msg := clientFrom(req.ProviderData)
+	if msg != "" {
+		resp.Diagnostics.AddError("Unexpected provider data", msg)
+		return
+	}
+	r.client = c
+}
+
+// ModifyPlan plans the replacement of a container that failed after it was
+// created (it crashed past its restarts, or stopped passing its checks): it
+// no longer runs what the configuration declares.
+func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+		return
+	}
+	var state types.String
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("state"), &state)...)
+	if resp.Diagnostics.HasError() || state.ValueString() != api.ContainerFailed {
+		return
+	}
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("state"), types.StringUnknown())...)
+	resp.RequiresReplace = append(resp.RequiresReplace, path.Root("state"))
+}
+
+// Create declares the container with a fresh id (?cas=0: create only), then
+// waits until its agent reports it running and healthy.
+func (r *ContainerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !configured(r.client, &resp.Diagnostics) {
+		return
+	}
+	var plan containerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, defaultContainerCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	body, diags := plan.request(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	var id string
+	for attempt := 0; ; attempt++ {
+		id = newContainerID(plan.Name.ValueString())
+		_, _, err := r.client.API.Containers().Declare(ctx, id, body, &api.WriteOptions{CAS: api.CAS(0)})
+		if err == nil {
+			break
+		}
+		if api.IsConflict(err) && attempt < 3 {
+			continue // the suffix is taken: draw another
+		}
+		resp.Diagnostics.AddError("Cannot create container", explain(r.client, err)+declareHint(err))
+		return
+	}
+
+	// From here the container exists: state is saved even when the wait
+	// fails, so that Terraform marks it tainted and replaces it next time.
+	plan.ID = types.StringValue(id)
+	ct, err := waitRunning(ctx, r.client.API, id)
+	plan.setObserved(ct)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	if err != nil {
+		resp.Diagnostics.AddError("Container did not become healthy", failureDetail(r.client, id, plan.Node.ValueString(), ct, err, timeout))
+	}
+}
+
+// declareHint adds advice to the registry's 400 when it is about an
+// undeclared version or an unknown node.
+func declareHint(err error) string {
+	msg := body(err)
+	switch {
+	case strings.Contains(msg, "is not declared"):
+		return "\n\nDeclare that version with a coexist_service_version resource and refer to it from the " +
+			"container's services (e.g. version = coexist_service_version.x.version), so that Terraform declares it first."
+	case strings.HasPrefix(msg, "node:"):
+		return "\n\nA node is registered by its agent when the agent starts; the coexist_nodes data source lists them."
+	}
+	return ""
+}
+
+// failureDetail explains why a new container did not become healthy, with
+// the container's own message (its last output lines) when its agent gave one.
+func failureDetail(c *Client, id, node string, ct *api.Container, err error, timeout time.Duration) string {
+	var cf *containerFailure
+	switch {
+	case errors.As(err, &cf):
+		msg := cf.Message
+		if msg == "" {
+			msg = "(no message)"
+		}
+		return fmt.Sprintf("Container %s on node %s failed before it passed its first health check (state: %s). "+
+			"Its agent reports:\n\n%s\n\n"+
+			"The container is marked tainted: the next apply replaces it. Fix its command, its health check or the "+
+			"service, then apply again.", id, node, cf.State, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		state, msg := "not yet reported by its agent", ""
+		if ct != nil && ct.Status != nil {
+			state, msg = ct.Status.State, ct.Status.Message
+		}
+		out := fmt.Sprintf("Container %s on node %s did not become healthy within %s (state: %s).", id, node, timeout, state)
+		if msg != "" {
+			out += " Its agent reports:\n\n" + msg
+		}
+		return out + "\n\nIs the node's agent running (coexist_nodes shows its status)? Does the container listen on " +
+			"127.0.0.1:$PORT and pass its health check? Raise timeouts { create = \"...\" } for a slow start."
+	}
+	return fmt.Sprintf("Waiting for container %s on node %s: %s", id, node, waitErrText(c, err))
+}
+
+// Read refreshes the container. One deleted outside Terraform (or being
+// deleted) is removed from state, so the next plan creates it again; one that
+// failed keeps its state "failed", which ModifyPlan turns into a replacement.
+func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if !configured(r.client, &resp.Diagnostics) {
+		return
+	}
+	var state containerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ct, _, err := r.client.API.Containers().Info(ctx, state.ID.ValueString(), nil)
+	if err != nil {
+		if api.IsNotFound(err) {
+			resp.State.RemoveResource(ctx)
+			return
+		}
+		addAPIError(&resp.Diagnostics, r.client, "Cannot read container", err)
+		return
+	}
+	if ct.Desired == api.DesiredDeleted {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	var next containerModel
+	resp.Diagnostics.Append(next.fromAPI(ctx, ct, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &next)...)
+}
+
+// Update changes what may change in place, drain_timeout and restart, with a
+// check-and-set write; the agent keeps the process running.
+func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	if !configured(r.client, &resp.Diagnostics) {
+		return
+	}
+	var plan containerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	body, diags := plan.request(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	id := plan.ID.ValueString()
+	for attempt := 0; ; attempt++ {
+		cur, _, err := r.client.API.Containers().Info(ctx, id, nil)
+		if err != nil {
+			addAPIError(&resp.Diagnostics, r.client, "Cannot read container", err)
+			return
+		}
+		_, _, err = r.client.API.Containers().Declare(ctx, id, body, &api.WriteOptions{CAS: api.CAS(cur.ModifyIndex)})
+		if err == nil {
+			break
+		}
+		if api.IsConflict(err) && attempt < 5 {
+			continue // its agent reported a status in between
+		}
+		addAPIError(&resp.Diagnostics, r.client, "Cannot update container", err)
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// Delete marks the container deleted and waits until its agent has drained
+// and stopped it and the registry has removed it.
+func (r *ContainerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if !configured(r.client, &resp.Diagnostics) {
+		return
+	}
+	var state containerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, state.DrainTimeout.Std()+deleteTimeoutMargin)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	id := state.ID.ValueString()
+	if _, _, err := r.client.API.Containers().Delete(ctx, id, nil); err != nil {
+		if api.IsNotFound(err) {
+			return
+		}
+		addAPIError(&resp.Diagnostics, r.client, "Cannot delete container", err)
+		return
+	}
+	last, err := waitGone(ctx, r.client.API, id)
+	if err != nil {
+		lastState := "unknown"
+		if last != nil && last.Status != nil {
+			lastState = last.Status.State
+		}
+		resp.Diagnostics.AddError("Container not stopped",
+			fmt.Sprintf("Container %s on node %s was marked deleted but has not drained and stopped within %s "+
+				"(last state: %s): %s.\n\nIts agent stops it once its calls in flight finish or its drain_timeout "+
+				"passes; is the node's agent running? Raise timeouts { delete = \"...\" } for long drains.",
+				id, state.Node.ValueString(), timeout, lastState, waitErrText(r.client, err)))
+	}
+}
+
+// ImportState takes a container id; its name is the id without its suffix.
+func (r *ContainerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if msg := checkName(req.ID, maxNameLen); msg != "" {
+		resp.Diagnostics.AddError("Invalid import id", "A container id is expected. "+msg)
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), nameOfID(req.ID))...)
+}

@@ -1,0 +1,305 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/compare"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/coexist-dev/coexist/api"
+)
+
+// containerSpec is what the container configs of these tests vary.
+type containerSpec struct {
+	service string // service name; its version 1.0.0 is declared alongside
+	name    string
+	args    string // HCL list
+	env     string // HCL map, or "" for none
+	extra   string // more attributes
+	cbd     bool   // lifecycle { create_before_destroy = true }
+}
+
+// containerConfig declares version 1.0.0 of spec.service and one greeter
+// container holding it.
+func containerConfig(s containerSpec) string {
+	env := ""
+	if s.env != "" {
+		env = "\n    env     = " + s.env
+	}
+	lifecycle := ""
+	if s.cbd {
+		lifecycle = "\n  lifecycle {\n    create_before_destroy = true\n  }"
+	}
+	return providerBlock + fmt.Sprintf(`
+resource "coexist_service_version" "v1" {
+  service = %[1]q
+  version = "1.0.0"
+  clients = ">= 1.0, < 2.0"
+}
+
+resource "coexist_container" "c" {
+  name = %[2]q
+  node = %[3]q
+  services = [{
+    service = coexist_service_version.v1.service
+    version = coexist_service_version.v1.version
+  }]
+  config = {
+    command = %[4]q
+    args    = %[5]s%[6]s
+  }
+  health = {
+    http     = "/healthz"
+    interval = "200ms"
+  }
+  %[7]s%[8]s
+}
+`, s.service, s.name, accNode, acc.greeter, s.args, env, s.extra, lifecycle)
+}
+
+// Create, update in place (the process keeps running), import, replace on a
+// change of what runs; destroy drains, stops and removes it.
+func TestAccContainer_basic(t *testing.T) {
+	testAccPreCheck(t)
+	const svc = "acc-ct-basic"
+	res := "coexist_container.c"
+	base := containerSpec{service: svc, name: "basic", args: `["--version", "1.0.0"]`, env: `{ GREETER_NOTE = "one" }`}
+	updated := base
+	updated.extra = "drain_timeout = \"45s\"\n  restart = { attempts = 3, delay = \"1s\" }"
+	replaced := updated
+	replaced.args = `["--version", "1.0.1"]`
+
+	samePID := statecheck.CompareValue(compare.ValuesSame())
+	var firstID string
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: containerConfig(base),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("id"), knownvalue.StringRegexp(regexp.MustCompile(`^basic-[a-z0-9]{5}$`))),
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("state"), knownvalue.StringExact("running")),
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("driver"), knownvalue.StringExact("exec")),
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("drain_timeout"), knownvalue.StringExact("30s")),
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("health").AtMapKey("tcp"), knownvalue.Bool(false)),
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("health").AtMapKey("timeout"), knownvalue.StringExact("1s")),
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("endpoint"), knownvalue.StringRegexp(regexp.MustCompile(`^127\.0\.0\.1:229\d\d$`))),
+					samePID.AddStateValue(res, tfjsonpath.New("pid")),
+				},
+				Check: func(s *terraform.State) error {
+					firstID, _ = stateAttr(s, res, "id")
+					return checkRegistryContainer(s, res, api.ContainerRunning)
+				},
+			},
+			{
+				Config: containerConfig(updated),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(res, plancheck.ResourceActionUpdate)},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("drain_timeout"), knownvalue.StringExact("45s")),
+					samePID.AddStateValue(res, tfjsonpath.New("pid")),
+				},
+				Check: func(s *terraform.State) error {
+					id, _ := stateAttr(s, res, "id")
+					ct, err := containerOf(id)
+					if err != nil {
+						return err
+					}
+					if ct.DrainTimeout.Std() != 45*time.Second || ct.Restart == nil || ct.Restart.Attempts != 3 {
+						return fmt.Errorf("registry has drain_timeout %s restart %+v", ct.DrainTimeout, ct.Restart)
+					}
+					if id != firstID {
+						return fmt.Errorf("id changed from %s to %s on an in-place update", firstID, id)
+					}
+					return nil
+				},
+			},
+			{
+				ResourceName:      res,
+				ImportState:       true,
+				ImportStateVerify: true,
+			},
+			{
+				Config: containerConfig(replaced),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(res, plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+				Check: func(s *terraform.State) error {
+					id, _ := stateAttr(s, res, "id")
+					if id == firstID {
+						return fmt.Errorf("replacement kept id %s", id)
+					}
+					if _, err := containerOf(firstID); !api.IsNotFound(err) {
+						return fmt.Errorf("replaced container %s: want 404, got %v", firstID, err)
+					}
+					return checkRegistryContainer(s, res, api.ContainerRunning)
+				},
+			},
+		},
+	})
+}
+
+// checkRegistryContainer asks the registry for the container in state.
+func checkRegistryContainer(s *terraform.State, res, state string) error {
+	id, err := stateAttr(s, res, "id")
+	if err != nil {
+		return err
+	}
+	ct, err := containerOf(id)
+	if err != nil {
+		return err
+	}
+	if ct.Status == nil || ct.Status.State != state {
+		return fmt.Errorf("container %s: status %+v, want state %s", id, ct.Status, state)
+	}
+	pid, _ := stateAttr(s, res, "pid")
+	if pid != strconv.Itoa(ct.Status.PID) {
+		return fmt.Errorf("container %s: pid %s in state, %d in the registry", id, pid, ct.Status.PID)
+	}
+	return nil
+}
+
+// A container whose health check never passes fails the apply with the
+// container's own output, and is left tainted (then destroyed).
+func TestAccContainer_healthFailure(t *testing.T) {
+	testAccPreCheck(t)
+	spec := containerSpec{service: "acc-ct-unhealthy", name: "unhealthy", args: `["--version", "1.0.7"]`,
+		env: `{ GREETER_FAIL_HEALTH = "1" }`}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: containerConfig(spec),
+				// The greeter's own stdout line, relayed by the agent.
+				ExpectError: errorRE("Container did not become healthy", "failed before it passed its first health check",
+					"GET /healthz answered 500", "last output:", "greeter 1.0.7 listening on 127.0.0.1:"),
+			},
+		},
+	})
+}
+
+// What needs the registry's state is checked by the registry at create: a
+// container naming a version that is not declared, or a node that is not
+// registered, is refused with a 400 that names the field.
+func TestAccContainer_refusedByRegistry(t *testing.T) {
+	testAccPreCheck(t)
+	cfg := func(node string) string {
+		return providerBlock + fmt.Sprintf(`
+resource "coexist_service_version" "declared" {
+  service = "acc-ct-refused-ok"
+  version = "1.0.0"
+  clients = ">= 1.0"
+}
+
+resource "coexist_container" "c" {
+  name = "refused"
+  node = %q
+  services = [
+    { service = coexist_service_version.declared.service, version = coexist_service_version.declared.version },
+    { service = "acc-ct-refused", version = "1.4.2" },
+  ]
+  config = { command = %q }
+}
+`, node, acc.greeter)
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg(accNode),
+				ExpectError: errorRE("Cannot create container",
+					`services[0].version: version 1.4.2 of service "acc-ct-refused" is not declared`,
+					"Declare that version with a coexist_service_version resource"),
+			},
+			{
+				Config: cfg("no-such-node"),
+				ExpectError: errorRE("Cannot create container", `node: node "no-such-node" is not registered`,
+					"the coexist_nodes data source lists them"),
+			},
+		},
+	})
+}
+
+// Drift: a container deleted through the API is planned to be created again;
+// one that fails outside Terraform is planned for replacement.
+func TestAccContainer_drift(t *testing.T) {
+	testAccPreCheck(t)
+	res := "coexist_container.c"
+	spec := containerSpec{service: "acc-ct-drift", name: "drift", args: `["--version", "1.0.0"]`,
+		extra: "restart = { attempts = 1 }\n  timeouts {\n    create = \"1m\"\n    delete = \"2m\"\n  }"}
+	cfg := containerConfig(spec)
+	var id string
+	remember := func(s *terraform.State) error {
+		var err error
+		id, err = stateAttr(s, res, "id")
+		return err
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps: []resource.TestStep{
+			{Config: cfg, Check: remember},
+			{
+				PreConfig: func() {
+					if _, _, err := acc.client.Containers().Delete(context.Background(), id, nil); err != nil {
+						t.Fatal(err)
+					}
+					waitFor(t, "container "+id+" to leave the registry", 30*time.Second, func() (bool, error) {
+						_, err := containerOf(id)
+						return api.IsNotFound(err), err
+					})
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(res, plancheck.ResourceActionCreate)},
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(remember,
+					func(s *terraform.State) error { return checkRegistryContainer(s, res, api.ContainerRunning) }),
+			},
+			{
+				// Kill its process: with restart.attempts = 1 the agent
+				// gives up and reports it failed.
+				PreConfig: func() {
+					ct, err := containerOf(id)
+					if err != nil || ct.Status == nil || ct.Status.PID == 0 {
+						t.Fatalf("container %s: %+v %v", id, ct, err)
+					}
+					if err := syscall.Kill(ct.Status.PID, syscall.SIGKILL); err != nil {
+						t.Fatal(err)
+					}
+					waitFor(t, "container "+id+" to be failed", 30*time.Second, func() (bool, error) {
+						ct, err := containerOf(id)
+						return err == nil && ct.Status != nil && ct.Status.State == api.ContainerFailed, err
+					})
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(res, plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+				Check: func(s *terraform.State) error {
+					newID, _ := stateAttr(s, res, "id")
+					if newID == id || !strings.HasPrefix(newID, "drift-") {
+						return fmt.Errorf("failed container %s was not replaced (now %s)", id, newID)
+					}
+					return checkRegistryContainer(s, res, api.ContainerRunning)
+				},
+			},
+		},
+	})
+}

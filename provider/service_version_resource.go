@@ -1,0 +1,296 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/coexist-dev/coexist/api"
+)
+
+var (
+	_ resource.Resource                = (*ServiceVersionResource)(nil)
+	_ resource.ResourceWithConfigure   = (*ServiceVersionResource)(nil)
+	_ resource.ResourceWithImportState = (*ServiceVersionResource)(nil)
+)
+
+// Default timeouts of coexist_service_version.
+const (
+	defaultVersionCreateTimeout = 2 * time.Minute
+	defaultVersionDeleteTimeout = 10 * time.Minute
+)
+
+// ServiceVersionResource is coexist_service_version: one declared version of
+// a service and the range of client versions it serves.
+type ServiceVersionResource struct {
+	client *Client
+}
+
+// NewServiceVersionResource returns the coexist_service_version resource.
+func NewServiceVersionResource() resource.Resource { return &ServiceVersionResource{} }
+
+type serviceVersionModel struct {
+	ID          types.String   `tfsdk:"id"`
+	Service     types.String   `tfsdk:"service"`
+	Version     types.String   `tfsdk:"version"`
+	Clients     types.String   `tfsdk:"clients"`
+	Description types.String   `tfsdk:"description"`
+	State       types.String   `tfsdk:"state"`
+	Timeouts    timeouts.Value `tfsdk:"timeouts"`
+}
+
+// versionID is the id of a service version: "service@version".
+func versionID(service, version string) string { return service + "@" + version }
+
+// parseVersionID reads "service@version" (or "service/version").
+func parseVersionID(id string) (service, version string, ok bool) {
+	if s, v, found := strings.Cut(id, "@"); found && s != "" && v != "" {
+		return s, v, true
+	}
+	if s, v, found := strings.Cut(id, "/"); found && s != "" && v != "" {
+		return s, v, true
+	}
+	return "", "", false
+}
+
+func (r *ServiceVersionResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_service_version"
+}
+
+func (r *ServiceVersionResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Declares one version of a service and the range of client versions it serves. " +
+			"Several versions of a service coexist; every call goes to the highest active version whose " +
+			"`clients` range admits the caller.\n\n" +
+			"Destroying it retires the version: it drains (clients move to another compatible version, " +
+			"calls in flight finish) and Terraform waits until the registry reports it `retired`. " +
+			"Declaring a retired version again brings it back (a rollback).\n\n" +
+			"Default timeouts: `create` 2m, `delete` 10m (a drain lasts until the calls in flight finish, or " +
+			"the containers' `drain_timeout` passes).",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "`service@version`, e.g. `greeter@1.4.2`.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"service": schema.StringAttribute{
+				MarkdownDescription: "Service name: lowercase letters, digits and dashes. Changing it declares a new version (replacement).",
+				Required:            true,
+				Validators:          []validator.String{validName(maxNameLen)},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"version": schema.StringAttribute{
+				MarkdownDescription: "Semantic version, e.g. `1.4.2`. Changing it declares a new version (replacement).",
+				Required:            true,
+				Validators:          []validator.String{validVersion()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"clients": schema.StringAttribute{
+				MarkdownDescription: "Range of client versions this version serves, e.g. `>= 1.0, < 2.0` or `~> 1.4` " +
+					"(comma-separated constraints, as in Terraform). Changed in place.",
+				Required:   true,
+				Validators: []validator.String{validRange()},
+			},
+			"description": schema.StringAttribute{
+				MarkdownDescription: "Free text, up to 1024 characters. Changed in place.",
+				Optional:            true,
+				Computed:            true,
+				Default:             stringdefault.StaticString(""),
+				Validators:          []validator.String{stringvalidator.LengthAtMost(1024)},
+			},
+			"state": schema.StringAttribute{
+				MarkdownDescription: "`active` once declared. A version retired or draining outside Terraform is " +
+					"planned to be declared again.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Delete: true}),
+		},
+	}
+}
+
+func (r *ServiceVersionResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	c, msg := clientFrom(req.ProviderData)
+	if msg != "" {
+		resp.Diagnostics.AddError("Unexpected provider data", msg)
+		return
+	}
+	r.client = c
+}
+
+// Create declares the version. An active version declared with another
+// range by someone else is not silently taken over: import it instead.
+func (r *ServiceVersionResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !configured(r.client, &resp.Diagnostics) {
+		return
+	}
+	var plan serviceVersionModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, defaultVersionCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	service, ver := plan.Service.ValueString(), plan.Version.ValueString()
+	existing, err := findVersion(ctx, r.client.API, service, ver)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, r.client, "Cannot read service version", err)
+		return
+	}
+	if existing != nil && existing.State == api.VersionActive &&
+		(existing.Clients != plan.Clients.ValueString() || existing.Description != plan.Description.ValueString()) {
+		resp.Diagnostics.AddError("Service version already declared",
+			fmt.Sprintf("Version %s of service %q is already declared, for clients %q, and is not managed by this "+
+				"configuration. Import it to manage it here:\n\n  terraform import <address> %s",
+				ver, service, existing.Clients, versionID(service, ver)))
+		return
+	}
+	sv, _, err := r.client.API.Services().Declare(ctx, service, ver,
+		api.VersionRequest{Clients: plan.Clients.ValueString(), Description: plan.Description.ValueString()}, nil)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, r.client, "Cannot declare service version", err)
+		return
+	}
+	plan.ID = types.StringValue(versionID(service, ver))
+	plan.State = types.StringValue(sv.State)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// Read refreshes the version. One that is gone, retired or draining is no
+// longer what the configuration declares: it is removed from state so that
+// the next plan declares it again.
+func (r *ServiceVersionResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if !configured(r.client, &resp.Diagnostics) {
+		return
+	}
+	var state serviceVersionModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	service, ver := state.Service.ValueString(), state.Version.ValueString()
+	sv, err := findVersion(ctx, r.client.API, service, ver)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, r.client, "Cannot read service version", err)
+		return
+	}
+	if sv == nil || sv.State != api.VersionActive {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	state.ID = types.StringValue(versionID(service, ver))
+	state.Clients = types.StringValue(sv.Clients)
+	state.Description = types.StringValue(sv.Description)
+	state.State = types.StringValue(sv.State)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// Update declares the version again with its new range or description;
+// nothing restarts.
+func (r *ServiceVersionResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	if !configured(r.client, &resp.Diagnostics) {
+		return
+	}
+	var plan serviceVersionModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	service, ver := plan.Service.ValueString(), plan.Version.ValueString()
+	sv, _, err := r.client.API.Services().Declare(ctx, service, ver,
+		api.VersionRequest{Clients: plan.Clients.ValueString(), Description: plan.Description.ValueString()}, nil)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, r.client, "Cannot update service version", err)
+		return
+	}
+	plan.ID = types.StringValue(versionID(service, ver))
+	plan.State = types.StringValue(sv.State)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// Delete retires the version and waits until the registry reports it
+// retired: its containers have drained, or their drain timeout has passed.
+func (r *ServiceVersionResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if !configured(r.client, &resp.Diagnostics) {
+		return
+	}
+	var state serviceVersionModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, defaultVersionDeleteTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	service, ver := state.Service.ValueString(), state.Version.ValueString()
+	if _, _, err := r.client.API.Services().Retire(ctx, service, ver, nil); err != nil {
+		if api.IsNotFound(err) {
+			return
+		}
+		addAPIError(&resp.Diagnostics, r.client, "Cannot retire service version", err)
+		return
+	}
+	if err := waitRetired(ctx, r.client.API, service, ver); err != nil {
+		resp.Diagnostics.AddError("Service version not retired",
+			fmt.Sprintf("Version %s of service %q is draining but was not retired within %s: %s.\n\n"+
+				"Its containers drain until their calls in flight finish or their drain_timeout passes; "+
+				"raise the delete timeout (timeouts { delete = \"...\" }) or look at the containers holding it.",
+				ver, service, timeout, waitErrText(r.client, err)))
+	}
+}
+
+// ImportState takes "service@version" (or "service/version").
+func (r *ServiceVersionResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	service, ver, ok := parseVersionID(req.ID)
+	if !ok {
+		resp.Diagnostics.AddError("Invalid import id",
+			fmt.Sprintf("%q is not a service version id: write service@version, e.g. greeter@1.4.2.", req.ID))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), versionID(service, ver))...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("service"), service)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("version"), ver)...)
+}
+
+// findVersion returns the version, or nil when the registry has no such
+// service or version.
+func findVersion(ctx context.Context, c *api.Client, service, ver string) (*api.ServiceVersion, error) {
+	svc, _, err := c.Services().Info(ctx, service, nil)
+	if err != nil {
+		if api.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	for i := range svc.Versions {
+		if svc.Versions[i].Version == ver {
+			return &svc.Versions[i], nil
+		}
+	}
+	return nil, nil
+}
