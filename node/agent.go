@@ -669,8 +669,13 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 	go func() {
 		fails := 0
 		passed := healthy
+		// Until the first pass, check soon and then every startPoll: a
+		// service that listens within a few milliseconds is routable
+		// within a few milliseconds.
+		poll := time.Millisecond
 		for {
-			wait := startPoll
+			wait := poll
+			poll = min(2*poll, startPoll)
 			if passed {
 				wait = healthInterval(h)
 			}
