@@ -1,0 +1,206 @@
+package sim_test
+
+import (
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/routing"
+	"github.com/coexist-dev/coexist/sim"
+)
+
+// Each invariant exists to catch a kind of bug. These specs plant one such
+// bug through the simulator's hooks and show that the simulator reports it,
+// with the virtual time, the event and the seed; where the scenario is
+// built here, a control run without the bug shows it is clean.
+
+// newestCaller is the caller as a router that ignores client ranges sees
+// it: as if it were of the newest active running version, which every
+// version's range admits.
+func newestCaller(t *routing.Table, c routing.Client, service string) routing.Client {
+	cands := routing.Candidates(t, c, service) // lowest first
+	for i := len(cands) - 1; i >= 0; i-- {
+		if cands[i].Running > 0 && cands[i].State == api.VersionActive {
+			if fake, err := routing.ParseClient(c.Name, cands[i].Version, nil, c.Node); err == nil {
+				return fake
+			}
+		}
+	}
+	return c
+}
+
+// ignoreRanges is a router that ignores client ranges.
+func ignoreRanges(t *routing.Table, c routing.Client, service string, rnd routing.Rand) (routing.Route, error) {
+	return routing.Select(t, newestCaller(t, c, service), service, rnd)
+}
+
+// admitIgnoringRanges is the same bug in the gateway's re-check.
+func admitIgnoringRanges(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
+	return routing.Admit(t, newestCaller(t, c, service), service, container, rnd)
+}
+
+// drainIgnoringInflight is a reconciler whose drain does not wait: it
+// plans as if nothing were in flight.
+func drainIgnoringInflight(d node.Desired, o node.Observed, now time.Time, cfg node.PlanConfig) []node.Action {
+	blind := make(node.Observed, len(o))
+	for id, l := range o {
+		c := *l
+		c.Inflight = nil
+		blind[id] = &c
+	}
+	return node.Plan(d, blind, now, cfg)
+}
+
+// restartOnAnyChange is a reconciler that fingerprints a container with its
+// record's modify index, so that every status report looks like a new spec
+// and the container is stopped and started again.
+func restartOnAnyChange(d node.Desired, o node.Observed, now time.Time, cfg node.PlanConfig) []node.Action {
+	cs := slices.Clone(d.Containers)
+	for i := range cs {
+		cs[i].Config.Args = append(slices.Clone(cs[i].Config.Args), strconv.FormatUint(cs[i].ModifyIndex, 10))
+	}
+	d.Containers = cs
+	return node.Plan(d, o, now, cfg)
+}
+
+// admitDraining is a gateway that forwards every call naming a container,
+// even one that is draining or stopping, where it should refuse the call as
+// safe to retry. (A DecisionForward with a zero Route forwards to the named
+// container.)
+func admitDraining(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
+	d, r, err := routing.Admit(t, c, service, container, rnd)
+	if d == routing.DecisionRefuseRetry && container != "" {
+		return routing.DecisionForward, routing.Route{}, nil
+	}
+	return d, r, err
+}
+
+// globalRandRouter draws its two random choices from math/rand/v2's global,
+// unseeded source instead of the one it is given.
+func globalRandRouter(t *routing.Table, c routing.Client, service string, _ routing.Rand) (routing.Route, error) {
+	return routing.Select(t, c, service, globalRand{})
+}
+
+type globalRand struct{}
+
+func (globalRand) IntN(n int) int { return rand.IntN(n) }
+
+// twoLines: api 1.0.0 for clients 1.x and api 2.0.0 for clients 2.x, both
+// running, and 1.x clients calling.
+func twoLines() *sim.Scenario {
+	sc := sim.New("two-lines")
+	sc.Duration = 60 * time.Second
+	sc.AddNodes("n", 3)
+	sc.Version("api", "1.0.0", ">= 1.0, < 2.0").Version("api", "2.0.0", ">= 2.0, < 3.0")
+	sc.ContainerGroup("a1", 3, nil, "api@1.0.0")
+	sc.ContainerGroup("a2", 3, nil, "api@2.0.0")
+	sc.Cohort(sim.CohortSpec{Name: "web", Clients: 50, Version: "1.4.0", Calls: []string{"api"}})
+	sc.At(30*time.Second, sim.SetRate{Cohort: "web", Rate: 2})
+	return sc
+}
+
+// scaleDown removes half of greeter's containers under load, while the
+// clients' tables lag the agents' by up to 600ms: stale clients keep naming
+// containers that drain and stop.
+func scaleDown() *sim.Scenario {
+	sc := sim.New("scale-down")
+	sc.Duration = 70 * time.Second
+	sc.Registry.Propagation = sim.Uniform(100*time.Millisecond, 600*time.Millisecond)
+	sc.Registry.NodePropagation = sim.Uniform(2*time.Millisecond, 20*time.Millisecond)
+	sc.Agent.StopTime = sim.Uniform(200*time.Millisecond, 500*time.Millisecond)
+	sc.Agent.ServiceTime = sim.Uniform(5*time.Millisecond, 50*time.Millisecond)
+	sc.AddNodes("n", 3)
+	sc.Version("greeter", "1.0.0", ">= 1.0, < 2.0")
+	sc.ContainerGroup("g", 6, nil, "greeter@1.0.0")
+	sc.Cohort(sim.CohortSpec{Name: "web", Clients: 100, Version: "1.2.0", Calls: []string{"greeter"}, Rate: 2})
+	sc.At(20*time.Second, sim.RemoveGroup("g", 3)...)
+	return sc
+}
+
+var _ = Describe("planted bugs", func() {
+	seeds := []uint64{1, 2, 3, 4, 5}
+
+	// expectCaught runs sc on each seed with the hooks and expects the
+	// invariant to be reported, each violation with its time, event and
+	// seed.
+	expectCaught := func(sc *sim.Scenario, hooks sim.Hooks, inv sim.Invariant) {
+		GinkgoHelper()
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: hooks, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			vs := violations(r, inv)
+			Expect(vs).NotTo(BeEmpty(), "seed %d: the planted bug went unnoticed\n%s", seed, describe(sc.Name, r))
+			for _, v := range vs {
+				Expect(v.Seed).To(Equal(seed))
+				Expect(v.At).To(BeNumerically(">", 0))
+				Expect(v.Event).NotTo(BeEmpty())
+				Expect(v.Detail).NotTo(BeEmpty())
+				Expect(v.String()).To(ContainSubstring("seed " + strconv.FormatUint(seed, 10)))
+			}
+		}
+	}
+	expectClean := func(sc *sim.Scenario) {
+		GinkgoHelper()
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.OK()).To(BeTrue(), "control run, seed %d\n%s", seed, describe(sc.Name, r))
+		}
+	}
+	file := func(name string) *sim.Scenario { return example(filepath.Join(scenarioDir, name)) }
+
+	It("compatible: a router that ignores client ranges", func() {
+		sc := twoLines()
+		expectClean(sc)
+		expectCaught(sc, sim.Hooks{Router: ignoreRanges, Admit: admitIgnoringRanges}, sim.Compatible)
+	})
+
+	It("available: a gateway that admits calls to a draining container instead of refusing them as safe to retry", func() {
+		sc := scaleDown()
+		expectClean(sc)
+		expectCaught(sc, sim.Hooks{Admit: admitDraining}, sim.Available)
+	})
+
+	It("no restarts: a reconciler that restarts an unchanged container", func() {
+		expectCaught(file("rolling-upgrade.hcl"), sim.Hooks{Planner: restartOnAnyChange}, sim.NoRestarts)
+	})
+
+	It("drained: a drain that stops a container with calls in flight", func() {
+		expectCaught(file("retire-under-load.hcl"), sim.Hooks{Planner: drainIgnoringInflight}, sim.Drained)
+	})
+
+	It("converges: a client that never refreshes its table", func() {
+		expectCaught(file("rolling-upgrade.hcl"), sim.Hooks{NoClientRefresh: true}, sim.Converges)
+	})
+
+	It("deterministic: a router that draws from the global random source", func() {
+		sc := file("rolling-upgrade.hcl")
+		for _, seed := range seeds[:2] {
+			r, err := sim.Check(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Router: globalRandRouter}, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(violations(r, sim.Deterministic)).To(HaveLen(1), "%s", describe(sc.Name, r))
+			Expect(violations(r, sim.Deterministic)[0].Seed).To(Equal(seed))
+		}
+	})
+
+	It("available: a gateway that drops the caller's requirements (Coexist-Client-Require)", func() {
+		// The batch clients require api ~> 1.0: a gateway blind to that
+		// prefers 2.0.0 for them and refuses every call they make.
+		expectCaught(file("cohort-waves.hcl"), sim.Hooks{GatewayIgnoresRequirements: true}, sim.Available)
+	})
+
+	It("available: an agent whose gateway counts a container routable before the registry does (node/agent.go today)", func() {
+		// During a leader loss the new containers are healthy on their
+		// nodes but not running in the registry: clients cannot choose
+		// them, yet every gateway prefers them and refuses the calls
+		// clients make to the version they can see.
+		expectCaught(file("leader-loss-during-upgrade.hcl"), sim.Hooks{OverlayPromotes: true}, sim.Available)
+	})
+})

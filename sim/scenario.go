@@ -1,0 +1,828 @@
+package sim
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coexist-dev/coexist/raftregistry/state"
+)
+
+// Pos is where something was written in a scenario file; the zero Pos is a
+// scenario built in Go.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string {
+	if p.File == "" && p.Line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Scenario is a fleet and what happens to it: the initial nodes, service
+// versions, containers and client cohorts, then steps at virtual times.
+// Build one with New and its methods, or read one with ParseFile; Validate
+// says what is wrong with it.
+type Scenario struct {
+	Name        string
+	Description string
+	Pos         Pos
+
+	// Duration is the virtual time the run lasts; 0: until the convergence
+	// bound after the last step, and ten seconds more.
+	Duration time.Duration
+	// ConvergeWithin bounds the time from the last change (step or end of a
+	// fault) to convergence.
+	ConvergeWithin time.Duration
+	// Warmup is when cohorts start calling (unless they say otherwise), so
+	// that the initial fleet can start first.
+	Warmup time.Duration
+	// FaultSettle is how long after an injected fault calls may still fail
+	// on its account (see Windows); 0: derived from the settings.
+	FaultSettle time.Duration
+
+	Network  NetworkSettings
+	Registry RegistrySettings
+	Agent    AgentSettings
+
+	Nodes       []NodeSpec
+	Versions    []VersionSpec   // declared at time 0
+	Containers  []ContainerSpec // declared at time 0
+	Cohorts     []CohortSpec
+	ReleaseSets []ReleaseSet
+	Steps       []Step
+}
+
+// NetworkSettings model the network between clients, gateways and the
+// registry.
+type NetworkSettings struct {
+	// Latency is one way, per message.
+	Latency Dist
+	// Loss is the probability that a connection attempt from a client to a
+	// gateway fails (a connection never made, safe to retry).
+	Loss float64
+	// DialTimeout is how long a failed connection attempt takes to fail.
+	DialTimeout time.Duration
+}
+
+// RegistrySettings model the registry cluster.
+type RegistrySettings struct {
+	// CommitLatency is the time from a write reaching the leader to its
+	// commit (Raft round trips and fsync).
+	CommitLatency Dist
+	// PublishInterval coalesces commits: watchers are answered with the
+	// committed state at most once per interval.
+	PublishInterval time.Duration
+	// Propagation is a client watcher's delay behind a publication, sampled
+	// once per client; NodePropagation is an agent's.
+	Propagation     Dist
+	NodePropagation Dist
+	// HeartbeatTTL and RetireInterval are the leader's (raftregistry.Config).
+	HeartbeatTTL   time.Duration
+	RetireInterval time.Duration
+}
+
+// AgentSettings model the node agents and their driver.
+type AgentSettings struct {
+	// StartTime is from a start to the process listening; HealthDelay from
+	// there to its first passing health check; StopTime from SIGTERM to
+	// exit (cut at KillTimeout).
+	StartTime   Dist
+	HealthDelay Dist
+	StopTime    Dist
+	// The reconciler's timings (node.PlanConfig).
+	StartTimeout           time.Duration
+	KillTimeout            time.Duration
+	RestartDelay           time.Duration
+	RestartMaxDelay        time.Duration
+	RestartAttempts        int
+	InflightReportInterval time.Duration
+	// HeartbeatInterval is how often a node heartbeats; ReconcileInterval
+	// how often an agent with a container in motion plans again.
+	HeartbeatInterval time.Duration
+	ReconcileInterval time.Duration
+	// ReportTimeout is how long a status report that cannot reach the
+	// registry takes to fail.
+	ReportTimeout time.Duration
+	// ServiceTime is how long a container works on a call, unless its
+	// version says otherwise.
+	ServiceTime Dist
+}
+
+// NodeSpec is one node.
+type NodeSpec struct {
+	ID  string
+	Pos Pos
+}
+
+// VersionSpec is a service version: its client range and how its
+// containers behave in the simulation.
+type VersionSpec struct {
+	Service string
+	Version string
+	Clients string
+	// ServiceTime overrides the agent's; the zero Dist keeps it.
+	ServiceTime Dist
+	// FailsHealth: its containers start but never pass a health check.
+	FailsHealth bool
+	// Calls are services that serving a call of this version calls in
+	// turn, as a client named after this service at this version.
+	Calls []string
+	Pos   Pos
+}
+
+// Ref is "service@version".
+func (v VersionSpec) Ref() string { return v.Service + "@" + v.Version }
+
+// ContainerSpec is one container: its node and the service versions it
+// holds, written "service@version".
+type ContainerSpec struct {
+	ID           string
+	Node         string
+	Services     []string
+	DrainTimeout time.Duration // 0: the registry's default, 30s
+	Pos          Pos
+}
+
+// CohortSpec is a group of clients of one name.
+type CohortSpec struct {
+	Name    string
+	Clients int
+	// Version is every client's version at the start; MoveCohort changes
+	// it for some of them.
+	Version string
+	// Requires is the clients' own range per service.
+	Requires map[string]string
+	// Calls are the services the clients call, one picked at random per
+	// call.
+	Calls []string
+	// Rate is calls per second per client.
+	Rate float64
+	// Deadline bounds a call and its retries (the SDK's RetryTimeout).
+	Deadline time.Duration
+	// OnNodes places the clients on the nodes, round robin, for own-node
+	// preference; otherwise they run outside the fleet.
+	OnNodes bool
+	// Start is when the cohort starts calling; 0: the scenario's Warmup.
+	Start time.Duration
+	Pos   Pos
+}
+
+// ReleaseSet is a set of service versions released together: a call chain
+// that starts in a set must stay in it.
+type ReleaseSet struct {
+	Name    string
+	Members []string // service@version
+	Pos     Pos
+}
+
+// Step is what happens at one virtual time, in order.
+type Step struct {
+	At      time.Duration
+	Actions []Action
+	Pos     Pos
+}
+
+// Action is one change a step makes.
+type Action interface {
+	// Describe says what the action does, for traces and reports.
+	Describe() string
+	position() Pos
+}
+
+// DeclareVersion declares a service version (again: a range change, a drain
+// cancelled or a rollback).
+type DeclareVersion struct{ VersionSpec }
+
+// RetireVersion starts retiring a service version.
+type RetireVersion struct {
+	Service, Version string
+	Pos              Pos
+}
+
+// AddContainer declares a container.
+type AddContainer struct{ ContainerSpec }
+
+// RemoveContainer deletes a container: its agent drains and stops it.
+type RemoveContainer struct {
+	ID  string
+	Pos Pos
+}
+
+// MoveCohort moves some clients of a cohort to another version: a Fraction
+// of the cohort's clients, or Count of them, the first in order that are not
+// on Version yet.
+type MoveCohort struct {
+	Cohort   string
+	Version  string
+	Fraction float64
+	Count    int
+	Pos      Pos
+}
+
+// SetRate changes a cohort's calls per second per client.
+type SetRate struct {
+	Cohort string
+	Rate   float64
+	Pos    Pos
+}
+
+// CrashNode crashes a node: its agent, gateway and containers die.
+type CrashNode struct {
+	Node string
+	Pos  Pos
+}
+
+// RestoreNode brings a crashed node back: its agent starts again, finds its
+// containers dead and starts them.
+type RestoreNode struct {
+	Node string
+	Pos  Pos
+}
+
+// CrashContainer kills one container's process; its agent restarts it.
+type CrashContainer struct {
+	ID  string
+	Pos Pos
+}
+
+// Partition cuts the network between two groups of endpoints until Heal.
+// An endpoint is "registry", "nodes", "clients", "node:ID" or
+// "cohort:NAME".
+type Partition struct {
+	Name string
+	A, B []string
+	Pos  Pos
+}
+
+// Heal ends a partition.
+type Heal struct {
+	Name string
+	Pos  Pos
+}
+
+// LoseLeader loses the registry's leader for a while: writes stall and
+// commit once a new leader is elected; heartbeats are not heard.
+type LoseLeader struct {
+	For time.Duration
+	Pos Pos
+}
+
+// SetNetwork changes the network's latency and loss from now on; nil keeps
+// the current value.
+type SetNetwork struct {
+	Latency *Dist
+	Loss    *float64
+	Pos     Pos
+}
+
+func (a DeclareVersion) Describe() string {
+	return fmt.Sprintf("declare %s clients %q", a.Ref(), a.Clients)
+}
+func (a RetireVersion) Describe() string { return "retire " + a.Service + "@" + a.Version }
+func (a AddContainer) Describe() string {
+	return "add container " + a.ID + " on " + a.Node + " holding " + strings.Join(a.Services, ",")
+}
+func (a RemoveContainer) Describe() string { return "remove container " + a.ID }
+func (a MoveCohort) Describe() string {
+	if a.Count > 0 {
+		return fmt.Sprintf("move %d clients of %s to %s", a.Count, a.Cohort, a.Version)
+	}
+	return fmt.Sprintf("move %g%% of %s to %s", a.Fraction*100, a.Cohort, a.Version)
+}
+func (a SetRate) Describe() string        { return fmt.Sprintf("set rate of %s to %g/s", a.Cohort, a.Rate) }
+func (a CrashNode) Describe() string      { return "crash node " + a.Node }
+func (a RestoreNode) Describe() string    { return "restore node " + a.Node }
+func (a CrashContainer) Describe() string { return "crash container " + a.ID }
+func (a Partition) Describe() string {
+	return fmt.Sprintf("partition %s: %s | %s", a.Name, strings.Join(a.A, ","), strings.Join(a.B, ","))
+}
+func (a Heal) Describe() string       { return "heal " + a.Name }
+func (a LoseLeader) Describe() string { return "lose the registry leader for " + a.For.String() }
+func (a SetNetwork) Describe() string {
+	var parts []string
+	if a.Latency != nil {
+		parts = append(parts, "latency "+a.Latency.String())
+	}
+	if a.Loss != nil {
+		parts = append(parts, "loss "+strconv.FormatFloat(*a.Loss, 'g', -1, 64))
+	}
+	return "set network " + strings.Join(parts, ", ")
+}
+
+func (a DeclareVersion) position() Pos  { return a.Pos }
+func (a RetireVersion) position() Pos   { return a.Pos }
+func (a AddContainer) position() Pos    { return a.Pos }
+func (a RemoveContainer) position() Pos { return a.Pos }
+func (a MoveCohort) position() Pos      { return a.Pos }
+func (a SetRate) position() Pos         { return a.Pos }
+func (a CrashNode) position() Pos       { return a.Pos }
+func (a RestoreNode) position() Pos     { return a.Pos }
+func (a CrashContainer) position() Pos  { return a.Pos }
+func (a Partition) position() Pos       { return a.Pos }
+func (a Heal) position() Pos            { return a.Pos }
+func (a LoseLeader) position() Pos      { return a.Pos }
+func (a SetNetwork) position() Pos      { return a.Pos }
+
+// New returns an empty scenario with the default settings.
+func New(name string) *Scenario {
+	return &Scenario{
+		Name:           name,
+		ConvergeWithin: 60 * time.Second,
+		Warmup:         10 * time.Second,
+		Network: NetworkSettings{
+			Latency:     Uniform(200*time.Microsecond, 2*time.Millisecond),
+			DialTimeout: 50 * time.Millisecond,
+		},
+		Registry: RegistrySettings{
+			CommitLatency:   Uniform(2*time.Millisecond, 15*time.Millisecond),
+			PublishInterval: 20 * time.Millisecond,
+			Propagation:     Uniform(2*time.Millisecond, 50*time.Millisecond),
+			NodePropagation: Uniform(2*time.Millisecond, 50*time.Millisecond),
+			HeartbeatTTL:    10 * time.Second,
+			RetireInterval:  time.Second,
+		},
+		Agent: AgentSettings{
+			StartTime:         Uniform(200*time.Millisecond, 1500*time.Millisecond),
+			HealthDelay:       Uniform(10*time.Millisecond, 200*time.Millisecond),
+			StopTime:          Uniform(5*time.Millisecond, 200*time.Millisecond),
+			StartTimeout:      30 * time.Second,
+			KillTimeout:       5 * time.Second,
+			RestartDelay:      time.Second,
+			RestartMaxDelay:   30 * time.Second,
+			RestartAttempts:   5,
+			HeartbeatInterval: 2 * time.Second,
+			ReconcileInterval: time.Second,
+			ReportTimeout:     time.Second,
+			ServiceTime:       Uniform(time.Millisecond, 20*time.Millisecond),
+		},
+	}
+}
+
+// AddNodes adds nodes prefix-1 … prefix-n.
+func (s *Scenario) AddNodes(prefix string, n int) *Scenario {
+	for i := 1; i <= n; i++ {
+		s.Nodes = append(s.Nodes, NodeSpec{ID: fmt.Sprintf("%s-%d", prefix, i)})
+	}
+	return s
+}
+
+// Declare declares service versions at time 0.
+func (s *Scenario) Declare(vs ...VersionSpec) *Scenario {
+	s.Versions = append(s.Versions, vs...)
+	return s
+}
+
+// Version declares one service version at time 0.
+func (s *Scenario) Version(service, version, clients string) *Scenario {
+	return s.Declare(VersionSpec{Service: service, Version: version, Clients: clients})
+}
+
+// Container declares containers at time 0.
+func (s *Scenario) Container(cs ...ContainerSpec) *Scenario {
+	s.Containers = append(s.Containers, cs...)
+	return s
+}
+
+// ContainerGroup declares containers prefix-1 … prefix-n at time 0, placed
+// round robin on nodes (every node when nodes is empty), each holding
+// services.
+func (s *Scenario) ContainerGroup(prefix string, n int, nodes []string, services ...string) *Scenario {
+	return s.Container(s.Group(prefix, n, nodes, services...)...)
+}
+
+// Group returns the specs of containers prefix-1 … prefix-n placed round
+// robin on nodes (every node of the scenario so far when nodes is empty).
+func (s *Scenario) Group(prefix string, n int, nodes []string, services ...string) []ContainerSpec {
+	if len(nodes) == 0 {
+		for _, nd := range s.Nodes {
+			nodes = append(nodes, nd.ID)
+		}
+	}
+	out := make([]ContainerSpec, 0, n)
+	for i := 1; i <= n; i++ {
+		node := ""
+		if len(nodes) > 0 {
+			node = nodes[(i-1)%len(nodes)]
+		}
+		out = append(out, ContainerSpec{ID: fmt.Sprintf("%s-%d", prefix, i), Node: node, Services: slices.Clone(services)})
+	}
+	return out
+}
+
+// Cohort adds a client cohort; zero Rate and Deadline take 1/s and 2s.
+func (s *Scenario) Cohort(c CohortSpec) *Scenario {
+	if c.Rate == 0 {
+		c.Rate = 1
+	}
+	if c.Deadline == 0 {
+		c.Deadline = 2 * time.Second
+	}
+	s.Cohorts = append(s.Cohorts, c)
+	return s
+}
+
+// Release adds a release set.
+func (s *Scenario) Release(name string, members ...string) *Scenario {
+	s.ReleaseSets = append(s.ReleaseSets, ReleaseSet{Name: name, Members: members})
+	return s
+}
+
+// At adds a step.
+func (s *Scenario) At(at time.Duration, actions ...Action) *Scenario {
+	s.Steps = append(s.Steps, Step{At: at, Actions: actions})
+	return s
+}
+
+// AddGroup returns the actions adding containers prefix-1 … prefix-n, as
+// Group places them.
+func (s *Scenario) AddGroup(prefix string, n int, nodes []string, services ...string) []Action {
+	var out []Action
+	for _, c := range s.Group(prefix, n, nodes, services...) {
+		out = append(out, AddContainer{c})
+	}
+	return out
+}
+
+// RemoveGroup returns the actions removing containers prefix-1 … prefix-n.
+func RemoveGroup(prefix string, n int) []Action {
+	var out []Action
+	for i := 1; i <= n; i++ {
+		out = append(out, RemoveContainer{ID: fmt.Sprintf("%s-%d", prefix, i)})
+	}
+	return out
+}
+
+// lastChange is the time of the last step.
+func (s *Scenario) lastStep() time.Duration {
+	var t time.Duration
+	for _, st := range s.Steps {
+		t = max(t, st.At)
+	}
+	return t
+}
+
+// ValidationError lists what is wrong with a scenario, each problem with its
+// position when the scenario came from a file.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Problem is one thing wrong with a scenario.
+type Problem struct {
+	Pos     Pos
+	Message string
+}
+
+func (p Problem) String() string {
+	if s := p.Pos.String(); s != "" {
+		return s + ": " + p.Message
+	}
+	return p.Message
+}
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// validator collects problems.
+type validator struct {
+	probs []Problem
+}
+
+func (v *validator) add(p Pos, format string, args ...any) {
+	v.probs = append(v.probs, Problem{Pos: p, Message: fmt.Sprintf(format, args...)})
+}
+
+// fieldErr reports a state validation error (a *state.FieldError) under
+// another field name.
+func (v *validator) check(p Pos, what string, err error) bool {
+	if err == nil {
+		return true
+	}
+	var fe *state.FieldError
+	if errors.As(err, &fe) {
+		v.add(p, "%s: %s", what, fe.Reason)
+	} else {
+		v.add(p, "%s: %v", what, err)
+	}
+	return false
+}
+
+// splitRef splits "service@version".
+func splitRef(ref string) (string, string, bool) {
+	i := strings.LastIndexByte(ref, '@')
+	if i <= 0 || i == len(ref)-1 {
+		return "", "", false
+	}
+	return ref[:i], ref[i+1:], true
+}
+
+// Validate checks the scenario as the registry and the simulator would,
+// walking the steps in time order: names, versions and ranges, that what a
+// step names exists by then, the settings' bounds. The error is a
+// *ValidationError.
+func (s *Scenario) Validate() error {
+	v := &validator{}
+	if s.Name == "" {
+		v.add(s.Pos, "scenario: name must not be empty")
+	}
+	if s.ConvergeWithin <= 0 {
+		v.add(s.Pos, "converge_within must be positive")
+	}
+	if s.Network.Loss < 0 || s.Network.Loss >= 1 {
+		v.add(s.Pos, "network loss must be in [0, 1), got %g", s.Network.Loss)
+	}
+	if s.Registry.HeartbeatTTL <= s.Agent.HeartbeatInterval {
+		v.add(s.Pos, "heartbeat_ttl (%s) must be longer than the agents' heartbeat_interval (%s)", s.Registry.HeartbeatTTL, s.Agent.HeartbeatInterval)
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"registry retire_interval", s.Registry.RetireInterval}, {"agent heartbeat_interval", s.Agent.HeartbeatInterval},
+		{"agent reconcile_interval", s.Agent.ReconcileInterval}, {"agent kill_timeout", s.Agent.KillTimeout},
+		{"agent start_timeout", s.Agent.StartTimeout}, {"network dial_timeout", s.Network.DialTimeout},
+		{"agent report_timeout", s.Agent.ReportTimeout}} {
+		if d.d <= 0 {
+			v.add(s.Pos, "%s must be positive", d.name)
+		}
+	}
+
+	nodes := map[string]bool{}
+	for _, n := range s.Nodes {
+		if !v.check(n.Pos, "node", state.ValidateName("id", n.ID)) {
+			continue
+		}
+		if nodes[n.ID] {
+			v.add(n.Pos, "node %q is declared twice", n.ID)
+		}
+		nodes[n.ID] = true
+	}
+	if len(s.Nodes) == 0 {
+		v.add(s.Pos, "the scenario has no node")
+	}
+
+	// Every version ever declared, with its behaviour (fixed at the first
+	// declaration).
+	known := map[string]VersionSpec{}
+	services := map[string]bool{}
+	checkVersion := func(vs VersionSpec) bool {
+		ok := v.check(vs.Pos, "service", state.ValidateName("service", vs.Service)) &&
+			v.check(vs.Pos, "version", state.ValidateVersion("version", vs.Version)) &&
+			v.check(vs.Pos, "clients", state.ValidateConstraint("clients", vs.Clients))
+		if !ok {
+			return false
+		}
+		if old, dup := known[vs.Ref()]; dup {
+			if old.FailsHealth != vs.FailsHealth || !slices.Equal(old.Calls, vs.Calls) ||
+				(!vs.ServiceTime.IsZero() && vs.ServiceTime != old.ServiceTime) {
+				v.add(vs.Pos, "%s: only clients may change when a version is declared again (service_time, fails_health and calls are fixed where it is first declared, %s)", vs.Ref(), old.Pos)
+			}
+			return true
+		}
+		known[vs.Ref()] = vs
+		services[vs.Service] = true
+		return true
+	}
+	for _, vs := range s.Versions {
+		checkVersion(vs)
+	}
+	steps := slices.Clone(s.Steps)
+	slices.SortStableFunc(steps, func(a, b Step) int { return cmp.Compare(a.At, b.At) })
+	for _, st := range steps {
+		for _, a := range st.Actions {
+			if d, ok := a.(DeclareVersion); ok {
+				checkVersion(d.VersionSpec)
+			}
+		}
+	}
+	for _, ref := range sortedKeys(known) {
+		vs := known[ref]
+		for _, c := range vs.Calls {
+			if !services[c] {
+				v.add(vs.Pos, "%s calls service %q, which is never declared", vs.Ref(), c)
+			}
+		}
+	}
+
+	// Walk time: what exists when.
+	declared := map[string]bool{}
+	for _, vs := range s.Versions {
+		declared[vs.Ref()] = true
+	}
+	containers := map[string]bool{} // ever declared
+	present := map[string]bool{}
+	checkContainer := func(c ContainerSpec, at time.Duration) {
+		if !v.check(c.Pos, "container", state.ValidateName("id", c.ID)) {
+			return
+		}
+		if containers[c.ID] {
+			v.add(c.Pos, "container %q is declared twice (ids are never reused)", c.ID)
+			return
+		}
+		containers[c.ID] = true
+		present[c.ID] = true
+		if !nodes[c.Node] {
+			v.add(c.Pos, "container %q: node %q is not declared", c.ID, c.Node)
+		}
+		if len(c.Services) == 0 {
+			v.add(c.Pos, "container %q: services must name at least one service@version", c.ID)
+		}
+		held := map[string]bool{}
+		for i, ref := range c.Services {
+			svc, _, ok := splitRef(ref)
+			if !ok {
+				v.add(c.Pos, "container %q: services[%d] %q: want service@version", c.ID, i, ref)
+				continue
+			}
+			if held[svc] {
+				v.add(c.Pos, "container %q: services[%d]: a container holds at most one version of service %q", c.ID, i, svc)
+			}
+			held[svc] = true
+			if !declared[ref] {
+				v.add(c.Pos, "container %q: services[%d]: %s is not declared by %s", c.ID, i, ref, at)
+			}
+		}
+		if c.DrainTimeout < 0 || c.DrainTimeout > state.MaxDrainTimeout {
+			v.add(c.Pos, "container %q: drain_timeout must be between 0 and %s", c.ID, state.MaxDrainTimeout)
+		}
+	}
+	for _, c := range s.Containers {
+		checkContainer(c, 0)
+	}
+
+	cohorts := map[string]bool{}
+	for _, c := range s.Cohorts {
+		if c.Name == "" {
+			v.add(c.Pos, "cohort: name must not be empty")
+		} else if cohorts[c.Name] {
+			v.add(c.Pos, "cohort %q is declared twice", c.Name)
+		}
+		cohorts[c.Name] = true
+		if c.Clients < 1 {
+			v.add(c.Pos, "cohort %q: clients must be at least 1", c.Name)
+		}
+		v.check(c.Pos, fmt.Sprintf("cohort %q: version", c.Name), state.ValidateVersion("version", c.Version))
+		for _, svc := range sortedKeys(c.Requires) {
+			v.check(c.Pos, fmt.Sprintf("cohort %q: requires[%s]", c.Name, svc), state.ValidateConstraint("requires", c.Requires[svc]))
+		}
+		if len(c.Calls) == 0 {
+			v.add(c.Pos, "cohort %q: calls must name at least one service", c.Name)
+		}
+		for _, svc := range c.Calls {
+			if !services[svc] {
+				v.add(c.Pos, "cohort %q calls service %q, which is never declared", c.Name, svc)
+			}
+		}
+		if c.Rate < 0 {
+			v.add(c.Pos, "cohort %q: rate must not be negative", c.Name)
+		}
+		if c.Deadline <= 0 {
+			v.add(c.Pos, "cohort %q: deadline must be positive", c.Name)
+		}
+	}
+	for _, rs := range s.ReleaseSets {
+		if len(rs.Members) == 0 {
+			v.add(rs.Pos, "release set %q has no member", rs.Name)
+		}
+		for _, m := range rs.Members {
+			if _, ok := known[m]; !ok {
+				v.add(rs.Pos, "release set %q: %s is never declared", rs.Name, m)
+			}
+		}
+	}
+
+	partitions := map[string]bool{}
+	crashed := map[string]bool{}
+	endpoint := func(p Pos, e string) {
+		switch {
+		case e == "registry" || e == "nodes" || e == "clients":
+		case strings.HasPrefix(e, "node:"):
+			if !nodes[e[5:]] {
+				v.add(p, "partition endpoint %q: node %q is not declared", e, e[5:])
+			}
+		case strings.HasPrefix(e, "cohort:"):
+			if !cohorts[e[7:]] {
+				v.add(p, "partition endpoint %q: cohort %q is not declared", e, e[7:])
+			}
+		default:
+			v.add(p, "partition endpoint %q: want registry, nodes, clients, node:ID or cohort:NAME", e)
+		}
+	}
+	for _, st := range steps {
+		if st.At < 0 {
+			v.add(st.Pos, "step at %s: time must not be negative", st.At)
+		}
+		if s.Duration > 0 && st.At > s.Duration {
+			v.add(st.Pos, "step at %s is after the end of the run (duration %s)", st.At, s.Duration)
+		}
+		if len(st.Actions) == 0 {
+			v.add(st.Pos, "step at %s does nothing", st.At)
+		}
+		for _, a := range st.Actions {
+			p := a.position()
+			if p == (Pos{}) {
+				p = st.Pos
+			}
+			switch a := a.(type) {
+			case DeclareVersion:
+				declared[a.Ref()] = true
+			case RetireVersion:
+				if !declared[a.Service+"@"+a.Version] {
+					v.add(p, "retire %s@%s: not declared by %s", a.Service, a.Version, st.At)
+				}
+			case AddContainer:
+				a.ContainerSpec.Pos = p
+				checkContainer(a.ContainerSpec, st.At)
+			case RemoveContainer:
+				if !present[a.ID] {
+					v.add(p, "remove container %q: no such container at %s", a.ID, st.At)
+				}
+				delete(present, a.ID)
+			case CrashContainer:
+				if !containers[a.ID] {
+					v.add(p, "crash container %q: no such container at %s", a.ID, st.At)
+				}
+			case MoveCohort:
+				if !cohorts[a.Cohort] {
+					v.add(p, "move_cohort: cohort %q is not declared", a.Cohort)
+				}
+				v.check(p, "move_cohort: version", state.ValidateVersion("version", a.Version))
+				if (a.Fraction <= 0 || a.Fraction > 1) && a.Count <= 0 {
+					v.add(p, "move_cohort: give a fraction in (0, 1] or a positive count")
+				}
+			case SetRate:
+				if !cohorts[a.Cohort] {
+					v.add(p, "set_rate: cohort %q is not declared", a.Cohort)
+				}
+				if a.Rate < 0 {
+					v.add(p, "set_rate: rate must not be negative")
+				}
+			case CrashNode:
+				if !nodes[a.Node] {
+					v.add(p, "crash_node: node %q is not declared", a.Node)
+				} else if crashed[a.Node] {
+					v.add(p, "crash_node: node %q is already crashed at %s", a.Node, st.At)
+				}
+				crashed[a.Node] = true
+			case RestoreNode:
+				if !crashed[a.Node] {
+					v.add(p, "restore_node: node %q is not crashed at %s", a.Node, st.At)
+				}
+				delete(crashed, a.Node)
+			case Partition:
+				if a.Name == "" {
+					v.add(p, "partition: name must not be empty")
+				} else if partitions[a.Name] {
+					v.add(p, "partition %q is already in place at %s", a.Name, st.At)
+				}
+				partitions[a.Name] = true
+				if len(a.A) == 0 || len(a.B) == 0 {
+					v.add(p, "partition %q: both a and b must name endpoints", a.Name)
+				}
+				for _, e := range append(slices.Clone(a.A), a.B...) {
+					endpoint(p, e)
+				}
+			case Heal:
+				if !partitions[a.Name] {
+					v.add(p, "heal: no partition %q in place at %s", a.Name, st.At)
+				}
+				delete(partitions, a.Name)
+			case LoseLeader:
+				if a.For <= 0 {
+					v.add(p, "lose_leader: for must be positive")
+				}
+			case SetNetwork:
+				if a.Loss != nil && (*a.Loss < 0 || *a.Loss >= 1) {
+					v.add(p, "set_network: loss must be in [0, 1), got %g", *a.Loss)
+				}
+			case nil:
+				v.add(p, "step at %s: nil action", st.At)
+			}
+		}
+	}
+	if len(v.probs) > 0 {
+		return &ValidationError{Problems: v.probs}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
