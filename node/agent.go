@@ -357,7 +357,7 @@ func (a *Agent) update(which int, meta *api.QueryMeta, set func()) {
 }
 
 // rebuildTableLocked builds the gateway's table from the registry's view with
-// this node's containers overlaid by the agent's own, fresher, state.
+// this node's containers demoted by the agent's own, fresher, state (Overlay).
 func (a *Agent) rebuildTableLocked() {
 	versions := versionStates(a.services)
 	cs := make([]api.Container, len(a.containers))
@@ -378,7 +378,7 @@ func (a *Agent) rebuildTableLocked() {
 				st.Services[j].Inflight = snap[st.Services[j].Service+"@"+st.Services[j].Version]
 			}
 		}
-		c.Status = &st
+		c.Status = Overlay(c.Status, st)
 	}
 	a.table.Store(routing.NewTable(a.services, cs, a.nodes))
 }
@@ -502,6 +502,13 @@ func (a *Agent) carryOut(ctx context.Context, act Action, now time.Time) bool {
 		a.mu.Lock()
 		if l := a.local[act.ID]; l != nil {
 			l.Phase, l.DrainStartedAt = PhaseDraining, now
+		}
+		a.mu.Unlock()
+		return true
+	case ActResume:
+		a.mu.Lock()
+		if l := a.local[act.ID]; l != nil && l.Phase == PhaseDraining {
+			l.Phase, l.DrainStartedAt = PhaseRunning, time.Time{}
 		}
 		a.mu.Unlock()
 		return true

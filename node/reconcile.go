@@ -122,10 +122,14 @@ const (
 	// ActForget drops the local record of a container the registry no
 	// longer has and that is stopped.
 	ActForget
+	// ActResume takes a draining container back into service: it is
+	// wanted again (a version declared again, a delete cancelled) and
+	// never stopped.
+	ActResume
 )
 
 var actionNames = map[ActionKind]string{ActStart: "start", ActDrain: "drain", ActStop: "stop",
-	ActFail: "fail", ActReport: "report", ActForget: "forget"}
+	ActFail: "fail", ActReport: "report", ActForget: "forget", ActResume: "resume"}
 
 func (k ActionKind) String() string { return actionNames[k] }
 
@@ -252,6 +256,7 @@ func planOne(c *api.Container, l *Local, versions map[string]string, now time.Ti
 		case PhaseDraining:
 			// Wanted again while draining (a version declared again, the
 			// delete cancelled): it never stopped, so it serves again.
+			acts = append(acts, Action{Kind: ActResume, ID: c.ID, Reason: "wanted again while draining"})
 		}
 	}
 	return reportIfChanged(c, l, versions, now, cfg, acts)

@@ -165,6 +165,14 @@ func TestPlan(t *testing.T) {
 					t.Fatalf("service status = %+v", s)
 				}
 			}},
+		{name: "wanted again while draining resumes",
+			desired: Desired{Containers: []api.Container{a}, Versions: active},
+			observed: func() Observed {
+				l := running(a, active)
+				l.Phase, l.DrainStartedAt = PhaseDraining, now.Add(-time.Second)
+				l.Inflight["greeter@1.0.0"] = 1
+				return Observed{"a": l}
+			}(), want: "resume a, report a"},
 		{name: "rollback: a stopped container whose version is declared again starts",
 			desired: Desired{Containers: []api.Container{a}, Versions: active},
 			observed: Observed{"a": {ID: "a", Phase: PhaseStopped, Fingerprint: Fingerprint(&a),

@@ -278,6 +278,14 @@ func (s *world) carryOut(n *simNode, v *pub, c *ctr, a node.Action) bool {
 		c.runningSince = -1
 		return true
 
+	case node.ActResume:
+		if l := n.local[c.id]; l != nil && l.Phase == node.PhaseDraining {
+			l.Phase, l.DrainStartedAt = node.PhaseRunning, time.Time{}
+		}
+		c.draining = false
+		c.runningSince = s.now
+		return true
+
 	case node.ActStop:
 		l := n.local[c.id]
 		if l != nil {
@@ -541,7 +549,7 @@ func (s *world) killProcess(c *ctr) {
 // own containers overlaid by the agent's local state (as of the agent's
 // last plan, whose in-flight counts decide a version's drained state), as
 // Agent.rebuildTableLocked builds it, except that the overlay only ever
-// makes a container less routable (see demote).
+// makes a container less routable (node.Overlay).
 //
 // The table is reduced to what routing.Admit reads for a call naming one of
 // the node's own containers, which is every call a gateway gets here: the
@@ -565,10 +573,11 @@ func (s *world) gwTable(n *simNode) *routing.Table {
 		c := v.ctrs[ci]
 		if l := n.local[c.ID]; l != nil {
 			st := node.Status(&c, l, v.versions)
-			if !s.hooks.OverlayPromotes {
-				demote(&st, c.Status)
+			if s.hooks.OverlayPromotes {
+				c.Status = &st
+			} else {
+				c.Status = node.Overlay(c.Status, st)
 			}
-			c.Status = &st
 		} else {
 			c.Status = nil
 		}
@@ -600,27 +609,3 @@ func (s *world) gwTable(n *simNode) *routing.Table {
 	return n.gwTable
 }
 
-// demote keeps a local container from being more routable in its gateway's
-// table than the registry has it: the agent's fresher state may stop
-// admitting calls at once (a drain), but a container the registry does not
-// have as running, or a version it has as drained, is one no client can
-// have chosen from its table, and counting it would make the gateway refuse
-// the calls that clients route by the registry (Hooks.OverlayPromotes).
-func demote(st, reg *api.ContainerStatus) {
-	if reg == nil || reg.State != api.ContainerRunning {
-		st.State = api.ContainerStarting
-		if reg != nil {
-			st.State = reg.State
-		}
-	}
-	if reg == nil {
-		return
-	}
-	for i := range st.Services {
-		for _, rs := range reg.Services {
-			if rs.Service == st.Services[i].Service && rs.Version == st.Services[i].Version && rs.State == api.ServiceDrained {
-				st.Services[i].State = api.ServiceDrained
-			}
-		}
-	}
-}
