@@ -608,4 +608,3 @@ func (s *world) gwTable(n *simNode) *routing.Table {
 	n.gwTable = routing.NewTable(v.services, cs, ns)
 	return n.gwTable
 }
-
