@@ -31,7 +31,7 @@ import (
 //
 // Container ports: each test process takes the window
 // 22000+100*(pid%9) .. +99 of the 22000-22899 range, which no other package
-// of the module uses (node/driver and cmd/coexist take 21000-21999), so that
+// of the module uses (node/driver takes 21000-21999, cmd/coexist 23000-23999), so that
 // packages tested in parallel do not hand out the same port; the exec
 // driver also skips ports something already listens on.
 

@@ -29,7 +29,7 @@ import (
 // through this provider, served in-process.
 //
 // Container ports: the agent hands out 22900-22999, which no other package
-// of the module uses (node/driver and cmd/coexist take 21000-21999, client
+// of the module uses (node/driver takes 21000-21999, cmd/coexist 23000-23999, client
 // takes 22000-22899), so that packages tested in parallel do not meet.
 //
 // Tests that call the greeter through the gateway use the service name

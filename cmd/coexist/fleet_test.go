@@ -53,13 +53,15 @@ func greeterPath(t *testing.T) string {
 	return greeterBin
 }
 
-// portWindow gives each test its own 40-port window of the container range,
-// so that tests (and packages) running in parallel never hand out the same
-// container port.
+// portWindow gives each test its own 40-port window of container ports in
+// 23000-23999, so that tests running in parallel never hand out the same
+// container port. Other packages keep to their own ranges: node/driver's
+// tests draw from 21000-21999, client's from 22000-22899, provider's
+// 22900-22999.
 var portWindowNext atomic.Int32
 
 func portWindow() string {
-	base := 21000 + 40*(int(portWindowNext.Add(1))+int(os.Getpid()%10)*2)%1000
+	base := 23000 + 40*((int(portWindowNext.Add(1))+os.Getpid()%10*2)%25)
 	return fmt.Sprintf("%d-%d", base, base+39)
 }
 
