@@ -67,6 +67,10 @@ type serviceVersion struct {
 	targets []Target
 	runs    []nodeRun
 	byLoad  []int32
+	// pos finds a target by container id when there are many (a gateway
+	// re-checks every named container); nil for a few, which a scan finds
+	// faster.
+	pos map[string]int32
 
 	kind stateKind
 	ver  *version.Version
@@ -243,6 +247,12 @@ func NewTable(services []api.Service, containers []api.Container, nodes []api.No
 				}
 				v.runs = append(v.runs, nodeRun{key: nodeKey(tg.Node), node: tg.Node, lo: int32(j), hi: int32(j + 1)})
 			}
+			if len(v.targets) > indexAfter {
+				v.pos = make(map[string]int32, len(v.targets))
+				for j, tg := range v.targets {
+					v.pos[tg.ID] = int32(j)
+				}
+			}
 			v.byLoad = make([]int32, len(v.targets))
 			for j := range v.byLoad {
 				v.byLoad[j] = int32(j)
@@ -344,8 +354,18 @@ func (v *serviceVersion) local(node string) (lo, hi int32) {
 	return 0, 0
 }
 
+// indexAfter is the number of targets past which a version keeps an index
+// of them by id.
+const indexAfter = 16
+
 // indexOf returns the position in targets of a usable container, or -1.
 func (v *serviceVersion) indexOf(id string) int {
+	if v.pos != nil {
+		if i, ok := v.pos[id]; ok {
+			return int(i)
+		}
+		return -1
+	}
 	for i := range v.targets {
 		if v.targets[i].ID == id {
 			return i
