@@ -314,7 +314,9 @@ func (a *Agent) startWatches(ctx context.Context) {
 		}
 	}
 	cfg := func(what string) api.WatchConfig {
-		return api.WatchConfig{WaitTime: 30 * time.Second, AllowStale: true, OnError: onErr(what)}
+		// A node must see changes soon after a registry outage: back off
+		// at most a second.
+		return api.WatchConfig{WaitTime: 30 * time.Second, AllowStale: true, MaxBackoff: time.Second, OnError: onErr(what)}
 	}
 	a.wg.Add(3)
 	go func() {
