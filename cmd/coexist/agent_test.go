@@ -155,9 +155,19 @@ func TestAgentRestartReadoptsContainers(t *testing.T) {
 	wg2 := v2.load(stop, 100, 4, 15*time.Second)
 	waitFor(t, 10*time.Second, "calls to flow", func() bool { return v1.ok.Load() > 20 && v2.ok.Load() > 20 })
 
+	// The gateway is in the agent's process: a call that is inside it at
+	// the instant of SIGKILL has its connection reset, and a caller cannot
+	// know whether it reached the service. Those calls (at most one per
+	// worker) are counted apart; every call that starts after the kill must
+	// succeed, retrying refused connections until the agent is back.
+	failedBefore := v1.failed.Load() + v2.failed.Load()
 	a.kill()
+	time.Sleep(50 * time.Millisecond)
+	atKill := v1.failed.Load() + v2.failed.Load() - failedBefore
+	v1.failed.Store(0)
+	v2.failed.Store(0)
 	okBefore := v1.ok.Load()
-	time.Sleep(500 * time.Millisecond) // calls are refused meanwhile, and retried
+	time.Sleep(450 * time.Millisecond) // calls are refused meanwhile, and retried
 	f.startAgent("n1")
 	waitFor(t, 15*time.Second, "calls to flow again", func() bool { return v1.ok.Load() > okBefore+50 })
 	close(stop)
@@ -173,6 +183,10 @@ func TestAgentRestartReadoptsContainers(t *testing.T) {
 	if !strings.Contains(a.logs(), "re-adopted container") {
 		t.Fatalf("the new agent did not re-adopt:\n%s", a.logs())
 	}
+	if failedBefore != 0 || atKill > 8 {
+		t.Fatalf("%d calls failed before the kill, %d in flight at the kill (at most 8 workers)", failedBefore, atKill)
+	}
+	t.Logf("%d calls were inside the gateway at the kill", atKill)
 	v1.assertNoFailures(t)
 	v2.assertNoFailures(t)
 }
