@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -165,15 +167,24 @@ func (r *ServiceVersionResource) Create(ctx context.Context, req resource.Create
 				ver, service, existing.Clients, versionID(service, ver)))
 		return
 	}
+	if r.declare(ctx, &plan, "Cannot declare service version", &resp.Diagnostics) {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	}
+}
+
+// declare writes the planned version to the registry and fills in its
+// computed attributes; false when it failed (the diagnostic says why).
+func (r *ServiceVersionResource) declare(ctx context.Context, plan *serviceVersionModel, summary string, diags *diag.Diagnostics) bool {
+	service, ver := plan.Service.ValueString(), plan.Version.ValueString()
 	sv, _, err := r.client.API.Services().Declare(ctx, service, ver,
 		api.VersionRequest{Clients: plan.Clients.ValueString(), Description: plan.Description.ValueString()}, nil)
 	if err != nil {
-		addAPIError(&resp.Diagnostics, r.client, "Cannot declare service version", err)
-		return
+		addAPIError(diags, r.client, summary, err)
+		return false
 	}
 	plan.ID = types.StringValue(versionID(service, ver))
 	plan.State = types.StringValue(sv.State)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	return true
 }
 
 // Read refreshes the version. One that is gone, retired or draining is no
@@ -216,16 +227,9 @@ func (r *ServiceVersionResource) Update(ctx context.Context, req resource.Update
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	service, ver := plan.Service.ValueString(), plan.Version.ValueString()
-	sv, _, err := r.client.API.Services().Declare(ctx, service, ver,
-		api.VersionRequest{Clients: plan.Clients.ValueString(), Description: plan.Description.ValueString()}, nil)
-	if err != nil {
-		addAPIError(&resp.Diagnostics, r.client, "Cannot update service version", err)
-		return
+	if r.declare(ctx, &plan, "Cannot update service version", &resp.Diagnostics) {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	}
-	plan.ID = types.StringValue(versionID(service, ver))
-	plan.State = types.StringValue(sv.State)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 // Delete retires the version and waits until the registry reports it

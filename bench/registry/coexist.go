@@ -173,27 +173,8 @@ func tryStartCoexist(ctx context.Context, bin, dir string, hc *http.Client) (*co
 	return c, nil
 }
 
-// waitFor retries check until it succeeds, a process dies or ctx ends.
 func (c *coexistCluster) waitFor(ctx context.Context, what string, check func() error) error {
-	var err error
-	for {
-		for _, p := range c.procs {
-			if !p.alive() {
-				if portConflict(p.logPath) {
-					return fmt.Errorf("%w: %v", errPortConflict, p.exitError())
-				}
-				return p.exitError()
-			}
-		}
-		if err = check(); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("coexist: timed out waiting for %s: %v", what, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return waitProcs(ctx, "coexist", what, c.procs, check)
 }
 
 func (c *coexistCluster) findLeader(ctx context.Context) error {

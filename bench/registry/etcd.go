@@ -152,25 +152,7 @@ func tryStartEtcd(ctx context.Context, bin, dir string, hc *http.Client) (*etcdC
 }
 
 func (c *etcdCluster) waitFor(ctx context.Context, what string, check func() error) error {
-	var err error
-	for {
-		for _, p := range c.procs {
-			if !p.alive() {
-				if portConflict(p.logPath) {
-					return fmt.Errorf("%w: %v", errPortConflict, p.exitError())
-				}
-				return p.exitError()
-			}
-		}
-		if err = check(); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("etcd: timed out waiting for %s: %v", what, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return waitProcs(ctx, "etcd", what, c.procs, check)
 }
 
 func (c *etcdCluster) findLeader(ctx context.Context) error {

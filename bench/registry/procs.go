@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -151,3 +152,27 @@ var (
 	freePorts    = benchutil.FreePorts
 	portConflict = benchutil.PortConflict
 )
+
+// waitProcs retries check until it succeeds, one of procs dies (a failed bind
+// is told apart, so the caller can retry with other ports) or ctx ends.
+func waitProcs(ctx context.Context, system, what string, procs []*proc, check func() error) error {
+	var err error
+	for {
+		for _, p := range procs {
+			if !p.alive() {
+				if portConflict(p.logPath) {
+					return fmt.Errorf("%w: %v", errPortConflict, p.exitError())
+				}
+				return p.exitError()
+			}
+		}
+		if err = check(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: timed out waiting for %s: %v", system, what, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
