@@ -138,7 +138,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.table.Store(routing.NewTable(nil, nil, nil))
 	gw, err := NewGateway(GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
-		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer})
+		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load})
 	if err != nil {
 		return nil, err
 	}
@@ -160,18 +160,6 @@ func (a *Agent) GatewayAddr() string {
 
 func (a *Agent) currentTable() *routing.Table { return a.table.Load() }
 
-// serveGateway answers calls with the gateway once the agent has its first
-// complete view of the registry; before that (a restarted agent catching
-// up), a call is refused as safe to retry rather than answered from an
-// empty table as if no service existed.
-func (a *Agent) serveGateway(w http.ResponseWriter, r *http.Request) {
-	if !a.ready.Load() && r.URL.Path != MetricsPath {
-		writeError(w, http.StatusServiceUnavailable, true, "gateway is starting: no routing table yet")
-		return
-	}
-	a.gateway.ServeHTTP(w, r)
-}
-
 func (a *Agent) kick() {
 	select {
 	case a.kickCh <- struct{}{}:
@@ -188,18 +176,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on gateway address: %w", err)
 	}
 	a.gwAddr.Store(ln.Addr().String())
-	srv := &http.Server{Handler: http.HandlerFunc(a.serveGateway), ReadHeaderTimeout: 10 * time.Second}
+	// The gateway answers calls once the agent has its first complete view
+	// of the registry (GatewayConfig.Ready); before that (a restarted agent
+	// catching up), a call is refused as safe to retry rather than answered
+	// from an empty table as if no service existed.
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.gateway.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.logger.Error("gateway stopped", "error", err)
 		}
 	}()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if err := a.gateway.Shutdown(sctx); err != nil {
+			a.gateway.Close()
+		}
 		a.wg.Wait()
 	}()
 

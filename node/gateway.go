@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ const (
 	reasonBadRequest     = "bad_request"
 	reasonHopLimit       = "hop_limit"
 	reasonUnreachable    = "upstream_unreachable"
+	reasonStarting       = "starting"
 )
 
 // statusClientGone is what a call whose caller went away is counted as
@@ -70,9 +72,15 @@ type GatewayConfig struct {
 	// Rand draws the power-of-two choice; nil: math/rand/v2's top-level
 	// functions, which are safe for concurrent use.
 	Rand routing.Rand
-	// Transport carries calls to containers and to other gateways; nil: a
-	// transport tuned for many calls to few loopback hosts.
+	// Transport carries the calls ServeHTTP forwards to containers and to
+	// other gateways; nil: a transport tuned for many calls to few loopback
+	// hosts. The calls Serve answers itself go over its own connections.
 	Transport http.RoundTripper
+	// Ready tells whether the gateway may route calls; until it does, every
+	// call but one to /v1/metrics is refused as safe to retry. The agent
+	// makes its gateway ready once it has its first complete view of the
+	// registry. nil: always ready.
+	Ready func() bool
 }
 
 // Gateway is a node's HTTP entry point (DESIGN.md §4, §6): every call to a
@@ -117,6 +125,7 @@ type Gateway struct {
 	calls     sync.Pool // *call
 
 	table atomic.Pointer[tableCache]
+	srv   gwServer
 
 	clientsMu sync.RWMutex
 	clients   map[clientKey]parsedClient
@@ -124,6 +133,7 @@ type Gateway struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	refused  *prometheus.CounterVec
+	handed   prometheus.Counter
 }
 
 // NewGateway checks cfg and builds a Gateway.
@@ -166,12 +176,16 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 			Name: "coexist_gateway_refused_total",
 			Help: "Calls the gateway refused, by service and reason.",
 		}, []string{"service", "reason"}),
+		handed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coexist_gateway_connections_handed_over_total",
+			Help: "Connections Serve handed to net/http for a call it does not answer itself (see Gateway.Serve).",
+		}),
 	}
 	// ReverseProxy logs only what it cannot report otherwise, such as an
 	// answer cut short by the caller going away: detail, not errors.
 	g.errorLog = cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
 	g.calls.New = func() any { return g.newCall() }
-	collectors := []prometheus.Collector{g.requests, g.duration, g.refused, &inflightCollector{
+	collectors := []prometheus.Collector{g.requests, g.duration, g.refused, g.handed, &inflightCollector{
 		f: g.inflight,
 		desc: prometheus.NewDesc("coexist_gateway_inflight",
 			"Calls in flight to each local container.", []string{"container"}, nil),
@@ -199,86 +213,178 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 // ServeHTTP also serves at GET /v1/metrics.
 func (g *Gateway) Metrics() http.Handler { return g.metrics }
 
-// ServeHTTP routes one call.
+// ServeHTTP routes one call. Serve answers most calls without it, on its own
+// HTTP/1.1 connections; ServeHTTP answers the rest (see Serve), and serves
+// the gateway when it is mounted in an http.Server of the caller's.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == MetricsPath {
 		g.serveMetrics(w, r)
 		return
 	}
-	start := time.Now()
-	tc := g.currentTable()
-	service, byHost := tc.serviceOf(r)
-	if service == "" {
-		err := fmt.Errorf("%w: the call names none (path /{service}/... or Host: {service})", routing.ErrUnknownService)
-		g.refuse(w, http.StatusNotFound, "", "", reasonUnknownService, false, err)
+	h := callHead{
+		path:          r.URL.Path,
+		host:          r.Host,
+		client:        header(r.Header, api.HeaderClient),
+		clientVersion: header(r.Header, api.HeaderClientVersion),
+		require:       header(r.Header, api.HeaderClientRequire),
+		container:     header(r.Header, api.HeaderContainer),
+		hops:          header(r.Header, api.HeaderHops),
+	}
+	var rt route
+	if ref := g.decide(&h, &rt); ref != nil {
+		g.refuse(w, ref)
 		return
 	}
+	defer rt.ic.End()
+	g.forward(w, r, &rt)
+}
 
-	clientVersion := header(r.Header, api.HeaderClientVersion)
-	client, err := g.client(header(r.Header, api.HeaderClient), clientVersion, service, header(r.Header, api.HeaderClientRequire))
+// callHead is what the gateway reads of a call to route it.
+type callHead struct {
+	path string // the request's path, decoded
+	host string // the Host header
+	// The values of the api.Header* headers of the same names: the first
+	// value of each, "" when absent.
+	client, clientVersion, require, container, hops string
+}
+
+// route is where decide sends a call.
+type route struct {
+	start, end    time.Time // end: when the answer was copied, if known
+	ti            *targetInfo
+	tgt           routing.Target
+	clientVersion string
+	addr          string // the container's endpoint, or the gateway of its node
+	prefix        string // "/{service}" when the call named its service by Host
+	remote        bool   // addr is another node's gateway
+	ic            Call   // the call counted in flight, when local
+}
+
+// refusal is an answer of the gateway's own, to a call that reached no
+// service.
+type refusal struct {
+	code          int
+	service       string // label: "" unless a service of the table
+	clientVersion string // label
+	reason        string // label
+	retry         bool   // Coexist-Retry: safe
+	err           error
+}
+
+// decide routes a call (DESIGN.md §4): it fills rt and returns nil, or
+// returns why the call is refused. A call to a local container is counted in
+// flight in rt.ic from before the table is read a second time (see Gateway);
+// the caller ends rt.ic once the answer is copied.
+func (g *Gateway) decide(h *callHead, rt *route) *refusal {
+	rt.start = time.Now()
+	if g.cfg.Ready != nil && !g.cfg.Ready() {
+		return &refusal{code: http.StatusServiceUnavailable, reason: reasonStarting, retry: true,
+			err: errors.New("gateway is starting: no routing table yet")}
+	}
+	tc := g.currentTable()
+	service, byHost := tc.serviceOf(h.path, h.host)
+	if service == "" {
+		err := fmt.Errorf("%w: the call names none (path /{service}/... or Host: {service})", routing.ErrUnknownService)
+		return &refusal{code: http.StatusNotFound, reason: reasonUnknownService, err: err}
+	}
+
+	clientVersion := h.clientVersion
+	client, err := g.client(h.client, clientVersion, service, h.require)
 	if err != nil {
 		label := service
 		if !tc.has(service) {
 			label = ""
 		}
-		g.refuse(w, http.StatusBadRequest, label, "", reasonBadRequest, false, err)
-		return
+		return &refusal{code: http.StatusBadRequest, service: label, reason: reasonBadRequest, err: err}
 	}
 
-	named := header(r.Header, api.HeaderContainer)
+	named := h.container
 	d, route, err := routing.Admit(tc.t, client, service, named, g.rnd)
 	switch d {
 	case routing.DecisionForward:
 	case routing.DecisionUnknownService:
 		// The name comes from the caller: keep it out of the labels.
-		g.refuse(w, http.StatusNotFound, "", clientVersion, reasonUnknownService, false, err)
-		return
+		return &refusal{code: http.StatusNotFound, clientVersion: clientVersion, reason: reasonUnknownService, err: err}
 	case routing.DecisionNoCompatible:
 		if named != "" {
 			// The caller's table (an SDK's, or another gateway's) had a
 			// candidate where this one has none: the named container is not
 			// the right choice any more, and a fresh choice may find one.
-			g.refuse(w, http.StatusServiceUnavailable, service, clientVersion, reasonRetry, true,
-				fmt.Errorf("%w: container %q: %w", routing.ErrStaleContainer, named, err))
-			return
+			return &refusal{code: http.StatusServiceUnavailable, service: service, clientVersion: clientVersion,
+				reason: reasonRetry, retry: true,
+				err: fmt.Errorf("%w: container %q: %w", routing.ErrStaleContainer, named, err)}
 		}
-		g.refuse(w, http.StatusNotFound, service, clientVersion, reasonNoCompatible, false, err)
-		return
+		return &refusal{code: http.StatusNotFound, service: service, clientVersion: clientVersion,
+			reason: reasonNoCompatible, err: err}
 	default: // routing.DecisionRefuseRetry, and any decision added later
-		g.refuse(w, http.StatusServiceUnavailable, service, clientVersion, reasonRetry, true, err)
-		return
+		return &refusal{code: http.StatusServiceUnavailable, service: service, clientVersion: clientVersion,
+			reason: reasonRetry, retry: true, err: err}
 	}
 
 	tgt := route.Primary()
 	ti := tc.target(g, route.Service, route.Version, tgt.ID)
-	prefix := ""
+	rt.ti, rt.tgt, rt.clientVersion = ti, tgt, clientVersion
 	if byHost {
-		prefix = "/" + service
+		rt.prefix = "/" + service
 	}
 
 	if tgt.Node != g.cfg.NodeID {
-		if forwarded(r.Header) {
+		if h.hops != "" && h.hops != "0" {
 			err := fmt.Errorf("call already forwarded by a gateway (%s: %s); container %q of %s is on node %q, not %q",
-				api.HeaderHops, header(r.Header, api.HeaderHops), tgt.ID, ti.versionKey, tgt.Node, g.cfg.NodeID)
-			g.refuse(w, http.StatusServiceUnavailable, service, clientVersion, reasonHopLimit, true, err)
-			return
+				api.HeaderHops, h.hops, tgt.ID, ti.versionKey, tgt.Node, g.cfg.NodeID)
+			return &refusal{code: http.StatusServiceUnavailable, service: service, clientVersion: clientVersion,
+				reason: reasonHopLimit, retry: true, err: err}
 		}
-		g.forward(w, r, start, ti, clientVersion, tgt, tgt.Gateway, prefix, true)
-		return
+		rt.addr, rt.remote = tgt.Gateway, true
+		return g.checkAddr(rt)
 	}
 
-	ic := g.inflight.Begin(tgt.ID, ti.versionKey)
-	defer ic.End()
+	rt.ic = g.inflight.Begin(tgt.ID, ti.versionKey)
 	// Counted first, then read again: see Gateway.
 	if t := g.cfg.Table(); t != tc.t {
 		d, now, _ := routing.Admit(t, client, service, tgt.ID, nil)
 		if d != routing.DecisionForward || now.Primary().ID != tgt.ID {
+			rt.ic.End()
+			rt.ic = Call{}
 			err := fmt.Errorf("%w: container %q stopped admitting calls for %s", routing.ErrStaleContainer, tgt.ID, ti.versionKey)
-			g.refuse(w, http.StatusServiceUnavailable, service, clientVersion, reasonRetry, true, err)
-			return
+			return &refusal{code: http.StatusServiceUnavailable, service: service, clientVersion: clientVersion,
+				reason: reasonRetry, retry: true, err: err}
 		}
 	}
-	g.forward(w, r, start, ti, clientVersion, tgt, tgt.Endpoint, prefix, false)
+	rt.addr = tgt.Endpoint
+	if ref := g.checkAddr(rt); ref != nil {
+		rt.ic.End()
+		rt.ic = Call{}
+		return ref
+	}
+	return nil
+}
+
+// checkAddr refuses a route with no address to send the call to.
+func (g *Gateway) checkAddr(rt *route) *refusal {
+	if rt.addr != "" {
+		return nil
+	}
+	what := "endpoint"
+	if rt.remote {
+		what = "gateway of node " + rt.tgt.Node
+	}
+	return &refusal{code: http.StatusServiceUnavailable, service: rt.ti.service, clientVersion: rt.clientVersion,
+		reason: reasonUnreachable, retry: true,
+		err: fmt.Errorf("container %q of %s has no known %s", rt.tgt.ID, rt.ti.versionKey, what)}
+}
+
+// finish counts a forwarded call once its answer is copied, or failed.
+func (g *Gateway) finish(rt *route, code int, unreachable bool) {
+	end := rt.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	rt.ti.duration.Observe(end.Sub(rt.start).Seconds())
+	g.requests.WithLabelValues(rt.ti.service, rt.ti.version, rt.clientVersion, statusText(code)).Inc()
+	if unreachable {
+		g.refused.WithLabelValues(rt.ti.service, reasonUnreachable).Inc()
+	}
 }
 
 func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -290,22 +396,10 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	g.metrics.ServeHTTP(w, r)
 }
 
-// forward proxies the call to addr: the container's endpoint, or when remote
-// the gateway of the container's node.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, start time.Time, ti *targetInfo,
-	clientVersion string, tgt routing.Target, addr, prefix string, remote bool) {
-	if addr == "" {
-		what := "endpoint"
-		if remote {
-			what = "gateway of node " + tgt.Node
-		}
-		err := fmt.Errorf("container %q of %s has no known %s", tgt.ID, ti.versionKey, what)
-		g.refuse(w, http.StatusServiceUnavailable, ti.service, clientVersion, reasonUnreachable, true, err)
-		return
-	}
+// forward proxies the call with ReverseProxy and the configured transport.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 	c := g.calls.Get().(*call)
-	c.target, c.prefix, c.code, c.ti = addr, prefix, 0, ti
-	c.container, c.remote = tgt.ID, remote
+	c.rt, c.code = rt, 0
 	defer func() {
 		code := c.code
 		if code == 0 {
@@ -313,23 +407,24 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, start time.Tim
 			// copy panicked (http.ErrAbortHandler) before any header.
 			code = http.StatusBadGateway
 		}
-		ti.duration.Observe(time.Since(start).Seconds())
-		g.requests.WithLabelValues(ti.service, ti.version, clientVersion, statusText(code)).Inc()
-		if c.code == http.StatusServiceUnavailable && c.unreachable {
-			g.refused.WithLabelValues(ti.service, reasonUnreachable).Inc()
-		}
-		c.ti, c.unreachable = nil, false
+		g.finish(rt, code, c.unreachable)
+		c.rt, c.unreachable = nil, false
 		g.calls.Put(c)
 	}()
 	c.proxy.ServeHTTP(w, r)
 }
 
 // refuse answers a call that reached no service.
-func (g *Gateway) refuse(w http.ResponseWriter, code int, service, clientVersion, reason string, retry bool, err error) {
-	g.logger.Debug("call refused", "service", service, "reason", reason, "code", code, "error", err)
-	g.refused.WithLabelValues(service, reason).Inc()
-	g.requests.WithLabelValues(service, "", clientVersion, statusText(code)).Inc()
-	writeError(w, code, retry, err.Error())
+func (g *Gateway) refuse(w http.ResponseWriter, ref *refusal) {
+	g.countRefusal(ref)
+	writeError(w, ref.code, ref.retry, ref.err.Error())
+}
+
+// countRefusal logs and counts a refusal.
+func (g *Gateway) countRefusal(ref *refusal) {
+	g.logger.Debug("call refused", "service", ref.service, "reason", ref.reason, "code", ref.code, "error", ref.err)
+	g.refused.WithLabelValues(ref.service, ref.reason).Inc()
+	g.requests.WithLabelValues(ref.service, "", ref.clientVersion, statusText(ref.code)).Inc()
 }
 
 // client returns the parsed caller, from the cache when it was seen before.
@@ -419,12 +514,12 @@ func (tc *tableCache) has(service string) bool {
 // serviceOf returns the service a call names and whether it named it by Host.
 // When neither the path nor Host names a service of the table, it returns
 // the path's first segment, for the error; "" when the path is "/".
-func (tc *tableCache) serviceOf(r *http.Request) (string, bool) {
-	seg := firstSegment(r.URL.Path)
+func (tc *tableCache) serviceOf(path, host string) (string, bool) {
+	seg := firstSegment(path)
 	if tc.has(seg) {
 		return seg, false
 	}
-	if h := hostName(r.Host); h != "" && tc.has(h) {
+	if h := hostName(host); h != "" && tc.has(h) {
 		return h, true
 	}
 	return seg, false
@@ -456,17 +551,13 @@ func (tc *tableCache) target(g *Gateway, service, version, container string) *ta
 	return ti
 }
 
-// call is the state of one forwarded call. Calls are pooled, each with its
-// own ReverseProxy whose hooks read it, so that a call allocates nothing of
-// its own.
+// call is the state of one call forwarded by ReverseProxy. Calls are pooled,
+// each with its own ReverseProxy whose hooks read it, so that a call
+// allocates nothing of its own.
 type call struct {
-	g         *Gateway
-	proxy     httputil.ReverseProxy
-	target    string // host:port
-	prefix    string // "/{service}" when the call was routed by Host
-	container string
-	remote    bool // target is another node's gateway
-	ti        *targetInfo
+	g     *Gateway
+	proxy httputil.ReverseProxy
+	rt    *route
 
 	code        int  // the status answered
 	unreachable bool // the target could not be dialled
@@ -486,13 +577,13 @@ func (g *Gateway) newCall() *call {
 }
 
 func (c *call) rewrite(pr *httputil.ProxyRequest) {
-	out := pr.Out
+	out, rt := pr.Out, c.rt
 	out.URL.Scheme = "http"
-	out.URL.Host = c.target
-	if c.prefix != "" {
-		out.URL.Path = c.prefix + pr.In.URL.Path
+	out.URL.Host = rt.addr
+	if rt.prefix != "" {
+		out.URL.Path = rt.prefix + pr.In.URL.Path
 		if pr.In.URL.RawPath != "" {
-			out.URL.RawPath = c.prefix + pr.In.URL.RawPath
+			out.URL.RawPath = rt.prefix + pr.In.URL.RawPath
 		}
 	}
 	// The caller's Host, not the target's: a container or gateway sees the
@@ -503,48 +594,57 @@ func (c *call) rewrite(pr *httputil.ProxyRequest) {
 		out.Header["X-Forwarded-For"] = prior
 	}
 	pr.SetXForwarded()
-	if c.remote {
+	if rt.remote {
 		// Set after the hop-by-hop headers were stripped, so that a caller's
 		// Connection header cannot remove them.
-		out.Header.Set(api.HeaderContainer, c.container)
+		out.Header.Set(api.HeaderContainer, rt.tgt.ID)
 		out.Header.Set(api.HeaderHops, "1")
 	}
 }
 
 func (c *call) modifyResponse(resp *http.Response) error {
 	c.code = resp.StatusCode
-	if !c.remote {
+	if !c.rt.remote {
 		// The remote gateway sets it for its own containers.
-		resp.Header[api.HeaderServedBy] = c.ti.servedBy
+		resp.Header[api.HeaderServedBy] = c.rt.ti.servedBy
 	}
 	return nil
 }
 
 // errorHandler answers a call whose target answered nothing.
 func (c *call) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	g := c.g
+	var msg string
+	c.code, c.unreachable, msg = c.g.upstreamFailed(c.rt, err, r.Context().Err() != nil)
+	if c.code == statusClientGone {
+		w.WriteHeader(statusClientGone)
+		return
+	}
+	writeError(w, c.code, c.unreachable, msg)
+}
+
+// upstreamFailed logs a call whose target answered nothing and returns the
+// status to answer it with, whether the target could not be dialled (the
+// answer is then safe to retry), and the error message to answer.
+func (g *Gateway) upstreamFailed(rt *route, err error, callerGone bool) (code int, unreachable bool, msg string) {
 	what := "container"
-	if c.remote {
+	if rt.remote {
 		what = "gateway"
 	}
 	switch {
-	case r.Context().Err() != nil:
+	case callerGone:
 		// The caller went away; nobody reads the answer.
-		c.code = statusClientGone
-		g.logger.Debug("caller went away", "service", c.ti.versionKey, "container", c.container, "error", err)
-		w.WriteHeader(statusClientGone)
+		g.logger.Debug("caller went away", "service", rt.ti.versionKey, "container", rt.tgt.ID, "error", err)
+		return statusClientGone, false, ""
 	case dialFailed(err):
 		// The call never reached the service: safe to retry, even when it is
 		// not idempotent.
-		c.code, c.unreachable = http.StatusServiceUnavailable, true
-		g.logger.Warn(what+" unreachable", "service", c.ti.versionKey, "container", c.container, "address", c.target, "error", err)
-		writeError(w, http.StatusServiceUnavailable, true,
-			fmt.Sprintf("%s %s of container %q (%s) unreachable: %v", what, c.target, c.container, c.ti.versionKey, err))
+		g.logger.Warn(what+" unreachable", "service", rt.ti.versionKey, "container", rt.tgt.ID, "address", rt.addr, "error", err)
+		return http.StatusServiceUnavailable, true,
+			fmt.Sprintf("%s %s of container %q (%s) unreachable: %v", what, rt.addr, rt.tgt.ID, rt.ti.versionKey, err)
 	default:
-		c.code = http.StatusBadGateway
-		g.logger.Error("call failed", "service", c.ti.versionKey, "container", c.container, "address", c.target, "error", err)
-		writeError(w, http.StatusBadGateway, false,
-			fmt.Sprintf("call to %s %s of container %q (%s) failed: %v", what, c.target, c.container, c.ti.versionKey, err))
+		g.logger.Error("call failed", "service", rt.ti.versionKey, "container", rt.tgt.ID, "address", rt.addr, "error", err)
+		return http.StatusBadGateway, false,
+			fmt.Sprintf("call to %s %s of container %q (%s) failed: %v", what, rt.addr, rt.tgt.ID, rt.ti.versionKey, err)
 	}
 }
 
@@ -555,12 +655,6 @@ func dialFailed(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// forwarded tells whether a call was already forwarded by a gateway.
-func forwarded(h http.Header) bool {
-	v := header(h, api.HeaderHops)
-	return v != "" && v != "0"
-}
-
 func writeError(w http.ResponseWriter, code int, retry bool, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -569,9 +663,16 @@ func writeError(w http.ResponseWriter, code int, retry bool, msg string) {
 		h.Set(api.HeaderRetry, "safe")
 	}
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
+	_, _ = w.Write(errorBody(msg))
+}
+
+// errorBody is the JSON body of an error answer.
+func errorBody(msg string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // version ranges are full of '<' and '>'
 	_ = enc.Encode(api.ErrorResponse{Error: msg})
+	return b.Bytes()
 }
 
 // header returns the first value of a header whose name is already in

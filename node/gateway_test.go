@@ -17,6 +17,7 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/routing"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // --- fixtures ---------------------------------------------------------------
@@ -101,7 +102,7 @@ type cluster struct {
 	nodes      []api.Node      //
 }
 
-func newCluster(t testing.TB) *cluster {
+func newCluster(t testing.TB, mode string) *cluster {
 	t.Helper()
 	cl := &cluster{release: make(chan struct{})}
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -122,8 +123,7 @@ func newCluster(t testing.TB) *cluster {
 	t.Cleanup(broken.Close)
 
 	addr := func(s *httptest.Server) string { return s.Listener.Addr().String() }
-	gw1 := httptest.NewUnstartedServer(nil)
-	gw2 := httptest.NewUnstartedServer(nil)
+	ln1, ln2 := listen(t), listen(t)
 	cl.services = []api.Service{
 		{Name: "greeter", Versions: []api.ServiceVersion{
 			sver("greeter", "1.0.0", ">= 1.0, < 2.0", api.VersionActive),
@@ -149,8 +149,8 @@ func newCluster(t testing.TB) *cluster {
 		ctrAt("b1", "n1", addr(broken), "broken@1.0.0"),
 	}
 	cl.nodes = []api.Node{
-		{ID: "n1", Gateway: addr(gw1), Status: api.NodeReady},
-		{ID: "n2", Gateway: addr(gw2), Status: api.NodeReady},
+		{ID: "n1", Gateway: ln1.Addr().String(), Status: api.NodeReady},
+		{ID: "n2", Gateway: ln2.Addr().String(), Status: api.NodeReady},
 	}
 	cl.table.Store(routing.NewTable(cl.services, cl.containers, cl.nodes))
 
@@ -162,13 +162,59 @@ func newCluster(t testing.TB) *cluster {
 	if cl.n2, err = NewGateway(GatewayConfig{NodeID: "n2", Table: cl.table.Load}); err != nil {
 		t.Fatal(err)
 	}
-	gw1.Config.Handler, gw2.Config.Handler = cl.n1, cl.n2
-	gw1.Start()
-	gw2.Start()
-	t.Cleanup(gw1.Close)
-	t.Cleanup(gw2.Close)
-	cl.url1, cl.url2 = gw1.URL, gw2.URL
+	serveGateway(t, mode, cl.n1, ln1)
+	serveGateway(t, mode, cl.n2, ln2)
+	cl.url1, cl.url2 = "http://"+ln1.Addr().String(), "http://"+ln2.Addr().String()
 	return cl
+}
+
+// The two ways a gateway answers calls: Serve, its own HTTP/1.1 (which
+// hands what it does not take to ServeHTTP), and ServeHTTP alone, in an
+// http.Server.
+const (
+	modeServe   = "serve"
+	modeHandler = "handler"
+)
+
+// eachMode runs a test against gateways answering each way.
+func eachMode(t *testing.T, test func(t *testing.T, mode string)) {
+	for _, m := range []string{modeServe, modeHandler} {
+		t.Run(m, func(t *testing.T) { test(t, m) })
+	}
+}
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// serveGateway answers calls on ln with gw, in mode, until the test ends.
+func serveGateway(t testing.TB, mode string, gw *Gateway, ln net.Listener) {
+	t.Helper()
+	done := make(chan error, 1)
+	switch mode {
+	case modeServe:
+		go func() { done <- gw.Serve(ln) }()
+		t.Cleanup(func() {
+			gw.Close()
+			if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+			}
+		})
+	case modeHandler:
+		srv := &http.Server{Handler: gw}
+		go func() { done <- srv.Serve(ln) }()
+		t.Cleanup(func() {
+			srv.Close()
+			<-done
+		})
+	default:
+		t.Fatalf("unknown mode %q", mode)
+	}
 }
 
 // releaseSlow lets the slow calls answer.
@@ -249,8 +295,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // --- routing ----------------------------------------------------------------
 
-func TestGatewayRoutes(t *testing.T) {
-	cl := newCluster(t)
+func TestGatewayRoutes(t *testing.T) { eachMode(t, testGatewayRoutes) }
+
+func testGatewayRoutes(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	tests := []struct {
 		name     string
 		gateway  string // "n1" (default) or "n2"
@@ -334,10 +382,20 @@ func TestGatewayRoutes(t *testing.T) {
 			}
 		})
 	}
+	if mode == modeServe {
+		// Every one of these calls is one Serve answers itself.
+		if n := handedOver(cl.n1) + handedOver(cl.n2); n != 0 {
+			t.Errorf("%v connections handed to net/http, want 0", n)
+		}
+	}
 }
 
 func TestGatewayForwardAppendsXForwardedFor(t *testing.T) {
-	cl := newCluster(t)
+	eachMode(t, testGatewayForwardAppendsXForwardedFor)
+}
+
+func testGatewayForwardAppendsXForwardedFor(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	a := do(t, http.MethodGet, cl.url1+"/orders/1", with(clientV("1.0.0"), "X-Forwarded-For", "10.0.0.9"), "")
 	if a.code != http.StatusOK {
 		t.Fatalf("code = %d; body %s", a.code, a.body)
@@ -350,8 +408,10 @@ func TestGatewayForwardAppendsXForwardedFor(t *testing.T) {
 
 // --- refusals ---------------------------------------------------------------
 
-func TestGatewayRefuses(t *testing.T) {
-	cl := newCluster(t)
+func TestGatewayRefuses(t *testing.T) { eachMode(t, testGatewayRefuses) }
+
+func testGatewayRefuses(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	tests := []struct {
 		name   string
 		path   string
@@ -418,7 +478,11 @@ func TestGatewayRefuses(t *testing.T) {
 // own table has no candidate any more comes back to the caller as refused,
 // safe to retry: the two tables disagree, and a fresh choice may succeed.
 func TestGatewayRemoteRefusalPassesThrough(t *testing.T) {
-	cl := newCluster(t)
+	eachMode(t, testGatewayRemoteRefusalPassesThrough)
+}
+
+func testGatewayRemoteRefusalPassesThrough(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	// n2's view: o2 is starting again.
 	cs := append([]api.Container(nil), cl.containers...)
 	for i := range cs {
@@ -451,7 +515,11 @@ func TestGatewayRemoteRefusalPassesThrough(t *testing.T) {
 // TestGatewayRemoteGatewayUnreachable: a node whose gateway cannot be dialled
 // is a refusal safe to retry.
 func TestGatewayRemoteGatewayUnreachable(t *testing.T) {
-	cl := newCluster(t)
+	eachMode(t, testGatewayRemoteGatewayUnreachable)
+}
+
+func testGatewayRemoteGatewayUnreachable(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	nodes := []api.Node{cl.nodes[0], {ID: "n2", Gateway: deadAddr(t), Status: api.NodeReady}}
 	cl.table.Store(routing.NewTable(cl.services, cl.containers, nodes))
 	a := do(t, http.MethodPost, cl.url1+"/orders/1", clientV("1.0.0"), "x")
@@ -466,8 +534,10 @@ func TestGatewayRemoteGatewayUnreachable(t *testing.T) {
 // TestGatewayTableChangesUnderCall: the table the gateway reads after
 // counting a call no longer admits its container, so the call is refused as
 // safe to retry and the container never sees it.
-func TestGatewayTableChangesUnderCall(t *testing.T) {
-	cl := newCluster(t)
+func TestGatewayTableChangesUnderCall(t *testing.T) { eachMode(t, testGatewayTableChangesUnderCall) }
+
+func testGatewayTableChangesUnderCall(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	before := cl.table.Load()
 	cs := append([]api.Container(nil), cl.containers...)
 	for i := range cs {
@@ -504,8 +574,10 @@ func TestGatewayTableChangesUnderCall(t *testing.T) {
 
 // --- in flight and metrics --------------------------------------------------
 
-func TestGatewayCountsInflight(t *testing.T) {
-	cl := newCluster(t)
+func TestGatewayCountsInflight(t *testing.T) { eachMode(t, testGatewayCountsInflight) }
+
+func testGatewayCountsInflight(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	const calls = 3
 	var wg sync.WaitGroup
 	codes := make(chan int, calls)
@@ -548,8 +620,10 @@ func TestGatewayCountsInflight(t *testing.T) {
 
 // TestGatewayCallerGoesAway: a caller that gives up ends the call's count,
 // and the call is counted as 499, not as a failure of the container.
-func TestGatewayCallerGoesAway(t *testing.T) {
-	cl := newCluster(t)
+func TestGatewayCallerGoesAway(t *testing.T) { eachMode(t, testGatewayCallerGoesAway) }
+
+func testGatewayCallerGoesAway(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.url1+"/slow/x", nil)
 	if err != nil {
@@ -576,8 +650,10 @@ func TestGatewayCallerGoesAway(t *testing.T) {
 	})
 }
 
-func TestGatewayMetrics(t *testing.T) {
-	cl := newCluster(t)
+func TestGatewayMetrics(t *testing.T) { eachMode(t, testGatewayMetrics) }
+
+func testGatewayMetrics(t *testing.T, mode string) {
+	cl := newCluster(t, mode)
 	do(t, http.MethodGet, cl.url1+"/greeter/x", clientV("1.4.0"), "")
 	do(t, http.MethodGet, cl.url1+"/greeter/x", clientV("1.4.0"), "")
 	do(t, http.MethodGet, cl.url1+"/greeter/x", clientV("9.0.0"), "")
@@ -648,7 +724,7 @@ func TestHostName(t *testing.T) {
 // BenchmarkGatewayLocal compares a call through the gateway to a local
 // container with the same call made to the container directly.
 func BenchmarkGatewayLocal(b *testing.B) {
-	cl := newCluster(b)
+	cl := newCluster(b, modeServe)
 	target := cl.containers[0].Status.Endpoint // g1
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	run := func(b *testing.B, url string) {
@@ -703,7 +779,7 @@ func (stubTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // BenchmarkGatewayHandler measures the gateway's own work on a call to a
 // local container: ServeHTTP with a transport that answers at once.
 func BenchmarkGatewayHandler(b *testing.B) {
-	cl := newCluster(b)
+	cl := newCluster(b, modeServe)
 	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: cl.table.Load, Transport: stubTransport{}})
 	if err != nil {
 		b.Fatal(err)
@@ -730,3 +806,12 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// handedOver returns how many connections gw's Serve handed to net/http.
+func handedOver(gw *Gateway) float64 {
+	var m dto.Metric
+	if err := gw.handed.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}

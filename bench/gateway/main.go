@@ -256,7 +256,7 @@ func run() (code int) {
 	targets := []*target{{name: "direct", addr: endpoint}}
 	if needNginx {
 		for _, w := range []string{"1", "auto"} {
-			n, err := startNginx(ctx, &o, root, w, endpoint)
+			n, err := startNginx(ctx, &o, root, w, endpoint, servedBy)
 			if err != nil {
 				return fail(err)
 			}
@@ -264,7 +264,7 @@ func run() (code int) {
 			if w == "auto" {
 				name = fmt.Sprintf("nginx, auto (%d)", n.workerCount())
 			}
-			targets = append(targets, &target{name: name, addr: n.addr, proxyPgid: n.p.pid(), nginx: n})
+			targets = append(targets, &target{name: name, addr: n.addr, proxyPgid: n.p.pid(), nginx: n, servedBy: servedBy})
 			step("%s listening on %s (%d worker process(es); config %s)", name, n.addr, n.workerCount(), filepath.Join(n.dir, "nginx.conf"))
 		}
 	}

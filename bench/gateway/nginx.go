@@ -58,15 +58,24 @@ http {
             proxy_pass http://greeter;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # The same call reaches the greeter as through the gateway: the
+            # caller's Host and the X-Forwarded headers of Go's
+            # ReverseProxy.SetXForwarded, which the gateway sets too.
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            # And the same answer reaches the caller.
+            add_header Coexist-Served-By "%s" always;
         }
     }
 }
 `
 
-func startNginx(ctx context.Context, o *options, dir, workers, upstream string) (*nginxProxy, error) {
+func startNginx(ctx context.Context, o *options, dir, workers, upstream, servedBy string) (*nginxProxy, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		n, err := tryStartNginx(ctx, o, filepath.Join(dir, fmt.Sprintf("nginx-%s-%d", workers, attempt)), workers, upstream)
+		n, err := tryStartNginx(ctx, o, filepath.Join(dir, fmt.Sprintf("nginx-%s-%d", workers, attempt)), workers, upstream, servedBy)
 		if err == nil {
 			return n, nil
 		}
@@ -82,7 +91,7 @@ func startNginx(ctx context.Context, o *options, dir, workers, upstream string) 
 	return nil, lastErr
 }
 
-func tryStartNginx(ctx context.Context, o *options, dir, workers, upstream string) (*nginxProxy, error) {
+func tryStartNginx(ctx context.Context, o *options, dir, workers, upstream, servedBy string) (*nginxProxy, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -97,7 +106,7 @@ func tryStartNginx(ctx context.Context, o *options, dir, workers, upstream strin
 		// the temp dir.
 		user = "user root;\n"
 	}
-	conf := fmt.Sprintf(nginxConf, workers, user, dir, dir, dir, dir, dir, dir, dir, upstream, n.addr)
+	conf := fmt.Sprintf(nginxConf, workers, user, dir, dir, dir, dir, dir, dir, dir, upstream, n.addr, servedBy)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -65,9 +65,8 @@ func runProfile(ctx context.Context, o *options, root string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	go func() { _ = gw.Serve(ln) }()
+	defer gw.Close()
 
 	t := &target{name: "in-process gateway", addr: gwAddr, servedBy: serviceName + "@" + baseVersion + " " + baseID}
 	if err := checkTarget(ctx, &target{name: "greeter", addr: endpoint}); err != nil {
@@ -93,18 +92,22 @@ func runProfile(ctx context.Context, o *options, root string) error {
 		return err
 	}
 	defer f.Close()
-	c0 := rusageSelf()
+	c0, r0, w0 := rusageSelf(), ioSelf("syscr"), ioSelf("syscw")
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return err
 	}
 	res, err := runWrk(ctx, o.wrkBin, gwAddr, o.threads, o.connections, o.duration)
 	pprof.StopCPUProfile()
-	cpu := rusageSelf() - c0
+	cpu, reads, writes := rusageSelf()-c0, ioSelf("syscr")-r0, ioSelf("syscw")-w0
 	if err != nil {
 		return err
 	}
 	step("  in-process gateway: %.0f calls/s (%s of direct), p50 %s, p99 %s, %d errors, %d non-2xx; gateway CPU %s/call",
 		res.perSec(), ratio(res.perSec(), direct.perSec()), fmtDur(res.pct(50)), fmtDur(res.pct(99)), res.errs, res.non200, cpuPer(cpu, res.calls))
+	if res.calls > 0 {
+		step("  in-process gateway: %.2f read and %.2f write system calls per call (/proc/self/io)",
+			float64(reads)/float64(res.calls), float64(writes)/float64(res.calls))
+	}
 	if err := f.Close(); err != nil {
 		return err
 	}
@@ -123,14 +126,18 @@ func runProfile(ctx context.Context, o *options, root string) error {
 	if _, err := runWrk(ctx, o.wrkBin, pt.addr, o.threads, o.connections, o.warmup); err != nil {
 		return err
 	}
-	c0 = rusageSelf()
+	c0, r0, w0 = rusageSelf(), ioSelf("syscr"), ioSelf("syscw")
 	pres, err := runWrk(ctx, o.wrkBin, pt.addr, o.threads, o.connections, o.duration)
-	pcpu := rusageSelf() - c0
+	pcpu, preads, pwrites := rusageSelf()-c0, ioSelf("syscr")-r0, ioSelf("syscw")-w0
 	if err != nil {
 		return err
 	}
 	step("  prototype forwarder (not the gateway: one goroutine per connection, pinned upstream connection, no routing): %.0f calls/s (%s of direct, %s of the gateway), p50 %s, p99 %s, %d errors, %d non-2xx; CPU %s/call",
 		pres.perSec(), ratio(pres.perSec(), direct.perSec()), ratio(pres.perSec(), res.perSec()), fmtDur(pres.pct(50)), fmtDur(pres.pct(99)), pres.errs, pres.non200, cpuPer(pcpu, pres.calls))
+	if pres.calls > 0 {
+		step("  prototype forwarder: %.2f read and %.2f write system calls per call",
+			float64(preads)/float64(pres.calls), float64(pwrites)/float64(pres.calls))
+	}
 
 	abs, _ := filepath.Abs(o.cpuProfile)
 	step("CPU profile written to %s", abs)
@@ -149,4 +156,20 @@ func runProfile(ctx context.Context, o *options, root string) error {
 		}
 	}
 	return nil
+}
+
+// ioSelf returns a counter of /proc/self/io (syscr: read system calls,
+// syscw: write system calls), 0 when it cannot be read.
+func ioSelf(field string) int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }

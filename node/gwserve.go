@@ -1,0 +1,512 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Timeouts of the connections Serve answers on.
+const (
+	// gwIdleTimeout closes a keep-alive connection with no call.
+	gwIdleTimeout = 2 * time.Minute
+	// gwHeaderTimeout bounds the reading of a call's head, from its first
+	// byte.
+	gwHeaderTimeout = 10 * time.Second
+	// gwWatchAfter is how long a call may wait for its answer before the
+	// gateway watches its caller's connection, so that a caller who goes
+	// away ends the call (and its in-flight count) at once.
+	gwWatchAfter = 10 * time.Millisecond
+	// gwBufSize is the size of every connection's read and write buffer. A
+	// call whose head does not fit is answered by ServeHTTP.
+	gwBufSize = 4096
+	// gwMaxDiscard is the most of a refused call's body the gateway reads to
+	// keep the connection; a longer one closes it.
+	gwMaxDiscard = 256 << 10
+)
+
+// Connection states (gwConn.state).
+const (
+	connIdle   int32 = iota // waiting for a call's first byte
+	connActive              // reading, forwarding or answering a call
+	connClosed              // closed by Shutdown
+)
+
+// aLongTimeAgo is a deadline that interrupts a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// gwServer is the state of Serve.
+type gwServer struct {
+	initOnce sync.Once
+	shutting atomic.Bool
+	pool     *upstreamPool
+	fallback *http.Server      // serves the connections handed over
+	handed   *handoverListener // their listener
+	done     chan struct{}     // closed by Shutdown and Close: stops the pool's janitor
+	wg       sync.WaitGroup    // the fallback server and the janitor
+	mu       sync.Mutex        //
+	lns      map[*net.Listener]struct{}
+	conns    map[*gwConn]struct{}
+}
+
+func (g *Gateway) initServer() {
+	s := &g.srv
+	s.initOnce.Do(func() {
+		s.pool = newUpstreamPool()
+		s.done = make(chan struct{})
+		s.lns = make(map[*net.Listener]struct{})
+		s.conns = make(map[*gwConn]struct{})
+		s.handed = newHandoverListener()
+		s.fallback = &http.Server{
+			Handler:           g,
+			ReadHeaderTimeout: gwHeaderTimeout,
+			IdleTimeout:       gwIdleTimeout,
+			ErrorLog:          g.errorLog,
+		}
+		s.wg.Add(2)
+		go func() {
+			defer s.wg.Done()
+			_ = s.fallback.Serve(s.handed)
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.pool.janitor(s.done)
+		}()
+	})
+}
+
+// Serve accepts connections on ln and answers the calls on them until
+// Shutdown or Close, and then returns http.ErrServerClosed; it closes ln.
+//
+// Serve speaks HTTP/1.1 itself for the calls a service client makes: an
+// origin-form path without percent-escapes, a head that fits in 4 KiB, a body
+// of a declared length, and no header that asks for more than forwarding
+// (Expect, Upgrade, Transfer-Encoding, TE, Trailer and other hop-by-hop
+// headers; a Connection header other than keep-alive or close). It writes the
+// call to a pooled connection to its container, or to the gateway of the
+// container's node, and relays the answer, all in the connection's own
+// goroutine. A connection whose next call is anything else, including one to
+// /v1/metrics, is handed whole to a net/http server running ServeHTTP, which
+// answers every call of HTTP/1.x, malformed ones with its own 400s. Both
+// route with the same decision and answer the same way (see Gateway).
+func (g *Gateway) Serve(ln net.Listener) error {
+	g.initServer()
+	s := &g.srv
+	defer ln.Close()
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.lns[&ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, &ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return http.ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors, and the like: wait, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			g.logger.Warn("gateway accept failed; retrying", "error", err, "delay", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c := newGWConn(g, nc)
+		s.mu.Lock()
+		if s.shutting.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			return http.ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// Shutdown stops Serve gracefully: it closes the listeners and the idle
+// connections, lets the calls in progress finish, then closes their
+// connections, and returns when all are closed or ctx ends.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.initServer()
+	s := &g.srv
+	s.stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.state.CompareAndSwap(connIdle, connClosed) {
+				c.nc.Close()
+			}
+		}
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	err := s.fallback.Shutdown(ctx)
+	s.wg.Wait()
+	s.pool.closeAll()
+	return err
+}
+
+// Close stops Serve at once: it closes the listeners and every connection,
+// with the calls on them.
+func (g *Gateway) Close() error {
+	g.initServer()
+	s := &g.srv
+	s.stop()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.state.Store(connClosed)
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	err := s.fallback.Close()
+	s.wg.Wait()
+	s.pool.closeAll()
+	return err
+}
+
+// stop marks the server shutting down and closes its listeners, once.
+func (s *gwServer) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting.Swap(true) {
+		return
+	}
+	for ln := range s.lns {
+		(*ln).Close()
+	}
+	close(s.done)
+	s.handed.Close()
+}
+
+func (s *gwServer) forget(c *gwConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// gwConn is one caller's connection to Serve.
+type gwConn struct {
+	g     *Gateway
+	nc    net.Conn
+	rd    connReader
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	state atomic.Int32
+	ip    string // the caller's address, without its port: X-Forwarded-For
+	req   request
+	// deadline is nc's read deadline; zero: none. Only the connection's
+	// goroutine sets it, or a watch it waits for.
+	deadline time.Time
+	// up is the upstream connection of the last call, kept for the next
+	// call to the same address.
+	up *upConn
+
+	// The watch of the caller's connection during a call (see gwWatchAfter).
+	watchTimer *time.Timer
+	watchMu    sync.Mutex
+	watchArmed bool          // a call waits for its answer
+	watchUp    *upConn       // the connection it waits on
+	watchDone  chan struct{} // closed when a started watch ends; nil: none
+	gone       atomic.Bool   // the watch saw the caller go away
+}
+
+func newGWConn(g *Gateway, nc net.Conn) *gwConn {
+	c := &gwConn{g: g, nc: nc}
+	c.rd.nc = nc
+	c.br = bufio.NewReaderSize(&c.rd, gwBufSize)
+	c.bw = bufio.NewWriterSize(nc, gwBufSize)
+	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
+		c.ip = host
+	}
+	return c
+}
+
+// serve answers the calls on the connection until it closes, or hands it to
+// the fallback server.
+func (c *gwConn) serve() {
+	s := &c.g.srv
+	handed := false
+	defer func() {
+		s.forget(c)
+		if c.watchTimer != nil {
+			c.watchTimer.Stop()
+		}
+		if c.up != nil {
+			s.pool.put(c.up)
+		}
+		if !handed {
+			c.nc.Close()
+		}
+	}()
+	for {
+		// The idle deadline is moved on only when half of it has passed:
+		// a connection with no call is closed after one to two
+		// gwIdleTimeouts, and a busy one costs no timer change per call.
+		if now := time.Now(); c.deadline.Sub(now) < gwIdleTimeout/2 {
+			c.setDeadline(now.Add(gwIdleTimeout))
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if !c.state.CompareAndSwap(connIdle, connActive) {
+			return // closed by Shutdown
+		}
+		if headEnd(c.bufferedBytes()) == 0 {
+			// The head is coming in parts: all of it within gwHeaderTimeout.
+			c.setDeadline(time.Now().Add(gwHeaderTimeout))
+		}
+		n, ok, err := c.readHead()
+		if err != nil {
+			return
+		}
+		if !ok {
+			handed = c.handOver()
+			return
+		}
+		if c.req.contentLength > 0 && !c.deadline.IsZero() {
+			// A body takes the time it takes, as in net/http with no
+			// ReadTimeout.
+			c.setDeadline(time.Time{})
+		}
+		if !c.g.serveCall(c, n) {
+			return
+		}
+		c.state.Store(connIdle)
+		if s.shutting.Load() && c.state.CompareAndSwap(connIdle, connClosed) {
+			return
+		}
+	}
+}
+
+// readHead reads a call's head into the buffer: its length, and whether
+// Serve answers it itself. A head that does not fit in the buffer is not.
+func (c *gwConn) readHead() (n int, ok bool, err error) {
+	for {
+		buf := c.bufferedBytes()
+		if n := headEnd(buf); n > 0 {
+			return n, c.req.parse(buf[:n]), nil
+		}
+		if len(buf) == c.br.Size() {
+			return 0, false, nil
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			return 0, false, err
+		}
+	}
+}
+
+// bufferedBytes returns what c.br holds, without reading.
+func (c *gwConn) bufferedBytes() []byte {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return b
+}
+
+// setDeadline sets the read deadline of the caller's connection.
+func (c *gwConn) setDeadline(t time.Time) {
+	c.deadline = t
+	c.nc.SetReadDeadline(t)
+}
+
+// headEnd returns the length of the head at the start of buf, up to and
+// including the empty line that ends it (CRLF or a bare LF, which parse
+// refuses), or 0 when buf holds no whole head.
+func headEnd(buf []byte) int {
+	for i := 0; i < len(buf); i++ {
+		if buf[i] != '\n' {
+			continue
+		}
+		switch {
+		case i+1 < len(buf) && buf[i+1] == '\n':
+			return i + 2
+		case i+2 < len(buf) && buf[i+1] == '\r' && buf[i+2] == '\n':
+			return i + 3
+		case i == 0:
+			return 1
+		case i == 1 && buf[0] == '\r':
+			return 2
+		}
+	}
+	return 0
+}
+
+// handOver gives the connection, with what is buffered of it, to the
+// fallback server; false when it is shutting down and the connection is to
+// be closed.
+func (c *gwConn) handOver() bool {
+	c.g.srv.forget(c)
+	c.g.handed.Inc()
+	buffered := c.bufferedBytes()
+	hc := &handedConn{Conn: c.nc}
+	hc.r = io.MultiReader(&rewound{b: append([]byte(nil), buffered...)}, &c.rd)
+	return c.g.srv.handed.hand(hc)
+}
+
+// connReader reads a connection, first the byte a watch of the caller read
+// (a pipelined call's).
+type connReader struct {
+	nc       net.Conn
+	saved    byte
+	hasSaved bool
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.hasSaved && len(p) > 0 {
+		p[0], r.hasSaved = r.saved, false
+		return 1, nil
+	}
+	return r.nc.Read(p)
+}
+
+// rewound reads b once.
+type rewound struct{ b []byte }
+
+func (r *rewound) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// handedConn is a connection handed to the fallback server, with the bytes
+// Serve had already read of it.
+type handedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *handedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// handoverListener is the fallback server's listener: it accepts the
+// connections Serve hands over.
+type handoverListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newHandoverListener() *handoverListener {
+	return &handoverListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoverListener) hand(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoverListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoverListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoverListener) Addr() net.Addr { return handoverAddr{} }
+
+type handoverAddr struct{}
+
+func (handoverAddr) Network() string { return "handover" }
+func (handoverAddr) String() string  { return "gateway" }
+
+// armWatch starts the watch of the caller's connection for a call waiting
+// on up, after gwWatchAfter; pending bytes of the call are still buffered.
+func (c *gwConn) armWatch(up *upConn, pending int) {
+	if c.br.Buffered() > pending {
+		return // the caller has sent more already: it is there
+	}
+	c.watchMu.Lock()
+	c.watchArmed, c.watchUp = true, up
+	c.watchMu.Unlock()
+	if c.watchTimer == nil {
+		c.watchTimer = time.AfterFunc(gwWatchAfter, c.watch)
+	} else {
+		c.watchTimer.Reset(gwWatchAfter)
+	}
+}
+
+// watch reads the caller's connection while a call waits for its answer: a
+// caller who goes away closes the call's upstream connection, which ends
+// the call. A byte read (a pipelined call's) is kept for the next call.
+func (c *gwConn) watch() {
+	c.watchMu.Lock()
+	if !c.watchArmed {
+		c.watchMu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	c.watchDone = done
+	up := c.watchUp
+	c.watchMu.Unlock()
+	defer close(done)
+	// The call takes the time it takes: no idle or head deadline.
+	c.nc.SetReadDeadline(time.Time{})
+	var b [1]byte
+	n, err := c.nc.Read(b[:])
+	if n == 1 {
+		c.rd.saved, c.rd.hasSaved = b[0], true
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.gone.Store(true)
+		up.nc.Close()
+	}
+}
+
+// stopWatch ends the watch of a call, and waits for it when it started.
+func (c *gwConn) stopWatch() {
+	if c.watchTimer == nil {
+		return
+	}
+	c.watchTimer.Stop()
+	c.watchMu.Lock()
+	c.watchArmed, c.watchUp = false, nil
+	done := c.watchDone
+	c.watchDone = nil
+	c.watchMu.Unlock()
+	if done != nil {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+		<-done
+		c.setDeadline(time.Time{})
+	}
+}
