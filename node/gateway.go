@@ -381,7 +381,7 @@ func (g *Gateway) finish(rt *route, code int, unreachable bool) {
 		end = time.Now()
 	}
 	rt.ti.duration.Observe(end.Sub(rt.start).Seconds())
-	g.requests.WithLabelValues(rt.ti.service, rt.ti.version, rt.clientVersion, statusText(code)).Inc()
+	rt.ti.requests(g, rt.clientVersion, code).Inc()
 	if unreachable {
 		g.refused.WithLabelValues(rt.ti.service, reasonUnreachable).Inc()
 	}
@@ -504,6 +504,40 @@ type targetInfo struct {
 	versionKey       string   // "service@version", the key of Inflight
 	servedBy         []string // the value of Coexist-Served-By, read only
 	duration         prometheus.Observer
+
+	countersMu sync.RWMutex
+	counters   map[countKey]prometheus.Counter // of g.requests
+}
+
+type countKey struct {
+	clientVersion string
+	code          int
+}
+
+// maxTargetCounters bounds targetInfo.counters; beyond it, calls are
+// counted without the cache.
+const maxTargetCounters = 256
+
+// requests returns the counter of calls to the target answered with code,
+// from a cache that spares the label hashing and checks of WithLabelValues.
+func (ti *targetInfo) requests(g *Gateway, clientVersion string, code int) prometheus.Counter {
+	k := countKey{clientVersion: clientVersion, code: code}
+	ti.countersMu.RLock()
+	c := ti.counters[k]
+	ti.countersMu.RUnlock()
+	if c != nil {
+		return c
+	}
+	c = g.requests.WithLabelValues(ti.service, ti.version, clientVersion, statusText(code))
+	ti.countersMu.Lock()
+	if ti.counters == nil {
+		ti.counters = make(map[countKey]prometheus.Counter)
+	}
+	if len(ti.counters) < maxTargetCounters {
+		ti.counters[k] = c
+	}
+	ti.countersMu.Unlock()
+	return c
 }
 
 func (tc *tableCache) has(service string) bool {

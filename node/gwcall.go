@@ -34,10 +34,10 @@ func (g *Gateway) serveCall(c *gwConn, n int) bool {
 // connection is kept for another call.
 func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable, keep bool) {
 	req := &c.req
-	// A call with no body whose pooled connection turns out closed before
+	// A call with no body whose reused connection turns out closed before
 	// any answer is sent again on a new one, as net/http's Transport does;
 	// its head stays in the buffer until then.
-	resend := req.contentLength == 0 && idempotentMethod(req.method)
+	resend := req.contentLength == 0 && req.idempotent
 	pending := n // bytes of the call still in c.br
 	discardHead := func() {
 		if pending > 0 {
@@ -45,21 +45,35 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 			pending = 0
 		}
 	}
+	// The caller is watched from when the call is sent until its answer is
+	// relayed (see gwWatchAfter).
+	defer c.stopWatch()
 	var (
 		up   *upConn
 		resp response
 	)
 	for attempt := 0; ; attempt++ {
 		var err error
-		if up, c.up = c.up, nil; up == nil || up.addr != rt.addr || !up.usable(rt.start) {
-			if up != nil {
-				g.srv.pool.put(up)
-			}
+		// The connection of this caller's last call, when it was to the same
+		// address and is still usable.
+		up, c.up = c.up, nil
+		if up != nil && up.addr != rt.addr {
+			g.srv.pool.put(up)
+			up = nil
+		} else if up != nil && !up.usable(rt.start) {
+			up.close()
+			up = nil
+		}
+		if up == nil {
 			up, err = g.srv.pool.get(rt.addr, rt.start)
 		}
 		if err != nil {
 			discardHead()
 			code, unreachable, msg := g.upstreamFailed(rt, err, false)
+			if attempt > 0 {
+				// The first attempt may have reached the service.
+				code, unreachable = http.StatusBadGateway, false
+			}
 			keep := !req.closeAfter && c.discardBody(req.contentLength)
 			return code, unreachable, c.writeError(code, unreachable, msg, keep) && keep
 		}
@@ -84,17 +98,17 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 		if err == nil {
 			c.armWatch(up, pending)
 			resp, err = up.readResponse()
-			c.stopWatch()
 		}
 		if err == nil {
 			break
 		}
+		c.stopWatch()
 		up.close()
 		if c.gone.Load() {
 			g.upstreamFailed(rt, err, true)
 			return statusClientGone, false, false
 		}
-		if resend && up.reused && attempt == 0 && closedBeforeAnswer(err) {
+		if resend && up.reused && attempt < maxResends && closedBeforeAnswer(err) {
 			continue
 		}
 		discardHead()
@@ -104,8 +118,7 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 	}
 	discardHead()
 
-	noBody := string(req.method) == http.MethodHead || resp.code == http.StatusNoContent ||
-		resp.code == http.StatusNotModified
+	noBody := req.isHead || resp.code == http.StatusNoContent || resp.code == http.StatusNotModified
 	toEOF := !noBody && !resp.chunked && resp.contentLength < 0
 	keep = !req.closeAfter && !toEOF && !g.srv.shutting.Load()
 	c.writeAnswerHead(up, &resp, rt, keep)
@@ -122,7 +135,9 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 	if err == nil {
 		err = c.bw.Flush()
 	}
-	if err != nil {
+	// Stopped before up is kept: a watch closes up when the caller goes.
+	c.stopWatch()
+	if err != nil || c.gone.Load() {
 		// The head is sent: all that is left is to cut the answer short,
 		// as net/http does.
 		g.logger.Debug("answer cut short", "service", rt.ti.versionKey, "container", rt.tgt.ID, "error", err)
@@ -140,6 +155,10 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 	return resp.code, false, keep
 }
 
+// maxResends bounds the sending again of a call whose reused connections
+// turn out closed: a new connection ends them sooner.
+const maxResends = 4
+
 // closedBeforeAnswer tells whether err says that a reused connection was
 // closed by its other end before any byte of an answer.
 func closedBeforeAnswer(err error) bool {
@@ -153,6 +172,7 @@ func (c *gwConn) discardBody(n int64) bool {
 		return true
 	}
 	if n > gwMaxDiscard {
+		c.linger = true
 		return false
 	}
 	_, err := c.br.Discard(int(n))
@@ -211,7 +231,9 @@ func (c *gwConn) writeAnswerHead(up *upConn, resp *response, rt *route, keep boo
 		}
 		line := up.head[l.start:l.end]
 		name := line[:l.nameLen]
-		if resp.chunked && eqFold(name, "content-length") || len(resp.connTokens) > 0 && resp.dropped(name) {
+		isLength := eqFold(name, "content-length")
+		// A Connection header cannot take the framing away.
+		if resp.chunked && isLength || !isLength && len(resp.connTokens) > 0 && resp.dropped(name) {
 			continue
 		}
 		bw.Write(line)
@@ -250,7 +272,9 @@ func (c *gwConn) writeError(code int, retry bool, msg string, keep bool) bool {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
-	b = append(b, body...)
+	if !c.req.isHead {
+		b = append(b, body...)
+	}
 	if _, err := c.bw.Write(b); err != nil {
 		return false
 	}

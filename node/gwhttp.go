@@ -31,7 +31,9 @@ type hdrLine struct {
 // discarded from it.
 type request struct {
 	raw            []byte // the head
-	method, target []byte
+	method, target []byte // in raw: read them only before the body
+	isHead         bool   // the method is HEAD: the answer has no body
+	idempotent     bool   // GET, HEAD, OPTIONS or TRACE, or an Idempotency-Key
 	lines          []hdrLine
 	head           callHead
 	contentLength  int64
@@ -42,6 +44,9 @@ type request struct {
 // parse parses a whole head, up to and including its empty line, and tells
 // whether Serve answers the call itself.
 func (r *request) parse(b []byte) bool {
+	// The strings of the previous call on this connection, which the next
+	// one most likely repeats: reused, they are not allocated again.
+	prev := r.head
 	*r = request{raw: b, lines: r.lines[:0], xff: r.xff[:0]}
 	line, rest, ok := cutLine(b)
 	if !ok {
@@ -53,6 +58,8 @@ func (r *request) parse(b []byte) bool {
 		return false
 	}
 	r.method = line[:sp]
+	r.isHead = string(r.method) == "HEAD"
+	r.idempotent = idempotentMethod(r.method)
 	line = line[sp+1:]
 	sp = bytes.IndexByte(line, ' ')
 	if sp <= 0 || string(line[sp+1:]) != "HTTP/1.1" {
@@ -64,16 +71,24 @@ func (r *request) parse(b []byte) bool {
 	}
 	q := len(r.target)
 	for i, ch := range r.target {
-		// No escapes in the path: it is then what net/http would decode it
-		// to. The query is relayed as it is.
-		if ch <= ' ' || ch >= 0x7f || ch == '#' || ch == '%' && q == len(r.target) {
-			return false
-		}
-		if ch == '?' && q == len(r.target) {
+		inQuery := q < len(r.target)
+		switch {
+		case ch == '?' && !inQuery:
 			q = i
+		case ch == '%':
+			// No escapes in the path: it is then what net/http decodes it
+			// to. One in the query is relayed when well formed, as
+			// ReverseProxy relays it.
+			if !inQuery || i+2 >= len(r.target) || !isHex(r.target[i+1]) || !isHex(r.target[i+2]) {
+				return false
+			}
+		case ch == ';' && inQuery:
+			return false // ReverseProxy drops such a query's parameters
+		case !targetChars[ch]:
+			return false // ReverseProxy would escape it
 		}
 	}
-	r.head.path = string(r.target[:q])
+	r.head.path = reuse(prev.path, r.target[:q])
 	if r.head.path == MetricsPath {
 		return false
 	}
@@ -81,6 +96,7 @@ func (r *request) parse(b []byte) bool {
 	start := len(b) - len(rest)
 	hosts := 0
 	lengths := 0
+	var seen uint8 // the coexist headers set, as bits of setFirst
 	for {
 		line, rest, ok = cutLine(rest)
 		if !ok {
@@ -103,7 +119,7 @@ func (r *request) parse(b []byte) bool {
 				if !validHost(value) {
 					return false
 				}
-				r.head.host = string(value)
+				r.head.host = reuse(prev.host, value)
 			}
 		case 14:
 			switch {
@@ -115,7 +131,7 @@ func (r *request) parse(b []byte) bool {
 				}
 				r.contentLength = n
 			case eqFold(name, "coexist-client"):
-				setFirst(&r.head.client, value)
+				setFirst(&r.head.client, prev.client, value, &seen, 1)
 			}
 		case 10:
 			if eqFold(name, "connection") {
@@ -127,9 +143,12 @@ func (r *request) parse(b []byte) bool {
 				return false
 			}
 		case 15:
-			if eqFold(name, "x-forwarded-for") {
+			switch {
+			case eqFold(name, "x-forwarded-for"):
 				r.xff = append(r.xff, value)
 				l.kind = hdrDrop
+			case eqFold(name, "idempotency-key"):
+				r.idempotent = true // as net/http's Transport reads it
 			}
 		case 16:
 			switch {
@@ -144,21 +163,23 @@ func (r *request) parse(b []byte) bool {
 				l.kind = hdrDrop
 			case eqFold(name, "coexist-container"):
 				l.kind = hdrCoexistRemote
-				setFirst(&r.head.container, value)
+				setFirst(&r.head.container, prev.container, value, &seen, 2)
 			case eqFold(name, "transfer-encoding"):
 				return false
+			case eqFold(name, "x-idempotency-key"):
+				r.idempotent = true
 			}
 		case 12:
 			if eqFold(name, "coexist-hops") {
 				l.kind = hdrCoexistRemote
-				setFirst(&r.head.hops, value)
+				setFirst(&r.head.hops, prev.hops, value, &seen, 4)
 			}
 		case 22:
 			switch {
 			case eqFold(name, "coexist-client-version"):
-				setFirst(&r.head.clientVersion, value)
+				setFirst(&r.head.clientVersion, prev.clientVersion, value, &seen, 8)
 			case eqFold(name, "coexist-client-require"):
-				setFirst(&r.head.require, value)
+				setFirst(&r.head.require, prev.require, value, &seen, 16)
 			}
 		case 9:
 			if eqFold(name, "forwarded") {
@@ -180,11 +201,18 @@ func (r *request) parse(b []byte) bool {
 			if eqFold(name, "proxy-authorization") {
 				return false
 			}
+		case 18:
+			if eqFold(name, "proxy-authenticate") {
+				l.kind = hdrDrop // hop-by-hop, as ReverseProxy drops it
+			}
 		}
 		r.lines = append(r.lines, l)
 	}
-	// One Host, as HTTP/1.1 requires; at most one Content-Length.
-	return hosts == 1 && lengths <= 1 && len(rest) == 0
+	// One Host, as HTTP/1.1 requires; at most one Content-Length, of a
+	// body that fits in the connections' socket buffers: the body is
+	// written whole before the answer is read, so a longer one could
+	// deadlock with a container that answers before it reads all of it.
+	return hosts == 1 && lengths <= 1 && r.contentLength <= gwMaxBody && len(rest) == 0
 }
 
 // connection reads a Connection header's value: only keep-alive and close
@@ -209,11 +237,20 @@ func (r *request) connection(v []byte) bool {
 }
 
 // setFirst sets *dst to v unless an earlier header set it, as
-// http.Header.Get reads the first value.
-func setFirst(dst *string, v []byte) {
-	if *dst == "" {
-		*dst = string(v)
+// http.Header.Get reads the first value; prev is reused when equal to v.
+func setFirst(dst *string, prev string, v []byte, seen *uint8, bit uint8) {
+	if *seen&bit == 0 {
+		*seen |= bit
+		*dst = reuse(prev, v)
 	}
+}
+
+// reuse returns prev when it equals b, or else b as a new string.
+func reuse(prev string, b []byte) string {
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
 }
 
 // cutLine cuts the first CRLF-ended line off b; a line ended by a bare LF is
@@ -245,6 +282,27 @@ func eqFold(b []byte, lower string) bool {
 		}
 	}
 	return true
+}
+
+// targetChars marks the characters of an origin-form target that are
+// relayed as they are (RFC 3986 pchar and "/?", less '%', which parse
+// checks apart).
+var targetChars = func() (t [256]bool) {
+	for ch := '0'; ch <= '9'; ch++ {
+		t[ch] = true
+	}
+	for ch := 'a'; ch <= 'z'; ch++ {
+		t[ch] = true
+		t[ch-'a'+'A'] = true
+	}
+	for _, ch := range "-._~!$&'()*+,;=:@/?" {
+		t[ch] = true
+	}
+	return t
+}()
+
+func isHex(ch byte) bool {
+	return '0' <= ch && ch <= '9' || 'a' <= ch && ch <= 'f' || 'A' <= ch && ch <= 'F'
 }
 
 // tokenChars marks the characters of a token (RFC 9110 §5.6.2).

@@ -27,9 +27,16 @@ const (
 	// gwBufSize is the size of every connection's read and write buffer. A
 	// call whose head does not fit is answered by ServeHTTP.
 	gwBufSize = 4096
+	// gwMaxBody is the longest body of a call Serve answers itself (see
+	// request.parse); net/http answers calls with longer ones.
+	gwMaxBody = 64 << 10
 	// gwMaxDiscard is the most of a refused call's body the gateway reads to
 	// keep the connection; a longer one closes it.
-	gwMaxDiscard = 256 << 10
+	gwMaxDiscard = gwMaxBody
+	// gwLinger is how long a connection closed with a call's body unread is
+	// read and dropped first, so that the caller gets the answer before a
+	// reset (net/http's rstAvoidanceDelay).
+	gwLinger = 500 * time.Millisecond
 )
 
 // Connection states (gwConn.state).
@@ -150,6 +157,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.initServer()
 	s := &g.srv
 	s.stop()
+	// The connections handed to net/http are shut down meanwhile.
+	fallbackDone := make(chan error, 1)
+	go func() { fallbackDone <- s.fallback.Shutdown(ctx) }()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -170,7 +180,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-	err := s.fallback.Shutdown(ctx)
+	err := <-fallbackDone
 	s.wg.Wait()
 	s.pool.closeAll()
 	return err
@@ -230,8 +240,11 @@ type gwConn struct {
 	// up is the upstream connection of the last call, kept for the next
 	// call to the same address.
 	up *upConn
+	// linger: the connection is closed with a call's body unread.
+	linger bool
 
 	// The watch of the caller's connection during a call (see gwWatchAfter).
+	watching   bool // armed and not stopped yet; the connection's goroutine's own
 	watchTimer *time.Timer
 	watchMu    sync.Mutex
 	watchArmed bool          // a call waits for its answer
@@ -265,6 +278,9 @@ func (c *gwConn) serve() {
 			s.pool.put(c.up)
 		}
 		if !handed {
+			if c.linger {
+				c.closeGracefully()
+			}
 			c.nc.Close()
 		}
 	}()
@@ -325,6 +341,18 @@ func (c *gwConn) readHead() (n int, ok bool, err error) {
 	}
 }
 
+// closeGracefully half-closes the connection and reads what the caller
+// still sends for a while, so that the answer written last is not lost to a
+// reset for unread data.
+func (c *gwConn) closeGracefully() {
+	c.bw.Flush()
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(gwLinger))
+	io.Copy(io.Discard, io.LimitReader(c.nc, 4<<20))
+}
+
 // bufferedBytes returns what c.br holds, without reading.
 func (c *gwConn) bufferedBytes() []byte {
 	b, _ := c.br.Peek(c.br.Buffered())
@@ -363,12 +391,19 @@ func headEnd(buf []byte) int {
 // fallback server; false when it is shutting down and the connection is to
 // be closed.
 func (c *gwConn) handOver() bool {
-	c.g.srv.forget(c)
+	s := &c.g.srv
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		return false
+	}
+	delete(s.conns, c)
+	s.mu.Unlock()
 	c.g.handed.Inc()
 	buffered := c.bufferedBytes()
 	hc := &handedConn{Conn: c.nc}
 	hc.r = io.MultiReader(&rewound{b: append([]byte(nil), buffered...)}, &c.rd)
-	return c.g.srv.handed.hand(hc)
+	return s.handed.hand(hc)
 }
 
 // connReader reads a connection, first the byte a watch of the caller read
@@ -422,6 +457,11 @@ func newHandoverListener() *handoverListener {
 
 func (l *handoverListener) hand(c net.Conn) bool {
 	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	select {
 	case l.ch <- c:
 		return true
 	case <-l.done:
@@ -453,9 +493,10 @@ func (handoverAddr) String() string  { return "gateway" }
 // armWatch starts the watch of the caller's connection for a call waiting
 // on up, after gwWatchAfter; pending bytes of the call are still buffered.
 func (c *gwConn) armWatch(up *upConn, pending int) {
-	if c.br.Buffered() > pending {
+	if c.br.Buffered() > pending || c.rd.hasSaved {
 		return // the caller has sent more already: it is there
 	}
+	c.watching = true
 	c.watchMu.Lock()
 	c.watchArmed, c.watchUp = true, up
 	c.watchMu.Unlock()
@@ -471,17 +512,20 @@ func (c *gwConn) armWatch(up *upConn, pending int) {
 // the call. A byte read (a pipelined call's) is kept for the next call.
 func (c *gwConn) watch() {
 	c.watchMu.Lock()
-	if !c.watchArmed {
+	if !c.watchArmed || c.watchDone != nil {
+		// Stopped; or already watching, started by a timer of an earlier
+		// call that fired late.
 		c.watchMu.Unlock()
 		return
 	}
+	// The call takes the time it takes: no idle or head deadline. Cleared
+	// under the lock, so that stopWatch's deadline comes after.
+	c.nc.SetReadDeadline(time.Time{})
 	done := make(chan struct{})
 	c.watchDone = done
 	up := c.watchUp
 	c.watchMu.Unlock()
 	defer close(done)
-	// The call takes the time it takes: no idle or head deadline.
-	c.nc.SetReadDeadline(time.Time{})
 	var b [1]byte
 	n, err := c.nc.Read(b[:])
 	if n == 1 {
@@ -495,17 +539,20 @@ func (c *gwConn) watch() {
 
 // stopWatch ends the watch of a call, and waits for it when it started.
 func (c *gwConn) stopWatch() {
-	if c.watchTimer == nil {
+	if !c.watching {
 		return
 	}
+	c.watching = false
 	c.watchTimer.Stop()
 	c.watchMu.Lock()
 	c.watchArmed, c.watchUp = false, nil
 	done := c.watchDone
 	c.watchDone = nil
-	c.watchMu.Unlock()
 	if done != nil {
 		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	c.watchMu.Unlock()
+	if done != nil {
 		<-done
 		c.setDeadline(time.Time{})
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -99,18 +100,29 @@ func (p *upstreamPool) get(addr string, now time.Time) (*upConn, error) {
 
 // put pools a connection whose last answer was read whole, idle since then.
 func (p *upstreamPool) put(u *upConn) {
-	ic := p.idle(u.addr)
-	ic.mu.Lock()
+	if u.closed.Load() {
+		return
+	}
+	p.idle(u.addr) // made under the write lock when missing
+	// Under the read lock: sweep forgets an address only under the write
+	// lock, so the list appended to is the one in p.addrs.
 	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if closed || len(ic.conns) >= upMaxIdlePerAddr {
-		ic.mu.Unlock()
+	ic := p.addrs[u.addr]
+	if p.closed || ic == nil {
+		p.mu.RUnlock()
 		u.close()
 		return
 	}
-	ic.conns = append(ic.conns, u)
+	ic.mu.Lock()
+	full := len(ic.conns) >= upMaxIdlePerAddr
+	if !full {
+		ic.conns = append(ic.conns, u)
+	}
 	ic.mu.Unlock()
+	p.mu.RUnlock()
+	if full {
+		u.close()
+	}
 }
 
 // janitor closes, now and then, the pooled connections idle too long or
@@ -124,9 +136,8 @@ func (p *upstreamPool) janitor(done <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		p.sweep(func(u *upConn) bool {
-			return time.Since(u.idleSince) <= upIdleTimeout && u.alive()
-		})
+		now := time.Now()
+		p.sweep(func(u *upConn) bool { return u.usable(now) })
 	}
 }
 
@@ -185,23 +196,27 @@ type upConn struct {
 	bw        *bufio.Writer
 	idleSince time.Time // when its last answer was read whole
 	reused    bool      // it carried a call before this one
+	closed    atomic.Bool
 
 	head  []byte    // the answer's head, lines without their ends
 	lines []hdrLine // its header lines
 	long  []byte    // a line longer than br's buffer
 }
 
-func (u *upConn) close() { u.nc.Close() }
+// close closes the connection; it may be called more than once, and by a
+// caller's watch while the call's goroutine reads it.
+func (u *upConn) close() {
+	u.closed.Store(true)
+	u.nc.Close()
+}
 
 // usable tells whether an idle connection may carry a call at now.
 func (u *upConn) usable(now time.Time) bool {
+	if u.closed.Load() || u.br.Buffered() > 0 {
+		return false
+	}
 	idle := now.Sub(u.idleSince)
-	return idle <= upIdleTimeout && (idle < upCheckAfter || u.alive())
-}
-
-// alive tells whether a pooled connection is still open and silent.
-func (u *upConn) alive() bool {
-	return u.br.Buffered() == 0 && connAlive(u.nc)
+	return idle <= upIdleTimeout && (idle < upCheckAfter || connAlive(u.nc))
 }
 
 // response is an answer's head, as readResponse reads it into upConn.head.
@@ -249,7 +264,10 @@ func (u *upConn) readLine(limit int) ([]byte, error) {
 // it drops: the call asked for none (Serve leaves Expect and Upgrade to
 // net/http).
 func (u *upConn) readResponse() (response, error) {
-	for {
+	for interim := 0; ; interim++ {
+		if interim > 5 {
+			return response{}, fmt.Errorf("%w: more than 5 interim (1xx) answers", errBadAnswer)
+		}
 		resp, err := u.readOneResponse()
 		if err != nil {
 			return resp, err
@@ -336,7 +354,7 @@ func (u *upConn) readOneResponse() (response, error) {
 			}
 			l.kind = hdrDrop
 		case eqFold(name, "keep-alive"), eqFold(name, "proxy-connection"), eqFold(name, "proxy-authenticate"),
-			eqFold(name, "te"), eqFold(name, "upgrade"):
+			eqFold(name, "proxy-authorization"), eqFold(name, "te"), eqFold(name, "upgrade"):
 			l.kind = hdrDrop
 		case eqFold(name, "coexist-served-by"):
 			l.kind = hdrCoexistRemote
@@ -423,6 +441,9 @@ func relayToEOF(dst *bufio.Writer, src *bufio.Reader) error {
 // trailer section.
 func (u *upConn) relayChunked(dst *bufio.Writer) error {
 	for {
+		if err := u.flushBeforeWait(dst); err != nil {
+			return err
+		}
 		line, err := u.readLine(gwBufSize)
 		if err != nil {
 			return err
@@ -452,6 +473,9 @@ func (u *upConn) relayChunked(dst *bufio.Writer) error {
 	}
 	total := 0
 	for {
+		if err := u.flushBeforeWait(dst); err != nil {
+			return err
+		}
 		line, err := u.readLine(gwBufSize)
 		if err != nil {
 			return err
@@ -474,6 +498,15 @@ func (u *upConn) relayChunked(dst *bufio.Writer) error {
 			return nil
 		}
 	}
+}
+
+// flushBeforeWait flushes dst when reading u would wait: what is relayed
+// reaches the caller before the container sends more.
+func (u *upConn) flushBeforeWait(dst *bufio.Writer) error {
+	if u.br.Buffered() == 0 && dst.Buffered() > 0 {
+		return dst.Flush()
+	}
+	return nil
 }
 
 // chunkSize parses a chunk size line: hex digits, then extensions, which

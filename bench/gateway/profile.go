@@ -105,7 +105,7 @@ func runProfile(ctx context.Context, o *options, root string) error {
 	step("  in-process gateway: %.0f calls/s (%s of direct), p50 %s, p99 %s, %d errors, %d non-2xx; gateway CPU %s/call",
 		res.perSec(), ratio(res.perSec(), direct.perSec()), fmtDur(res.pct(50)), fmtDur(res.pct(99)), res.errs, res.non200, cpuPer(cpu, res.calls))
 	if res.calls > 0 {
-		step("  in-process gateway: %.2f read and %.2f write system calls per call (/proc/self/io)",
+		step("  in-process gateway: %.2f read and %.2f write system calls per call (/proc/self/task/*/io)",
 			float64(reads)/float64(res.calls), float64(writes)/float64(res.calls))
 	}
 	if err := f.Close(); err != nil {
@@ -158,18 +158,23 @@ func runProfile(ctx context.Context, o *options, root string) error {
 	return nil
 }
 
-// ioSelf returns a counter of /proc/self/io (syscr: read system calls,
-// syscw: write system calls), 0 when it cannot be read.
+// ioSelf returns a counter of this process's threads' io files (syscr:
+// read system calls, syscw: write system calls), summed over
+// /proc/self/task/*/io: /proc/self/io also counts the children reaped, wrk.
 func ioSelf(field string) int64 {
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
+	tasks, _ := filepath.Glob("/proc/self/task/*/io")
+	var total int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && k == field {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				total += n
+			}
 		}
 	}
-	return 0
+	return total
 }
