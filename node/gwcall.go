@@ -96,7 +96,7 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 			err = up.bw.Flush()
 		}
 		if err == nil {
-			c.armWatch(up, pending)
+			c.armWatch(up, pending, rt.start)
 			resp, err = up.readResponse()
 		}
 		if err == nil {

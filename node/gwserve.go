@@ -22,8 +22,11 @@ const (
 	gwHeaderTimeout = 10 * time.Second
 	// gwWatchAfter is how long a call may wait for its answer before the
 	// gateway watches its caller's connection, so that a caller who goes
-	// away ends the call (and its in-flight count) at once.
-	gwWatchAfter = 10 * time.Millisecond
+	// away ends the call (and its in-flight count). The watchdog looks for
+	// such calls at this interval: a call is watched 1 to 2 intervals after
+	// it was sent, and no call sets a timer of its own (which would wake
+	// the runtime's network poller for every call).
+	gwWatchAfter = 20 * time.Millisecond
 	// gwBufSize is the size of every connection's read and write buffer. A
 	// call whose head does not fit is answered by ServeHTTP.
 	gwBufSize = 4096
@@ -77,10 +80,14 @@ func (g *Gateway) initServer() {
 			IdleTimeout:       gwIdleTimeout,
 			ErrorLog:          g.errorLog,
 		}
-		s.wg.Add(2)
+		s.wg.Add(3)
 		go func() {
 			defer s.wg.Done()
 			_ = s.fallback.Serve(s.handed)
+		}()
+		go func() {
+			defer s.wg.Done()
+			s.watchdog(s.done)
 		}()
 		go func() {
 			defer s.wg.Done()
@@ -244,8 +251,8 @@ type gwConn struct {
 	linger bool
 
 	// The watch of the caller's connection during a call (see gwWatchAfter).
-	watching   bool // armed and not stopped yet; the connection's goroutine's own
-	watchTimer *time.Timer
+	watching   bool         // armed and not stopped yet; the connection's goroutine's own
+	waitSince  atomic.Int64 // when the armed call was sent, Unix ns; 0: none
 	watchMu    sync.Mutex
 	watchArmed bool          // a call waits for its answer
 	watchUp    *upConn       // the connection it waits on
@@ -255,9 +262,10 @@ type gwConn struct {
 
 func newGWConn(g *Gateway, nc net.Conn) *gwConn {
 	c := &gwConn{g: g, nc: nc}
-	c.rd.nc = nc
+	rw := newRawIO(nc)
+	c.rd.r = rw
 	c.br = bufio.NewReaderSize(&c.rd, gwBufSize)
-	c.bw = bufio.NewWriterSize(nc, gwBufSize)
+	c.bw = bufio.NewWriterSize(rw, gwBufSize)
 	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
 		c.ip = host
 	}
@@ -271,9 +279,6 @@ func (c *gwConn) serve() {
 	handed := false
 	defer func() {
 		s.forget(c)
-		if c.watchTimer != nil {
-			c.watchTimer.Stop()
-		}
 		if c.up != nil {
 			s.pool.put(c.up)
 		}
@@ -409,7 +414,7 @@ func (c *gwConn) handOver() bool {
 // connReader reads a connection, first the byte a watch of the caller read
 // (a pipelined call's).
 type connReader struct {
-	nc       net.Conn
+	r        io.Reader // the connection's bytes (see newRawIO)
 	saved    byte
 	hasSaved bool
 }
@@ -419,7 +424,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 		p[0], r.hasSaved = r.saved, false
 		return 1, nil
 	}
-	return r.nc.Read(p)
+	return r.r.Read(p)
 }
 
 // rewound reads b once.
@@ -490,9 +495,10 @@ type handoverAddr struct{}
 func (handoverAddr) Network() string { return "handover" }
 func (handoverAddr) String() string  { return "gateway" }
 
-// armWatch starts the watch of the caller's connection for a call waiting
-// on up, after gwWatchAfter; pending bytes of the call are still buffered.
-func (c *gwConn) armWatch(up *upConn, pending int) {
+// armWatch lets the watchdog watch the caller's connection while the call
+// sent at sent waits on up (see gwWatchAfter); pending bytes of the call are
+// still buffered.
+func (c *gwConn) armWatch(up *upConn, pending int, sent time.Time) {
 	if c.br.Buffered() > pending || c.rd.hasSaved {
 		return // the caller has sent more already: it is there
 	}
@@ -500,23 +506,40 @@ func (c *gwConn) armWatch(up *upConn, pending int) {
 	c.watchMu.Lock()
 	c.watchArmed, c.watchUp = true, up
 	c.watchMu.Unlock()
-	if c.watchTimer == nil {
-		c.watchTimer = time.AfterFunc(gwWatchAfter, c.watch)
-	} else {
-		c.watchTimer.Reset(gwWatchAfter)
+	c.waitSince.Store(sent.UnixNano())
+}
+
+// watchdog starts, every gwWatchAfter until done is closed, the watch of
+// the calls that have waited that long.
+func (s *gwServer) watchdog(done <-chan struct{}) {
+	t := time.NewTicker(gwWatchAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			due := now.Add(-gwWatchAfter).UnixNano()
+			s.mu.Lock()
+			for c := range s.conns {
+				if since := c.waitSince.Load(); since != 0 && since <= due {
+					c.startWatch()
+				}
+			}
+			s.mu.Unlock()
+		}
 	}
 }
 
-// watch reads the caller's connection while a call waits for its answer: a
-// caller who goes away closes the call's upstream connection, which ends
-// the call. A byte read (a pipelined call's) is kept for the next call.
-func (c *gwConn) watch() {
+// startWatch starts a goroutine reading the caller's connection while a
+// call waits for its answer: a caller who goes away closes the call's
+// upstream connection, which ends the call. A byte read (a pipelined
+// call's) is kept for the next call.
+func (c *gwConn) startWatch() {
 	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
 	if !c.watchArmed || c.watchDone != nil {
-		// Stopped; or already watching, started by a timer of an earlier
-		// call that fired late.
-		c.watchMu.Unlock()
-		return
+		return // stopped, or watched already
 	}
 	// The call takes the time it takes: no idle or head deadline. Cleared
 	// under the lock, so that stopWatch's deadline comes after.
@@ -524,17 +547,18 @@ func (c *gwConn) watch() {
 	done := make(chan struct{})
 	c.watchDone = done
 	up := c.watchUp
-	c.watchMu.Unlock()
-	defer close(done)
-	var b [1]byte
-	n, err := c.nc.Read(b[:])
-	if n == 1 {
-		c.rd.saved, c.rd.hasSaved = b[0], true
-	}
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		c.gone.Store(true)
-		up.nc.Close()
-	}
+	go func() {
+		defer close(done)
+		var b [1]byte
+		n, err := c.nc.Read(b[:])
+		if n == 1 {
+			c.rd.saved, c.rd.hasSaved = b[0], true
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.gone.Store(true)
+			up.close()
+		}
+	}()
 }
 
 // stopWatch ends the watch of a call, and waits for it when it started.
@@ -543,7 +567,7 @@ func (c *gwConn) stopWatch() {
 		return
 	}
 	c.watching = false
-	c.watchTimer.Stop()
+	c.waitSince.Store(0)
 	c.watchMu.Lock()
 	c.watchArmed, c.watchUp = false, nil
 	done := c.watchDone

@@ -90,11 +90,12 @@ func (p *upstreamPool) get(addr string, now time.Time) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	rw := newRawIO(nc)
 	return &upConn{
 		nc:   nc,
 		addr: addr,
-		br:   bufio.NewReaderSize(nc, gwBufSize),
-		bw:   bufio.NewWriterSize(nc, gwBufSize),
+		br:   bufio.NewReaderSize(rw, gwBufSize),
+		bw:   bufio.NewWriterSize(rw, gwBufSize),
 	}, nil
 }
 
