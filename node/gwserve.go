@@ -60,8 +60,8 @@ type gwServer struct {
 	pool     *upstreamPool
 	fallback *http.Server      // serves the connections handed over
 	handed   *handoverListener // their listener
-	done     chan struct{}     // closed by Shutdown and Close: stops the pool's janitor
-	wg       sync.WaitGroup    // the fallback server and the janitor
+	done     chan struct{}     // closed by Shutdown and Close: stops the goroutines below
+	wg       sync.WaitGroup    // the fallback server, the watchdog and the pool's janitor
 	mu       sync.Mutex        //
 	lns      map[*net.Listener]struct{}
 	conns    map[*gwConn]struct{}
@@ -101,8 +101,9 @@ func (g *Gateway) initServer() {
 // Shutdown or Close, and then returns http.ErrServerClosed; it closes ln.
 //
 // Serve speaks HTTP/1.1 itself for the calls a service client makes: an
-// origin-form path without percent-escapes, a head that fits in 4 KiB, a body
-// of a declared length, and no header that asks for more than forwarding
+// origin-form path without percent-escapes (and a query ReverseProxy would
+// relay as it is), a head that fits in 4 KiB, a body of a declared length up
+// to 64 KiB, and no header that asks for more than forwarding
 // (Expect, Upgrade, Transfer-Encoding, TE, Trailer and other hop-by-hop
 // headers; a Connection header other than keep-alive or close). It writes the
 // call to a pooled connection to its container, or to the gateway of the

@@ -21,7 +21,11 @@
 // Everything runs on loopback and shares the machine's CPUs with the load
 // generator: the report prints the load average, and the CPU time each
 // process under test spent per call. nginx runs as the current user, with
-// its pid file, error log and temp paths in a temp dir and no access log.
+// its pid file, error log and temp paths in a temp dir and no access log,
+// keep-alive connections to the greeter, and the gateway's headers: the
+// greeter receives the same call from both (the caller's Host,
+// X-Forwarded-For, -Host and -Proto) and the caller the same answer
+// (Coexist-Served-By).
 // The gateway is one Go process that may use every core; nginx is measured
 // both with one worker and with one worker per core.
 //
