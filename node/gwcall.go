@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -24,7 +23,9 @@ func (g *Gateway) serveCall(c *gwConn, n int) bool {
 		keep := !req.closeAfter && c.discardBody(req.contentLength)
 		return c.writeError(ref.code, ref.retry, ref.err.Error(), keep) && keep
 	}
+	g.srv.calls.Add(1)
 	code, unreachable, keep := g.proxyCall(c, n, &rt)
+	g.srv.calls.Add(-1)
 	rt.ic.End()
 	g.finish(&rt, code, unreachable)
 	return keep
@@ -98,12 +99,10 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 		}
 		if err == nil {
 			c.armWatch(up, pending, rt.start)
-			// The answer takes the container some time: let the other
-			// connections run first rather than read nothing now (a system
-			// call, then a park and a wake by the network poller). Under
-			// load this saves a read per call; when idle it costs a
-			// scheduler round trip of well under a microsecond.
-			runtime.Gosched()
+			// The answer takes the container some time: when busy, let
+			// the other connections run first rather than read nothing now
+			// (a system call, then a park and a wake by the poller).
+			g.srv.yieldIfBusy()
 			resp, err = up.readResponse()
 		}
 		if err == nil {

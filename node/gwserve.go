@@ -65,12 +65,15 @@ type gwServer struct {
 	mu       sync.Mutex        //
 	lns      map[*net.Listener]struct{}
 	conns    map[*gwConn]struct{}
+	calls    atomic.Int64 // calls forwarded now (see yieldIfBusy)
+	procs    int          // GOMAXPROCS when Serve started
 }
 
 func (g *Gateway) initServer() {
 	s := &g.srv
 	s.initOnce.Do(func() {
 		s.pool = newUpstreamPool()
+		s.procs = runtime.GOMAXPROCS(0)
 		s.done = make(chan struct{})
 		s.lns = make(map[*net.Listener]struct{})
 		s.conns = make(map[*gwConn]struct{})
@@ -227,6 +230,17 @@ func (s *gwServer) stop() {
 	s.handed.Close()
 }
 
+// yieldIfBusy lets the other goroutines run first when more calls are in
+// progress than the runtime has processors: the bytes a connection waits
+// for then mostly arrive meanwhile, and a read at once would cost a system
+// call that finds nothing, a park, and a wake by the network poller. When
+// fewer calls are in progress, a yield would only wake another thread.
+func (s *gwServer) yieldIfBusy() {
+	if s.calls.Load() > int64(s.procs) {
+		runtime.Gosched()
+	}
+}
+
 func (s *gwServer) forget(c *gwConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -299,11 +313,9 @@ func (c *gwConn) serve() {
 			c.setDeadline(now.Add(gwIdleTimeout))
 		}
 		if c.br.Buffered() == 0 {
-			// Under load the caller's next call mostly comes while other
-			// connections run: a read now would find nothing, at the cost
-			// of a system call and a park (as before an answer, see
-			// Gateway.proxyCall).
-			runtime.Gosched()
+			// When busy, the caller's next call mostly comes while other
+			// connections run: a read now would find nothing.
+			s.yieldIfBusy()
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return
