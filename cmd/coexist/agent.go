@@ -32,6 +32,7 @@ type agentFlags struct {
 	labels                                                             labelFlag
 	dev                                                                bool
 	startTimeout, killTimeout                                          time.Duration
+	portMin, portMax                                                   int // of portRange, set by validate
 }
 
 type labelFlag map[string]string
@@ -69,6 +70,11 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if err := f.validate(); err != nil {
+		// Bad usage, as a flag that does not parse: exit 2.
+		fmt.Fprintf(stderr, "coexist agent: %v\n", err)
+		return 2
+	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "coexist", Level: hclog.LevelFromString(f.logLevel), Output: stderr})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -96,22 +102,28 @@ func parsePortRange(s string) (int, int, error) {
 	return a, b, nil
 }
 
-func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger hclog.Logger) error {
+// validate checks the flags and fills in what they imply.
+func (f *agentFlags) validate() error {
 	if f.nodeID == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return err
+			return fmt.Errorf("--node-id: %w", err)
 		}
 		f.nodeID = strings.ToLower(h)
 	}
-	lo, hi, err := parsePortRange(f.portRange)
-	if err != nil {
+	var err error
+	if f.portMin, f.portMax, err = parsePortRange(f.portRange); err != nil {
 		return err
 	}
+	if f.dataDir == "" && !f.dev {
+		return errors.New("--data-dir is required")
+	}
+	return nil
+}
+
+// runAgentFlags runs the agent of validated flags.
+func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger hclog.Logger) error {
 	if f.dataDir == "" {
-		if !f.dev {
-			return errors.New("--data-dir is required")
-		}
 		dir, err := os.MkdirTemp("", "coexist-dev-")
 		if err != nil {
 			return err
@@ -130,7 +142,7 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 	if err != nil {
 		return err
 	}
-	drv, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: lo, PortMax: hi})
+	drv, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: f.portMin, PortMax: f.portMax})
 	if err != nil {
 		return err
 	}

@@ -239,3 +239,22 @@ func TestCrashedContainerIsRestarted(t *testing.T) {
 		t.Fatalf("message = %q", c.Status.Message)
 	}
 }
+
+// TestAgentBadUsageExits2: a flag that does not hold is bad usage, exit 2,
+// with one line naming it, before anything starts.
+func TestAgentBadUsageExits2(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--port-range", "5-2", "--data-dir", t.TempDir()}, `--port-range "5-2": want LOW-HIGH`},
+		{[]string{"--port-range", "x", "--dev"}, `--port-range "x": want LOW-HIGH`},
+		{[]string{"--node-id", "n1"}, "--data-dir is required"},
+		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := runAgent(tt.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("coexist agent %q: exit %d, stderr %q; want exit 2 and %q", tt.args, code, stderr.String(), tt.want)
+		}
+	}
+}
