@@ -258,12 +258,9 @@ func (c *coexistCluster) FanoutWrite(ctx context.Context, round int) (uint64, er
 
 // coexistWatchers are n goroutines, each a loop of blocking queries.
 type coexistWatchers struct {
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	errs      atomic.Int64
+	watchers
 	answers   atomic.Int64
 	lastBytes atomic.Int64
-	firstErr  atomic.Pointer[string]
 }
 
 // StartWatchers starts n watchers of GET path. stale: ?stale, spread evenly
@@ -271,7 +268,7 @@ type coexistWatchers struct {
 // leader (a follower would forward them there anyway).
 func (c *coexistCluster) StartWatchers(ctx context.Context, hc *http.Client, n int, path string, stale bool, seen func(i int, idx uint64)) (*coexistWatchers, error) {
 	wctx, cancel := context.WithCancel(ctx)
-	cw := &coexistWatchers{cancel: cancel}
+	cw := &coexistWatchers{watchers: watchers{cancel: cancel}}
 	var ready sync.WaitGroup
 	ready.Add(n)
 	for i := 0; i < n; i++ {
@@ -285,36 +282,10 @@ func (c *coexistCluster) StartWatchers(ctx context.Context, hc *http.Client, n i
 			cw.loop(wctx, hc, base+path, stale, c.token, func(idx uint64) { seen(i, idx) }, ready.Done)
 		}()
 	}
-	done := make(chan struct{})
-	go func() { ready.Wait(); close(done) }()
-	select {
-	case <-done:
-		return cw, nil
-	case <-time.After(60 * time.Second):
-		cw.stop()
-		return nil, fmt.Errorf("coexist: watchers not all answered after 60s (%d errors, first: %s)", cw.errs.Load(), cw.firstError())
-	case <-ctx.Done():
-		cw.stop()
-		return nil, ctx.Err()
+	if err := cw.waitReady(ctx, &ready, "coexist: watchers not all answered"); err != nil {
+		return nil, err
 	}
-}
-
-func (cw *coexistWatchers) firstError() string {
-	if p := cw.firstErr.Load(); p != nil {
-		return *p
-	}
-	return "none"
-}
-
-func (cw *coexistWatchers) fail(err error) {
-	cw.errs.Add(1)
-	s := err.Error()
-	cw.firstErr.CompareAndSwap(nil, &s)
-}
-
-func (cw *coexistWatchers) stop() {
-	cw.cancel()
-	cw.wg.Wait()
+	return cw, nil
 }
 
 // loop is one watcher. It reads each answer to its end (so that the

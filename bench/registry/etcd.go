@@ -283,17 +283,14 @@ func (c *etcdCluster) FanoutWrite(ctx context.Context, round int) (uint64, error
 // /v3/watch (one HTTP connection and one gateway stream per watch), spread
 // evenly over the three members.
 type etcdWatchers struct {
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	errs       atomic.Int64
+	watchers
 	events     atomic.Int64
 	reconnects atomic.Int64
-	firstErr   atomic.Pointer[string]
 }
 
 func (c *etcdCluster) StartWatchers(ctx context.Context, hc *http.Client, n int, prefix string, seen func(i int, idx uint64)) (*etcdWatchers, error) {
 	wctx, cancel := context.WithCancel(ctx)
-	ew := &etcdWatchers{cancel: cancel}
+	ew := &etcdWatchers{watchers: watchers{cancel: cancel}}
 	var ready sync.WaitGroup
 	ready.Add(n)
 	for i := 0; i < n; i++ {
@@ -304,36 +301,10 @@ func (c *etcdCluster) StartWatchers(ctx context.Context, hc *http.Client, n int,
 			ew.loop(wctx, hc, url, prefix, func(rev uint64) { seen(i, rev) }, ready.Done)
 		}()
 	}
-	done := make(chan struct{})
-	go func() { ready.Wait(); close(done) }()
-	select {
-	case <-done:
-		return ew, nil
-	case <-time.After(60 * time.Second):
-		ew.stop()
-		return nil, fmt.Errorf("etcd: watches not all created after 60s (%d errors, first: %s)", ew.errs.Load(), ew.firstError())
-	case <-ctx.Done():
-		ew.stop()
-		return nil, ctx.Err()
+	if err := ew.waitReady(ctx, &ready, "etcd: watches not all created"); err != nil {
+		return nil, err
 	}
-}
-
-func (ew *etcdWatchers) firstError() string {
-	if p := ew.firstErr.Load(); p != nil {
-		return *p
-	}
-	return "none"
-}
-
-func (ew *etcdWatchers) fail(err error) {
-	ew.errs.Add(1)
-	s := err.Error()
-	ew.firstErr.CompareAndSwap(nil, &s)
-}
-
-func (ew *etcdWatchers) stop() {
-	ew.cancel()
-	ew.wg.Wait()
+	return ew, nil
 }
 
 // prefixEnd is the range end of a prefix watch.
