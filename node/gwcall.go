@@ -20,7 +20,10 @@ func (g *Gateway) serveCall(c *gwConn, n int) bool {
 	if ref := g.decide(&req.head, &rt); ref != nil {
 		g.countRefusal(ref)
 		c.br.Discard(n)
-		keep := !req.closeAfter && c.discardBody(req.contentLength)
+		// Read even when the connection closes after: closed with unread
+		// bytes, it would be reset, and the answer could be lost.
+		discarded := c.discardBody(req.contentLength)
+		keep := !req.closeAfter && discarded
 		return c.writeError(ref.code, ref.retry, ref.err.Error(), keep) && keep
 	}
 	g.srv.calls.Add(1)
@@ -76,7 +79,8 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 				// The first attempt may have reached the service.
 				code, unreachable = http.StatusBadGateway, false
 			}
-			keep := !req.closeAfter && c.discardBody(req.contentLength)
+			discarded := c.discardBody(req.contentLength)
+			keep := !req.closeAfter && discarded
 			return code, unreachable, c.writeError(code, unreachable, msg, keep) && keep
 		}
 		c.writeRequestHead(up.bw, rt)
@@ -119,6 +123,10 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 		}
 		discardHead()
 		code, unreachable, msg := g.upstreamFailed(rt, err, false)
+		if bodyLost {
+			// What is left of the body is unread: linger before closing.
+			c.linger = true
+		}
 		keep := !req.closeAfter && !bodyLost && c.discardBody(req.contentLength)
 		return code, unreachable, c.writeError(code, unreachable, msg, keep) && keep
 	}
@@ -127,7 +135,7 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 	noBody := req.isHead || resp.code == http.StatusNoContent || resp.code == http.StatusNotModified
 	toEOF := !noBody && !resp.chunked && resp.contentLength < 0
 	keep = !req.closeAfter && !toEOF && !g.srv.shutting.Load()
-	c.writeAnswerHead(up, &resp, rt, keep)
+	c.writeAnswerHead(up, &resp, rt, keep, noBody)
 	var err error
 	switch {
 	case noBody:
@@ -226,10 +234,13 @@ func (c *gwConn) writeRequestHead(bw *bufio.Writer, rt *route) {
 // writeAnswerHead writes the answer's head to the caller: the upstream's,
 // without its hop-by-hop headers, with Coexist-Served-By when the container
 // is local, and framed for this connection.
-func (c *gwConn) writeAnswerHead(up *upConn, resp *response, rt *route, keep bool) {
+func (c *gwConn) writeAnswerHead(up *upConn, resp *response, rt *route, keep, noBody bool) {
 	bw := c.bw
 	bw.WriteString("HTTP/1.1 ")
 	bw.Write(resp.status)
+	if len(resp.status) == 3 {
+		bw.WriteByte(' ') // no reason phrase: the space is still due
+	}
 	bw.WriteString("\r\n")
 	for _, l := range up.lines {
 		if l.kind == hdrDrop || l.kind == hdrCoexistRemote && !rt.remote {
@@ -251,7 +262,7 @@ func (c *gwConn) writeAnswerHead(up *upConn, resp *response, rt *route, keep boo
 		bw.WriteString(rt.ti.servedBy[0])
 		bw.WriteString("\r\n")
 	}
-	if resp.chunked {
+	if resp.chunked && !noBody {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	if !keep {

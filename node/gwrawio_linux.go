@@ -1,3 +1,5 @@
+//go:build linux && !race
+
 package node
 
 import (
@@ -17,13 +19,15 @@ type rawIO struct {
 }
 
 // newRawIO returns the reader and writer of nc's bytes: a rawIO when nc is
-// a socket, or nc.
+// a plain TCP connection, or nc itself (a wrapper's Read and Write are its
+// own: a PROXY-protocol listener's, say). The race detector's build does
+// without: a raw system call's writes to a buffer are not instrumented.
 func newRawIO(nc net.Conn) io.ReadWriter {
-	sc, ok := nc.(syscall.Conn)
+	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return nc
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nc
 	}

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux || race
 
 package node
 
@@ -7,5 +7,6 @@ import (
 	"net"
 )
 
-// newRawIO returns nc: raw system calls are used on Linux only.
+// newRawIO returns nc: raw system calls are used on Linux only, and not
+// under the race detector (see gwrawio_linux.go).
 func newRawIO(nc net.Conn) io.ReadWriter { return nc }

@@ -60,13 +60,17 @@ type gwServer struct {
 	pool     *upstreamPool
 	fallback *http.Server      // serves the connections handed over
 	handed   *handoverListener // their listener
-	done     chan struct{}     // closed by Shutdown and Close: stops the goroutines below
-	wg       sync.WaitGroup    // the fallback server, the watchdog and the pool's janitor
-	mu       sync.Mutex        //
-	lns      map[*net.Listener]struct{}
-	conns    map[*gwConn]struct{}
-	calls    atomic.Int64 // calls forwarded now (see yieldIfBusy)
-	procs    int          // GOMAXPROCS when Serve started
+	done     chan struct{}     // closed by Shutdown and Close: stops the pool's janitor
+	// watchdogDone stops the watchdog once the calls are over: until then a
+	// caller who goes away still ends its call.
+	watchdogDone chan struct{}
+	watchdogOnce sync.Once
+	wg           sync.WaitGroup // the fallback server, the watchdog and the pool's janitor
+	mu           sync.Mutex     //
+	lns          map[*net.Listener]struct{}
+	conns        map[*gwConn]struct{}
+	calls        atomic.Int64 // calls forwarded now (see yieldIfBusy)
+	procs        int          // GOMAXPROCS when Serve started
 }
 
 func (g *Gateway) initServer() {
@@ -75,6 +79,7 @@ func (g *Gateway) initServer() {
 		s.pool = newUpstreamPool()
 		s.procs = runtime.GOMAXPROCS(0)
 		s.done = make(chan struct{})
+		s.watchdogDone = make(chan struct{})
 		s.lns = make(map[*net.Listener]struct{})
 		s.conns = make(map[*gwConn]struct{})
 		s.handed = newHandoverListener()
@@ -91,7 +96,7 @@ func (g *Gateway) initServer() {
 		}()
 		go func() {
 			defer s.wg.Done()
-			s.watchdog(s.done)
+			s.watchdog(s.watchdogDone)
 		}()
 		go func() {
 			defer s.wg.Done()
@@ -193,10 +198,13 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := <-fallbackDone
+	s.stopWatchdog()
 	s.wg.Wait()
 	s.pool.closeAll()
 	return err
 }
+
+func (s *gwServer) stopWatchdog() { s.watchdogOnce.Do(func() { close(s.watchdogDone) }) }
 
 // Close stops Serve at once: it closes the listeners and every connection,
 // with the calls on them.
@@ -207,10 +215,11 @@ func (g *Gateway) Close() error {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.state.Store(connClosed)
-		c.nc.Close()
+		c.abort()
 	}
 	s.mu.Unlock()
 	err := s.fallback.Close()
+	s.stopWatchdog()
 	s.wg.Wait()
 	s.pool.closeAll()
 	return err
@@ -365,6 +374,18 @@ func (c *gwConn) readHead() (n int, ok bool, err error) {
 			return 0, false, err
 		}
 	}
+}
+
+// abort closes the connection and ends its call: the call's upstream
+// connection is closed too, now or as soon as the call is sent.
+func (c *gwConn) abort() {
+	c.watchMu.Lock()
+	c.gone.Store(true)
+	if c.watchArmed && c.watchUp != nil {
+		c.watchUp.close()
+	}
+	c.watchMu.Unlock()
+	c.nc.Close()
 }
 
 // closeGracefully half-closes the connection and reads what the caller
@@ -526,6 +547,9 @@ func (c *gwConn) armWatch(up *upConn, pending int, sent time.Time) {
 	c.watching = true
 	c.watchMu.Lock()
 	c.watchArmed, c.watchUp = true, up
+	if c.gone.Load() {
+		up.close() // aborted by Close
+	}
 	c.watchMu.Unlock()
 	c.waitSince.Store(sent.UnixNano())
 }

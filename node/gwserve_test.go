@@ -1098,3 +1098,92 @@ func TestServeShutdown(t *testing.T) {
 		t.Errorf("Serve after Shutdown returned %v, want http.ErrServerClosed", err)
 	}
 }
+
+// blockingBackend is a container whose calls wait until their caller goes
+// away (or 5 s pass); got receives each call as it arrives, and canceled
+// tells whether a call ended by its caller going away.
+func blockingBackend(t *testing.T) (addr string, got chan struct{}, canceled *atomic.Bool) {
+	t.Helper()
+	got, canceled = make(chan struct{}, 4), &atomic.Bool{}
+	srv := handlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			canceled.Store(true)
+		case <-time.After(5 * time.Second):
+		}
+	})
+	return srv.Listener.Addr().String(), got, canceled
+}
+
+// TestServeCloseEndsCall: Close ends a call in progress at once, even one
+// the watchdog has not watched yet: its container sees the call's
+// connection close.
+func TestServeCloseEndsCall(t *testing.T) {
+	addr, got, canceled := blockingBackend(t)
+	gw, gwAddr := serveOne(t, addr)
+	c := dialRaw(t, gwAddr)
+	c.write(callHeadOf("GET", "/svc/x"))
+	<-got
+	gw.Close()
+	waitFor(t, "the container's call ended by Close", canceled.Load)
+}
+
+// TestServeShutdownCallerGone: during a graceful Shutdown, a caller who
+// goes away still ends its call, and Shutdown does not wait for it.
+func TestServeShutdownCallerGone(t *testing.T) {
+	addr, got, canceled := blockingBackend(t)
+	gw, gwAddr := serveOne(t, addr)
+	c := dialRaw(t, gwAddr)
+	c.write(callHeadOf("GET", "/svc/x"))
+	<-got
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		done <- gw.Shutdown(ctx)
+	}()
+	c.nc.Close() // the caller goes away during the drain
+	waitFor(t, "the call ended by its caller going away", canceled.Load)
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// prefixConn is a connection a listener wraps, as a PROXY-protocol or
+// sniffing listener does: it embeds *net.TCPConn and reads some bytes of
+// its own first.
+type prefixConn struct {
+	*net.TCPConn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+type prefixListener struct {
+	net.Listener
+	prefix string
+}
+
+func (l prefixListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := nc.(*net.TCPConn)
+	return &prefixConn{TCPConn: tc, r: io.MultiReader(strings.NewReader(l.prefix), tc)}, nil
+}
+
+// TestServeWrappedConn: Serve reads a wrapped connection through its Read,
+// not through the socket under it.
+func TestServeWrappedConn(t *testing.T) {
+	srv := backend(t, "c1")
+	gw, _ := serveOne(t, srv.Listener.Addr().String())
+	ln := listen(t)
+	go gw.Serve(prefixListener{Listener: ln, prefix: callHeadOf("GET", "/svc/from-wrapper")})
+	c := dialRaw(t, ln.Addr().String())
+	resp, body := c.read("GET")
+	if resp.StatusCode != http.StatusOK || decodeEcho(t, body).Path != "/svc/from-wrapper" {
+		t.Errorf("the call the wrapper's Read returns: %d %s", resp.StatusCode, body)
+	}
+}
