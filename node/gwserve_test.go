@@ -536,16 +536,30 @@ func TestServeBodilessAnswers(t *testing.T) {
 
 // TestServeDropsInterimAnswers: 1xx answers the call did not ask for stay
 // between the container and the gateway; the final answer is relayed.
-func TestServeDropsInterimAnswers(t *testing.T) {
+// TestServeRelaysInterimAnswers: 1xx answers before the final one reach
+// the caller, as ReverseProxy relays them, without hop-by-hop headers.
+func TestServeRelaysInterimAnswers(t *testing.T) { eachMode(t, testServeRelaysInterimAnswers) }
+
+func testServeRelaysInterimAnswers(t *testing.T, mode string) {
 	endpoint := rawBackend(t, func(*http.Request) string {
-		return "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
+		return "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nKeep-Alive: timeout=5\r\n\r\n" +
 			"HTTP/1.1 102 Processing\r\n\r\n" +
 			"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
 	})
-	gw, addr := serveOne(t, endpoint)
+	gw, addr := serveOneIn(t, mode, endpoint)
 	c := dialRaw(t, addr)
 	for i := range 2 {
 		c.write(callHeadOf("GET", "/svc/x"))
+		hints, _ := c.read("GET")
+		// (ReverseProxy relays an interim answer's Keep-Alive; Serve drops
+		// it, as a hop-by-hop header.)
+		if hints.StatusCode != http.StatusEarlyHints || hints.Header.Get("Link") != "</style.css>; rel=preload" ||
+			mode == modeServe && hints.Header.Get("Keep-Alive") != "" {
+			t.Fatalf("call %d: first answer %d %v; want 103 with its Link and no Keep-Alive", i, hints.StatusCode, hints.Header)
+		}
+		if processing, _ := c.read("GET"); processing.StatusCode != http.StatusProcessing {
+			t.Fatalf("call %d: second answer %d, want 102", i, processing.StatusCode)
+		}
 		if resp, body := c.read("GET"); resp.StatusCode != http.StatusOK || string(body) != "final" {
 			t.Fatalf("call %d: code %d, body %q; want 200, final", i, resp.StatusCode, body)
 		}

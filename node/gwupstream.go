@@ -261,12 +261,13 @@ func (u *upConn) readLine(limit int) ([]byte, error) {
 	return line, nil
 }
 
-// readResponse reads an answer's head, after any 1xx interim answers, which
-// it drops: the call asked for none (Serve leaves Expect and Upgrade to
-// net/http).
-func (u *upConn) readResponse() (response, error) {
-	for interim := 0; ; interim++ {
-		if interim > 5 {
+// readResponse reads an answer's head. The 1xx interim answers before it
+// (103 Early Hints, 102 Processing) are relayed to interim as they come, as
+// ReverseProxy relays them; 101 is an error: the call asked for no upgrade
+// (Serve leaves Expect and Upgrade to net/http).
+func (u *upConn) readResponse(interim *bufio.Writer) (response, error) {
+	for n := 0; ; n++ {
+		if n > 5 {
 			return response{}, fmt.Errorf("%w: more than 5 interim (1xx) answers", errBadAnswer)
 		}
 		resp, err := u.readOneResponse()
@@ -279,7 +280,27 @@ func (u *upConn) readResponse() (response, error) {
 		if resp.code == 101 {
 			return resp, fmt.Errorf("%w: 101 Switching Protocols to a call that asked for no upgrade", errBadAnswer)
 		}
+		if err := u.relayHead(interim, &resp); err != nil {
+			return resp, err
+		}
 	}
+}
+
+// relayHead writes an interim answer's head to w, without its hop-by-hop
+// headers, and flushes it.
+func (u *upConn) relayHead(w *bufio.Writer, resp *response) error {
+	w.WriteString("HTTP/1.1 ")
+	w.Write(resp.status)
+	w.WriteString("\r\n")
+	for _, l := range u.lines {
+		if l.kind == hdrDrop || resp.dropped(u.head[l.start:l.start+l.nameLen]) {
+			continue
+		}
+		w.Write(u.head[l.start:l.end])
+		w.WriteString("\r\n")
+	}
+	w.WriteString("\r\n")
+	return w.Flush()
 }
 
 func (u *upConn) readOneResponse() (response, error) {
