@@ -352,7 +352,7 @@ func (a *Agent) update(which int, meta *api.QueryMeta, set func()) {
 }
 
 // rebuildTableLocked builds the gateway's table from the registry's view with
-// this node's containers demoted by the agent's own, fresher, state (Overlay).
+// this node's containers as the agent itself observes them (Overlay).
 func (a *Agent) rebuildTableLocked() {
 	versions := versionStates(a.services)
 	cs := make([]api.Container, len(a.containers))
@@ -362,18 +362,15 @@ func (a *Agent) rebuildTableLocked() {
 		if c.Node != a.cfg.NodeID {
 			continue
 		}
-		l := a.local[c.ID]
-		if l == nil {
-			c.Status = nil
+		c.Status = Overlay(c, a.local[c.ID], versions)
+		if c.Status == nil {
 			continue
 		}
-		st := Status(c, l, versions)
 		if snap := a.inflight.Snapshot(c.ID); len(snap) > 0 {
-			for j := range st.Services {
-				st.Services[j].Inflight = snap[st.Services[j].Service+"@"+st.Services[j].Version]
+			for j := range c.Status.Services {
+				c.Status.Services[j].Inflight = snap[c.Status.Services[j].Service+"@"+c.Status.Services[j].Version]
 			}
 		}
-		c.Status = Overlay(c.Status, st)
 	}
 	a.table.Store(routing.NewTable(a.services, cs, a.nodes))
 }

@@ -2,49 +2,58 @@ package node
 
 import (
 	"testing"
+	"time"
 
 	"github.com/coexist-dev/coexist/api"
 )
 
-func TestOverlayOnlyDemotes(t *testing.T) {
-	svc := func(state string) []api.ServiceStatus {
-		return []api.ServiceStatus{{Service: "greeter", Version: "1.0.0", State: state}}
-	}
-	running := func(s string) api.ContainerStatus {
-		return api.ContainerStatus{State: api.ContainerRunning, Endpoint: "127.0.0.1:21000", Services: svc(s)}
-	}
+// TestOverlayLocalCounts: the agent's own observation decides, in both
+// directions, whatever the registry last heard (docs/design.md §4).
+func TestOverlayLocalCounts(t *testing.T) {
+	c := &api.Container{ID: "g1", Node: "n1", Services: []api.ServiceRef{{Service: "greeter", Version: "1.0.0"}},
+		Status: &api.ContainerStatus{State: api.ContainerStarting}}
+	active := map[string]string{"greeter@1.0.0": api.VersionActive}
+	draining := map[string]string{"greeter@1.0.0": api.VersionDraining}
 	cases := []struct {
-		name       string
-		registry   *api.ContainerStatus
-		local      api.ContainerStatus
-		wantState  string
-		wantSvc    string
-		wantNilOut bool
+		name      string
+		registry  *api.ContainerStatus
+		local     *Local
+		versions  map[string]string
+		wantNil   bool
+		wantState string
+		wantSvc   string
 	}{
-		{"registry has not heard of it: not routable", nil, running(api.ServiceServing), "", "", true},
-		{"registry says starting, locally healthy: not yet routable",
-			&api.ContainerStatus{State: api.ContainerStarting, Services: svc(api.ServiceServing)}, running(api.ServiceServing),
-			api.ContainerStarting, api.ServiceServing, false},
-		{"both running: routable", ptr(running(api.ServiceServing)), running(api.ServiceServing), api.ContainerRunning, api.ServiceServing, false},
-		{"locally draining: demoted at once", ptr(running(api.ServiceServing)),
-			api.ContainerStatus{State: api.ContainerDraining, Services: svc(api.ServiceDraining)}, api.ContainerDraining, api.ServiceDraining, false},
-		{"registry says drained: stays drained", ptr(running(api.ServiceDrained)), running(api.ServiceServing),
-			api.ContainerRunning, api.ServiceDrained, false},
+		{name: "no local record: not usable", registry: &api.ContainerStatus{State: api.ContainerRunning}, wantNil: true},
+		{name: "registry says starting, locally healthy: usable", registry: &api.ContainerStatus{State: api.ContainerStarting},
+			local: &Local{Phase: PhaseRunning, Endpoint: "127.0.0.1:21000"}, versions: active,
+			wantState: api.ContainerRunning, wantSvc: api.ServiceServing},
+		{name: "registry says running, locally exited: not usable", registry: &api.ContainerStatus{State: api.ContainerRunning},
+			local: &Local{Phase: PhaseExited}, versions: active, wantState: api.ContainerFailed, wantSvc: api.ServiceDrained},
+		{name: "locally draining: demoted at once", registry: &api.ContainerStatus{State: api.ContainerRunning},
+			local: &Local{Phase: PhaseDraining, Inflight: map[string]int{"greeter@1.0.0": 2}}, versions: active,
+			wantState: api.ContainerDraining, wantSvc: api.ServiceDraining},
+		{name: "registry says drained, version declared again: serving",
+			registry: &api.ContainerStatus{State: api.ContainerRunning, Services: []api.ServiceStatus{{Service: "greeter", Version: "1.0.0", State: api.ServiceDrained}}},
+			local:    &Local{Phase: PhaseRunning, StartedAt: time.Unix(1, 0)}, versions: active,
+			wantState: api.ContainerRunning, wantSvc: api.ServiceServing},
+		{name: "version draining, calls in flight: draining", registry: &api.ContainerStatus{State: api.ContainerRunning},
+			local: &Local{Phase: PhaseRunning, Inflight: map[string]int{"greeter@1.0.0": 1}}, versions: draining,
+			wantState: api.ContainerRunning, wantSvc: api.ServiceDraining},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got := Overlay(c.registry, c.local)
-			if c.wantNilOut {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := *c
+			cc.Status = tc.registry
+			got := Overlay(&cc, tc.local, tc.versions)
+			if tc.wantNil {
 				if got != nil {
 					t.Fatalf("got %+v, want nil", got)
 				}
 				return
 			}
-			if got.State != c.wantState || got.Services[0].State != c.wantSvc {
-				t.Fatalf("got %s/%s, want %s/%s", got.State, got.Services[0].State, c.wantState, c.wantSvc)
+			if got.State != tc.wantState || got.Services[0].State != tc.wantSvc {
+				t.Fatalf("got %s/%s, want %s/%s", got.State, got.Services[0].State, tc.wantState, tc.wantSvc)
 			}
 		})
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

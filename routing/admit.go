@@ -32,20 +32,20 @@ func (d Decision) String() string {
 }
 
 // Admit is the gateway's admission of a call for service from client c
-// (DESIGN.md §4), under the gateway's own table.
+// (docs/design.md §4), under the gateway's own table.
 //
 // A call that names no container is routed by Select and forwarded to the
 // primary. A call that names one (Coexist-Container, chosen by an SDK whose
-// table may be stale) is forwarded to that container when it is usable and
-// holds the version Select chooses now, whichever of that version's
-// containers it is; the Route then has it as primary and draws nothing from
-// rnd. Otherwise the call is refused as safe to retry with an error wrapping
-// ErrStaleContainer that says why: the container is unknown, cannot serve,
-// holds a draining version while the client has an active candidate, or holds
-// another version than the one chosen.
-//
-// A draining version therefore still serves a client that has nothing else:
-// Select chooses it, and a container holding it is accepted.
+// table may be older or newer than the gateway's) is forwarded to that
+// container when, in this table, it is usable for the version of service it
+// holds, that version admits c and meets c's requirement, and the version is
+// active, or draining while c has no active candidate. The version need not
+// be the one Select would choose now: a compatible, active version is never
+// refused because a newer one exists. The Route then has the named container
+// as primary and draws nothing from rnd. Otherwise the call is refused as
+// safe to retry with an error wrapping ErrStaleContainer that says why: the
+// container is unknown, cannot serve, holds a version that does not admit c,
+// or holds a draining version while c has an active candidate.
 //
 // The error is nil only for DecisionForward; the Route is set only then.
 func Admit(t *Table, c Client, service, containerID string, rnd Rand) (Decision, Route, error) {
@@ -58,17 +58,52 @@ func Admit(t *Table, c Client, service, containerID string, rnd Rand) (Decision,
 		return DecisionNoCompatible, Route{}, noCompatible(s, &c)
 	}
 	var r Route
-	r.init(s, i, w, &c, req)
 	if containerID == "" {
+		r.init(s, i, w, &c, req)
 		r.pick(rnd)
 		return DecisionForward, r, nil
 	}
-	if p := r.v.indexOf(containerID); p >= 0 {
+	if j, p := s.held(containerID); p >= 0 && admissible(s, j, i, &c, req) {
+		hw := why(0)
+		if s.versions[j].kind == stateDraining {
+			hw = whyDrainingOnly
+		}
+		r.init(s, j, hw|whyNamed, &c, req)
 		r.primary = int32(p)
-		r.why |= whyNamed
 		return DecisionForward, r, nil
 	}
+	r.init(s, i, w, &c, req)
 	return DecisionRefuseRetry, Route{}, stale(t, s, &r, containerID)
+}
+
+// held finds, among the versions of s, the one for which container id is a
+// usable target: the index of the version in s.versions and of the container
+// in its targets, or -1, -1.
+func (s *service) held(id string) (int, int) {
+	for j := range s.versions {
+		if p := s.versions[j].indexOf(id); p >= 0 {
+			return j, p
+		}
+	}
+	return -1, -1
+}
+
+// admissible says whether version j of s may serve client c, whose choice
+// under the same table is version chosen: j admits c and meets req, and is
+// active, or draining while the choice is draining too (c has no active
+// candidate).
+func admissible(s *service, j, chosen int, c *Client, req *matcher) bool {
+	v := &s.versions[j]
+	if !v.admits.check(c.Version, c.key()) || (req != nil && !req.check(v.ver, v.key)) {
+		return false
+	}
+	switch v.kind {
+	case stateActive:
+		return true
+	case stateDraining:
+		return s.versions[chosen].kind == stateDraining
+	}
+	return false
 }
 
 // stale explains why a named container is not the right choice for route r.
@@ -111,5 +146,11 @@ func stale(t *Table, s *service, r *Route, id string) error {
 	if held.kind == stateDraining && r.v.kind == stateActive {
 		return fail("holds draining %s@%s and client %s has active %s", s.name, held.raw, client, r.Version)
 	}
-	return fail("holds %s@%s (%s) but client %s is routed to %s", s.name, held.raw, held.state, client, r.Version)
+	if held.kind != stateActive && held.kind != stateDraining {
+		return fail("holds %s@%s, which is %s", s.name, held.raw, held.state)
+	}
+	if req := r.requirement; req != nil && !req.check(held.ver, held.key) {
+		return fail("holds %s@%s, which does not meet client %s's requirement %q", s.name, held.raw, client, req.text)
+	}
+	return fail("holds %s@%s, whose clients %q do not admit client %s", s.name, held.raw, held.clients, client)
 }

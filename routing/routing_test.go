@@ -748,9 +748,12 @@ func TestAdmit(t *testing.T) {
 			errText: `container is not the right choice: container "old" holds draining greeter@1.0.0 and client web@1.6.0 has active 1.1.0`,
 		},
 		{name: "draining version, client has nothing else", version: "1.2.0", service: "greeter", container: "old", want: DecisionForward, primary: "old"},
+		// The gateway's table may already prefer a newer version than the
+		// caller's: a compatible, active version is still served (§4).
+		{name: "older active version than the choice", version: "1.6.0", service: "greeter", container: "older", want: DecisionForward, primary: "older"},
 		{
-			name: "older active version than the choice", version: "1.6.0", service: "greeter", container: "older", want: DecisionRefuseRetry,
-			errText: `container is not the right choice: container "older" holds greeter@0.9.0 (active) but client web@1.6.0 is routed to 1.1.0`,
+			name: "active version whose range does not admit the client", version: "1.5.0", service: "greeter", container: "older", want: DecisionRefuseRetry,
+			errText: `container is not the right choice: container "older" holds greeter@0.9.0, whose clients ">= 1.6, < 2.0" do not admit client web@1.5.0`,
 		},
 		{
 			name: "not usable", version: "1.6.0", service: "greeter", container: "new-starting", want: DecisionRefuseRetry,
@@ -1003,5 +1006,56 @@ func TestSelectAllocs(t *testing.T) {
 		if d != DecisionForward || allocs != 0 {
 			t.Errorf("Admit(%q) = %v, allocating %.1f times per call", named, d, allocs)
 		}
+	}
+}
+
+// TestAdmitNamedOlderView covers the calls of a client whose view differs
+// from the gateway's: every refusal that remains is one the rule of §4 asks
+// for, and nothing else is refused.
+func TestAdmitNamedOlderView(t *testing.T) {
+	services := []api.Service{svc("greeter",
+		sv("2.0.0", ">= 1.0", api.VersionActive),
+		sv("1.1.0", ">= 1.0", api.VersionActive),
+		sv("1.0.0", ">= 1.0", api.VersionRetired),
+	)}
+	containers := []api.Container{
+		ctr("v2", "n1", "greeter@2.0.0"),
+		ctr("v11", "n1", "greeter@1.1.0"),
+		ctr("v10", "n2", "greeter@1.0.0"),
+	}
+	tab := NewTable(services, containers, threeNodes)
+	tests := []struct {
+		name      string
+		requires  map[string]string
+		container string
+		want      Decision
+		errText   string
+	}{
+		{name: "older active version, newer exists", container: "v11", want: DecisionForward},
+		{
+			name: "requirement not met", requires: map[string]string{"greeter": "~> 2.0"}, container: "v11", want: DecisionRefuseRetry,
+			errText: `container is not the right choice: container "v11" holds greeter@1.1.0, which does not meet client web@1.5.0's requirement "~> 2.0"`,
+		},
+		{
+			name: "retired version", container: "v10", want: DecisionRefuseRetry,
+			errText: `container is not the right choice: container "v10" holds greeter@1.0.0, which is retired`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, r, err := Admit(tab, client(t, "1.5.0", tt.requires, ""), "greeter", tt.container, panicRand{})
+			if d != tt.want {
+				t.Fatalf("decision = %v (%v), want %v", d, err, tt.want)
+			}
+			if d == DecisionForward {
+				if r.Primary().ID != tt.container || r.Version != "1.1.0" || !strings.Contains(r.Reason(), "named container") {
+					t.Errorf("route = %s %s (%s)", r.Version, r.Primary().ID, r.Reason())
+				}
+				return
+			}
+			if !errors.Is(err, ErrStaleContainer) || err.Error() != tt.errText {
+				t.Errorf("err =\n%v\nwant\n%s", err, tt.errText)
+			}
+		})
 	}
 }

@@ -46,7 +46,7 @@ const (
 	whyDrainingOnly why = 1 << iota // no active candidate
 	whyOwnNode                      // the primary is on the client's node
 	whyTwoChoices                   // picked as the less loaded of two
-	whyNamed                        // named by the call and still right
+	whyNamed                        // named by the call and admissible
 )
 
 // Select applies the routing rule of DESIGN.md §4: of the versions of service
@@ -233,9 +233,14 @@ func (r Route) Reason() string {
 		return ""
 	}
 	var b strings.Builder
-	if r.why&whyDrainingOnly != 0 {
+	switch {
+	case r.why&whyNamed != 0 && r.why&whyDrainingOnly != 0:
+		b.WriteString("draining version of the named container, no active candidate, admitting client ")
+	case r.why&whyNamed != 0:
+		b.WriteString("active version of the named container admitting client ")
+	case r.why&whyDrainingOnly != 0:
 		b.WriteString("only draining candidates: highest draining version admitting client ")
-	} else {
+	default:
 		b.WriteString("highest active version admitting client ")
 	}
 	b.WriteString(r.clientLabel())

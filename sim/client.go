@@ -473,11 +473,7 @@ func (s *world) gatewayClient(n *simNode, key int32) routing.Client {
 		return *n.gwClients[key]
 	}
 	k := s.ckeys[key]
-	req := k.requires
-	if s.hooks.GatewayIgnoresRequirements {
-		req = nil
-	}
-	c, err := routing.ParseClient(k.name, k.version, req, n.id)
+	c, err := routing.ParseClient(k.name, k.version, k.requires, n.id)
 	if err != nil {
 		panic(err) // validated
 	}

@@ -547,9 +547,8 @@ func (s *world) killProcess(c *ctr) {
 
 // gwTable is the gateway's table: the node's view of the registry with its
 // own containers overlaid by the agent's local state (as of the agent's
-// last plan, whose in-flight counts decide a version's drained state), as
-// Agent.rebuildTableLocked builds it, except that the overlay only ever
-// makes a container less routable (node.Overlay).
+// last plan, whose in-flight counts decide a version's drained state), by
+// node.Overlay, as Agent.rebuildTableLocked builds it.
 //
 // The table is reduced to what routing.Admit reads for a call naming one of
 // the node's own containers, which is every call a gateway gets here: the
@@ -571,16 +570,7 @@ func (s *world) gwTable(n *simNode) *routing.Table {
 	cs := make([]api.Container, 0, len(mine)+4)
 	for _, ci := range mine {
 		c := v.ctrs[ci]
-		if l := n.local[c.ID]; l != nil {
-			st := node.Status(&c, l, v.versions)
-			if s.hooks.OverlayPromotes {
-				c.Status = &st
-			} else {
-				c.Status = node.Overlay(c.Status, st)
-			}
-		} else {
-			c.Status = nil
-		}
+		c.Status = node.Overlay(&c, n.local[c.ID], v.versions)
 		cs = append(cs, c)
 	}
 	nodeIDs := []string{n.id}

@@ -43,6 +43,22 @@ var _ = Describe("the example scenarios", func() {
 		entries,
 	)
 
+	// These two claim more than the invariants ask: no call fails at all,
+	// not even one a fault would excuse (docs/design.md §4: a gateway
+	// serves a compatible, active container a lagging caller names).
+	DescribeTable("lose no call to a lagging or cut-off client",
+		func(name string) {
+			file := filepath.Join(scenarioDir, name)
+			for seed := uint64(1); seed <= 10; seed++ {
+				r, err := sim.Run(example(file), sim.Options{Seed: seed, NoRecord: true})
+				Expect(err).NotTo(HaveOccurred())
+				Expect(r.Failed).To(BeZero(), "seed %d\n%s", seed, describe(file, r))
+			}
+		},
+		Entry("clients seconds behind, deadline shorter", "client-lag-upgrade.hcl"),
+		Entry("clients cut from the registry", "partition-clients-registry.hcl"),
+	)
+
 	It("keep every invariant on the suite's random seed too", func() {
 		// Seeds 1..50 are fixed; this one changes with every run of the
 		// suite (ginkgo --seed reproduces it).

@@ -36,17 +36,6 @@ type Hooks struct {
 	Planner Planner
 	// NoClientRefresh makes every client keep the first table it loaded.
 	NoClientRefresh bool
-	// GatewayIgnoresRequirements makes gateways judge a caller by its
-	// version alone, as if Coexist-Client-Require were not sent.
-	GatewayIgnoresRequirements bool
-	// OverlayPromotes builds each gateway's table as node/agent.go's
-	// rebuildTableLocked does today: a local container the agent has seen
-	// healthy counts as running before the registry has it running, so
-	// the gateway prefers a version its callers cannot see yet and refuses
-	// their calls to the version they do see, for as long as the registry
-	// lags (a whole leader loss). By default the simulator's agents only
-	// ever demote a local container (see gwTable).
-	OverlayPromotes bool
 }
 
 // Options configure one run.
