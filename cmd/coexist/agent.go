@@ -143,7 +143,8 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 	if err != nil {
 		return err
 	}
-	drv, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: f.portMin, PortMax: f.portMax})
+	drv, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: f.portMin, PortMax: f.portMax,
+		Logger: logger.Named("driver")})
 	if err != nil {
 		return err
 	}
