@@ -53,7 +53,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's id (default: the host name)")
 	fs.StringVar(&f.registry, "registry", envOr("COEXIST_ADDR", api.DefaultAddress), "registry URL (env COEXIST_ADDR)")
-	fs.StringVar(&f.token, "token", os.Getenv("COEXIST_TOKEN"), "agent token for this node (env COEXIST_TOKEN)")
+	secretVar(fs, &f.token, "token", api.EnvToken, "agent token for this node")
 	fs.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:7780", "address the node's gateway listens on")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for container state and logs (required; --dev: a temporary one)")
 	fs.StringVar(&f.portRange, "port-range", "21000-21999", "ports handed to containers, below the kernel's ephemeral range")
@@ -64,10 +64,11 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.dev, "dev", false, "run a single-server registry, this agent and its gateway in one process (the embedded default)")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:7700", "--dev: the registry's HTTP address")
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7701", "--dev: the registry's Raft address")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(stderr, "agent", pos) {
 		return 2
 	}
 	if err := f.validate(); err != nil {
@@ -142,7 +143,8 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 	if err != nil {
 		return err
 	}
-	drv, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: f.portMin, PortMax: f.portMax})
+	drv, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: f.portMin, PortMax: f.portMax,
+		Logger: logger.Named("driver")})
 	if err != nil {
 		return err
 	}
@@ -160,7 +162,7 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 // startDevRegistry runs a single-server registry in this process, for
 // `agent --dev`, and points the agent at it with the management token.
 func startDevRegistry(ctx context.Context, f *agentFlags, stdout io.Writer, logger hclog.Logger) (func(), error) {
-	token := os.Getenv("COEXIST_MANAGEMENT_TOKEN")
+	token := os.Getenv(envManagementToken)
 	switch {
 	case token != "" && len(token) < 16:
 		return nil, errors.New("COEXIST_MANAGEMENT_TOKEN must be 16 characters or more")

@@ -83,24 +83,26 @@ func (f *sdkFlags) newClient(ctx context.Context) (*client.Client, error) {
 		APIClient: ac, InitialTimeout: f.timeout})
 }
 
-// parseSDKFlags parses args; it returns the exit code when the command
+// parseSDKFlags parses args and checks the positional arguments against
+// want (see checkArgs); it returns them, or the exit code when the command
 // should stop.
-func parseSDKFlags(fs *flag.FlagSet, f *sdkFlags, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, false
-		}
-		return 2, false
+func parseSDKFlags(fs *flag.FlagSet, f *sdkFlags, args []string, want ...string) ([]string, int, bool) {
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return nil, code, false
 	}
 	if f.client == "" {
 		fmt.Fprintf(fs.Output(), "coexist %s: --client name@version is required\n", fs.Name())
-		return 2, false
+		return nil, 2, false
 	}
 	if _, _, err := f.parseClient(); err != nil {
 		fmt.Fprintf(fs.Output(), "coexist %s: %v\n", fs.Name(), err)
-		return 2, false
+		return nil, 2, false
 	}
-	return 0, true
+	if !checkArgs(fs.Output(), fs.Name(), pos, want...) {
+		return nil, 2, false
+	}
+	return pos, 0, true
 }
 
 func runCall(args []string, stdout, stderr io.Writer) int {
@@ -116,16 +118,13 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Coexist-Served-By and body. Exits 0 only on a 2xx answer.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if code, ok := parseSDKFlags(fs, &f, args); !ok {
+	pos, code, ok := parseSDKFlags(fs, &f, args, "<service>", "[path]")
+	if !ok {
 		return code
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
-		return 2
-	}
-	service, path := fs.Arg(0), "/"
-	if fs.NArg() == 2 {
-		path = fs.Arg(1)
+	service, path := pos[0], "/"
+	if len(pos) == 2 {
+		path = pos[1]
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path
 		}
@@ -185,12 +184,9 @@ func runRoute(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "and every version considered. Exits 1 when no version serves the client.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if code, ok := parseSDKFlags(fs, &f, args); !ok {
+	pos, code, ok := parseSDKFlags(fs, &f, args, "<service>")
+	if !ok {
 		return code
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
@@ -200,7 +196,7 @@ func runRoute(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer c.Close()
-	info, rerr := c.Route(fs.Arg(0))
+	info, rerr := c.Route(pos[0])
 	if err := printRoute(stdout, info, rerr); err != nil {
 		fmt.Fprintf(stderr, "coexist route: %v\n", err)
 		return 1

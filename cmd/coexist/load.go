@@ -35,8 +35,8 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 	cf.register(fs)
 	gateway := fs.String("gateway", "", "call through this gateway directly instead of through the SDK")
 	who := fs.String("client", "", "the caller, name@version (required)")
-	rate := fs.Int("rate", 100, "calls per second")
-	workers := fs.Int("workers", 8, "concurrent callers")
+	rate := fs.Int("rate", 100, "calls per second, spaced evenly")
+	workers := fs.Int("workers", 8, "callers sharing the rate: at most this many calls in flight")
 	duration := fs.Duration("duration", 0, "how long to run (0: until SIGINT or SIGTERM)")
 	deadline := fs.Duration("deadline", 10*time.Second, "each call's deadline, retries included")
 	quiet := fs.Bool("quiet", false, "print only the totals")
@@ -44,18 +44,30 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: coexist load [flags] <service> <path>")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	name, ver, ok := strings.Cut(*who, "@")
-	if !ok || name == "" || ver == "" || fs.NArg() != 2 || *rate <= 0 || *workers <= 0 {
-		fs.Usage()
+	var bad string
+	switch {
+	case *who == "":
+		bad = "--client name@version is required"
+	case !ok || name == "" || ver == "":
+		bad = fmt.Sprintf("--client %q: want name@version, e.g. web@1.3.0", *who)
+	case *rate <= 0:
+		bad = fmt.Sprintf("--rate %d: want a positive number of calls per second", *rate)
+	case *workers <= 0:
+		bad = fmt.Sprintf("--workers %d: want at least 1", *workers)
+	}
+	if bad != "" {
+		fmt.Fprintf(stderr, "coexist load: %s\n", bad)
 		return 2
 	}
-	service, path := fs.Arg(0), fs.Arg(1)
+	if !checkArgs(stderr, "load", pos, "<service>", "<path>") {
+		return 2
+	}
+	service, path := pos[0], pos[1]
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
@@ -84,19 +96,13 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 		l.url, l.http, l.sdk = "http://"+service+path, sdk.HTTPClient(), true
 	}
 	var wg sync.WaitGroup
-	interval := time.Duration(*workers) * time.Second / time.Duration(*rate)
+	slots := make(chan struct{})
+	go pace(ctx, time.Second/time.Duration(*rate), slots)
 	for range *workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(interval)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
+			for range slots {
 				l.call()
 			}
 		}()
@@ -122,6 +128,35 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// pace hands out one slot every interval on slots, to whichever worker is
+// free, until ctx ends; then it closes slots. The calls are so spread evenly
+// over time, not sent in bursts of one per worker. When the workers were all
+// busy for a whole interval, the slots missed meanwhile are skipped rather
+// than made up, so that the calls never come in a burst.
+func pace(ctx context.Context, interval time.Duration, slots chan<- struct{}) {
+	defer close(slots)
+	next := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case slots <- struct{}{}:
+		}
+		next = next.Add(interval)
+		if now := time.Now(); !next.After(now) {
+			next = now.Add(interval) // the next slot is past already: skip it, do not catch up
+		}
+		timer.Reset(time.Until(next))
+	}
 }
 
 type loader struct {

@@ -22,6 +22,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
+// envManagementToken names the variable the management token comes from,
+// for `server` and for `agent --dev`.
+const envManagementToken = "COEXIST_MANAGEMENT_TOKEN"
+
 type serverFlags struct {
 	nodeID, httpAddr, raftAddr, dataDir, join, token string
 	advertiseHTTP                                    string
@@ -42,16 +46,17 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log and snapshots (required)")
 	fs.BoolVar(&f.bootstrap, "bootstrap", false, "start a new cluster with this server as its only member (ignored when the data dir holds Raft state)")
 	fs.StringVar(&f.join, "join", "", "URL of any member's HTTP API to join (retries until accepted; ignored when the data dir holds Raft state)")
-	fs.StringVar(&f.token, "management-token", os.Getenv("COEXIST_MANAGEMENT_TOKEN"), "management token, 16 characters or more (env COEXIST_MANAGEMENT_TOKEN)")
+	secretVar(fs, &f.token, "management-token", envManagementToken, "management token, 16 characters or more")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file for the HTTP API")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file for the HTTP API")
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA file; when set, client certificates signed by it are verified if presented, and used to verify other servers when forwarding")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.DurationVar(&f.heartbeatTTL, "heartbeat-ttl", 10*time.Second, "how long a node stays ready without a heartbeat")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(stderr, "server", pos) {
 		return 2
 	}
 	if err := f.validate(); err != nil {
@@ -80,7 +85,7 @@ func (f *serverFlags) validate() error {
 		return errors.New("--data-dir is required")
 	}
 	if len(f.token) < 16 {
-		return errors.New("--management-token (or COEXIST_MANAGEMENT_TOKEN) is required, 16 characters or more")
+		return errors.New("a management token of 16 characters or more is required: set COEXIST_MANAGEMENT_TOKEN or --management-token-file")
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,22 +46,6 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// parseInterspersed parses flags that may come before or after the
-// positional arguments, and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
 // seedRange reads "A..B" (inclusive) or a single seed.
 func seedRange(s string) (uint64, uint64, error) {
 	a, b, ok := strings.Cut(s, "..")
@@ -78,7 +61,7 @@ func seedRange(s string) (uint64, uint64, error) {
 }
 
 func simRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("coexist sim run", flag.ContinueOnError)
+	fs := flag.NewFlagSet("sim run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	seed := fs.Uint64("seed", 1, "the seed of the run")
 	seeds := fs.String("seeds", "", "a range of seeds to sweep, A..B inclusive")
@@ -86,15 +69,11 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 	noRecheck := fs.Bool("no-recheck", false, "run each seed once, leaving determinism unchecked")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "seeds run at once in a sweep")
 	fs.Usage = func() { fmt.Fprint(stderr, simUsage); fs.PrintDefaults() }
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "coexist sim run: name one scenario file")
+	if !checkArgs(stderr, "sim run", pos, "<scenario.hcl>") {
 		return 2
 	}
 	sc, err := sim.ParseFile(pos[0])
@@ -237,32 +216,39 @@ func writeReport(path string, r *sim.Result) error {
 }
 
 func simValidate(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "coexist sim validate: name one scenario file")
+	fs := flag.NewFlagSet("sim validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, simUsage) }
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(stderr, "sim validate", pos, "<scenario.hcl>") {
 		return 2
 	}
-	sc, err := sim.ParseFile(args[0])
+	sc, err := sim.ParseFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "coexist sim validate: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: scenario %q is valid: %d nodes, %d cohorts, %d steps\n", args[0], sc.Name, len(sc.Nodes), len(sc.Cohorts), len(sc.Steps))
+	fmt.Fprintf(stdout, "%s: scenario %q is valid: %d nodes, %d cohorts, %d steps\n", pos[0], sc.Name, len(sc.Nodes), len(sc.Cohorts), len(sc.Steps))
 	return 0
 }
 
 func simBench(args []string, stdout, stderr io.Writer) int {
 	cfg := sim.DefaultScale()
-	fs := flag.NewFlagSet("coexist sim bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("sim bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "nodes (two orders and one catalog container each, then two more orders)")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "clients, in three cohorts")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "calls per second per client")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "virtual time")
 	seed := fs.Uint64("seed", 1, "the seed")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(stderr, "sim bench", pos) {
 		return 2
 	}
 	if cfg.Nodes < 1 || cfg.Clients < 3 || cfg.Duration <= 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 // clientFlags are the flags every CLI command that talks to the registry
 // takes; they default to COEXIST_ADDR, COEXIST_TOKEN and the TLS variables.
+// The token is a secret flag: parseArgs fills it in.
 type clientFlags struct {
 	cfg *api.Config
 }
@@ -21,7 +21,7 @@ type clientFlags struct {
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	c.cfg = api.DefaultConfig()
 	fs.StringVar(&c.cfg.Address, "addr", c.cfg.Address, "registry URL (env COEXIST_ADDR)")
-	fs.StringVar(&c.cfg.Token, "token", c.cfg.Token, "ACL token (env COEXIST_TOKEN)")
+	secretVar(fs, &c.cfg.Token, "token", api.EnvToken, "ACL token")
 	fs.StringVar(&c.cfg.TLS.CAFile, "ca-file", c.cfg.TLS.CAFile, "CA file to verify the registry (env COEXIST_CACERT)")
 	fs.StringVar(&c.cfg.TLS.CertFile, "client-cert", c.cfg.TLS.CertFile, "client certificate (env COEXIST_CLIENT_CERT)")
 	fs.StringVar(&c.cfg.TLS.KeyFile, "client-key", c.cfg.TLS.KeyFile, "client key (env COEXIST_CLIENT_KEY)")
@@ -37,10 +37,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cf.register(fs)
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for answers")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(stderr, "status", pos) {
 		return 2
 	}
 	c, err := cf.client()
@@ -53,7 +54,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if err := printStatus(ctx, c, stdout); err != nil {
 		fmt.Fprintf(stderr, "coexist status: %v\n", err)
 		if api.IsUnauthorized(err) {
-			fmt.Fprintln(stderr, "hint: set COEXIST_TOKEN (or --token) to a valid token")
+			fmt.Fprintln(stderr, "hint: set COEXIST_TOKEN (or --token-file) to a valid token")
 		}
 		return 1
 	}

@@ -5,14 +5,17 @@
 //
 // What it owns: starting, watching, signalling and stopping container
 // processes; the port each container listens on; the per-container directory
-// under the agent's data dir (handle.json, stdout.log, stderr.log) and the size
-// cap of those logs; re-adopting processes left running by a previous agent.
+// under the agent's data dir (handle.json, output.log) and the size cap of the
+// log; re-adopting processes left running by a previous agent.
 //
 // What it does not do: decide what should run (package node plans), health
 // checks, draining, or anything the registry knows. It is a leaf: it imports
-// the standard library and golang.org/x/sys/unix only, and must never import
+// the standard library, golang.org/x/sys/unix and hashicorp/go-hclog only,
+// and must never import
 // the api, routing or registry packages, so that a driver can be reused and
-// tested without the rest of the system.
+// tested without the rest of the system. It logs through the hclog.Logger
+// of its config, as the rest of coexist does, so that its warnings reach
+// the agent's log.
 //
 // A container's process must outlive the agent: it gets its own process
 // group, no parent-death signal, no context bound to the agent's life, and
@@ -29,7 +32,10 @@
 // readability, else by reading /proc/<pid>/stat every 100ms; its exit status
 // cannot be known (ExitCode -1, ErrExitUnknown).
 //
-// Logs: the child appends to its files itself, so the cap is applied by a
-// periodic check that cuts a file over LogMaxBytes down to its last half (see
-// logs.go).
+// Logs: the child's stdout and stderr are one file, output.log, opened once
+// with O_APPEND and handed over as both descriptors, so that the lines stay
+// in the order the child wrote them (separate files would lose that order,
+// and a pipe to sort them would tie the child to the agent). The child
+// appends to it itself, so the cap is applied by a periodic check that cuts
+// the file over LogMaxBytes down to its last half (see logs.go).
 package driver

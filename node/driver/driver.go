@@ -37,8 +37,9 @@ type Recoverer interface {
 	Recover(h *Handle) error
 }
 
-// LogTailer returns the last lines a container wrote, for the message of a
-// container reported "failed".
+// LogTailer returns the last lines a container wrote, stdout and stderr in
+// the order they were written, for the message of a container reported
+// "failed".
 type LogTailer interface {
 	Tail(id string, lines int) (string, error)
 }
@@ -124,9 +125,20 @@ type Handle struct {
 	Port      int       `json:"port"`
 	// Endpoint is "127.0.0.1:<port>": containers listen on loopback only.
 	Endpoint string `json:"endpoint"`
-	// Stdout and Stderr are the paths of the container's log files.
+	// Stdout and Stderr are the paths of the files the container's stdout
+	// and stderr go to: the same file, output.log, so that its lines keep
+	// the order they were written in. (Agents before that wrote stdout.log
+	// and stderr.log; a container they left running keeps its two files.)
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
+}
+
+// logs returns the distinct paths of h's log files.
+func (h *Handle) logs() []string {
+	if h.Stderr == "" || h.Stderr == h.Stdout {
+		return []string{h.Stdout}
+	}
+	return []string{h.Stdout, h.Stderr}
 }
 
 // State is a container's process state as the driver sees it.

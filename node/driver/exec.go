@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,13 +31,15 @@ type ExecConfig struct {
 	// KillTimeout is how long Stop waits after SIGTERM before SIGKILL when
 	// it is given no grace (default 5s).
 	KillTimeout time.Duration
-	// LogMaxBytes caps each of a container's stdout.log and stderr.log
-	// (default 1 MiB, at least 4 KiB). See logs.go for how.
+	// LogMaxBytes caps a container's output.log (default 1 MiB, at least
+	// 4 KiB). See logs.go for how.
 	LogMaxBytes int64
 	// LogCheckInterval is how often the log sizes are checked (default 1s).
 	LogCheckInterval time.Duration
-	// Logger receives the driver's own log lines (default: discarded).
-	Logger *slog.Logger
+	// Logger receives the driver's own log lines: starts, exits, and
+	// warnings such as a container that ignored SIGTERM. The agent passes
+	// its own; nil discards them.
+	Logger hclog.Logger
 }
 
 // Defaults of ExecConfig.
@@ -96,7 +98,7 @@ func (c ExecConfig) withDefaults() (ExecConfig, error) {
 		return c, fmt.Errorf("exec driver: log check interval %s: must not be negative", c.LogCheckInterval)
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = hclog.NewNullLogger()
 	}
 	return c, nil
 }
@@ -106,7 +108,7 @@ func (c ExecConfig) withDefaults() (ExecConfig, error) {
 // The process outlives the agent; a new agent re-adopts it with Recover.
 type Exec struct {
 	cfg   ExecConfig
-	log   *slog.Logger
+	log   hclog.Logger
 	store store
 
 	mu       sync.Mutex
@@ -232,28 +234,25 @@ func (e *Exec) startProcess(spec Spec, path string, port int) (*task, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create container dir: %w", err)
 	}
-	stdoutPath, stderrPath := filepath.Join(dir, stdoutFile), filepath.Join(dir, stderrFile)
-	stdout, err := openLog(stdoutPath)
+	outputPath := filepath.Join(dir, outputFile)
+	output, err := openLog(outputPath)
 	if err != nil {
 		return nil, err
 	}
-	defer stdout.Close() // the child has its own descriptor
-	stderr, err := openLog(stderrPath)
-	if err != nil {
-		return nil, err
-	}
-	defer stderr.Close()
+	defer output.Close() // the child has its own descriptors
 
 	// Not exec.CommandContext: the process must not die with the agent's
 	// context. Files rather than pipes for its output, its own process
-	// group, and no Pdeathsig, so that it outlives the agent.
+	// group, and no Pdeathsig, so that it outlives the agent. Stdout and
+	// stderr are one file, so that its lines stay in the order they were
+	// written (see logs.go).
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        append([]string{spec.Command}, spec.Args...),
 		Env:         e.env(spec, port),
 		Dir:         dir,
-		Stdout:      stdout,
-		Stderr:      stderr,
+		Stdout:      output,
+		Stderr:      output,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	if err := cmd.Start(); err != nil {
@@ -277,8 +276,8 @@ func (e *Exec) startProcess(spec Spec, path string, port int) (*task, error) {
 		StartedAt: time.Now().UTC().Round(0), // as it reads back from JSON
 		Port:      port,
 		Endpoint:  "127.0.0.1:" + strconv.Itoa(port),
-		Stdout:    stdoutPath,
-		Stderr:    stderrPath,
+		Stdout:    outputPath,
+		Stderr:    outputPath,
 	}
 	// A process whose handle is not on disk could not be re-adopted after
 	// an agent restart: rather than leak it, do not run it at all.
@@ -325,6 +324,8 @@ const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // env is the container's environment: a minimal one from the agent (PATH,
 // HOME), then the spec's, then the driver's own variables, which win.
+// Nothing else of the agent's environment is passed on, so that the agent's
+// secrets (COEXIST_TOKEN, COEXIST_MANAGEMENT_TOKEN) never reach a container.
 func (e *Exec) env(spec Spec, port int) []string {
 	m := map[string]string{"PATH": defaultPATH}
 	for _, k := range []string{"PATH", "HOME"} {
@@ -369,7 +370,7 @@ func (e *Exec) capLogs(t *task) {
 	defer tick.Stop()
 	var lastErr string
 	check := func() {
-		for _, p := range []string{t.h.Stdout, t.h.Stderr} {
+		for _, p := range t.h.logs() {
 			_, err := rotateLog(p, e.cfg.LogMaxBytes, !e.noCollapse)
 			if err != nil && err.Error() != lastErr {
 				e.log.Warn("cap container log", "id", t.h.ID, "path", p, "err", err)
@@ -608,22 +609,28 @@ func (e *Exec) Remove(id string) error {
 	return e.store.remove(id)
 }
 
-// Tail returns the last lines of the container's stdout, then the last
-// lines of its stderr (up to lines of each), joined by newlines. It reads
-// only the end of each file. It also works for a container whose process is
-// gone, as long as its directory is there.
+// Tail returns the last lines the container wrote, stdout and stderr in the
+// order they were written, joined by newlines. It reads only the end of the
+// file. It also works for a container whose process is gone, as long as its
+// directory is there. For a container started by an older agent, with
+// separate stdout.log and stderr.log, it returns up to lines of each,
+// stdout's first.
 func (e *Exec) Tail(id string, lines int) (string, error) {
 	if err := validateID(id); err != nil {
 		return "", err
 	}
-	stdout, stderr := filepath.Join(e.store.dir(id), stdoutFile), filepath.Join(e.store.dir(id), stderrFile)
+	var paths []string
 	if t, err := e.lookup(id); err == nil {
-		stdout, stderr = t.h.Stdout, t.h.Stderr
+		paths = t.h.logs()
 	} else if _, err := os.Stat(e.store.dir(id)); err != nil {
 		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+	} else if h, err := e.store.load(id); err == nil {
+		paths = h.logs()
+	} else {
+		paths = []string{filepath.Join(e.store.dir(id), outputFile)}
 	}
 	var out []string
-	for _, p := range []string{stdout, stderr} {
+	for _, p := range paths {
 		l, err := tailFile(p, lines)
 		if err != nil {
 			return "", fmt.Errorf("tail %s: %w", id, err)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 func TestStartStopWithSIGTERM(t *testing.T) {
@@ -68,7 +70,15 @@ func TestStartStopWithSIGTERM(t *testing.T) {
 
 func TestStopKillsAfterGrace(t *testing.T) {
 	t.Parallel()
-	e := newTestExec(t, nil)
+	// A file, which the test may read while the driver writes.
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "driver.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	e := newTestExec(t, func(c *ExecConfig) {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "driver", Output: logFile, Level: hclog.Info})
+	})
 	h := start(t, e, selfSpec(t, "stubborn", "serve", map[string]string{"DRIVER_TEST_IGNORE_TERM": "1"}))
 	waitOutput(t, h.Stdout, "ready") // SIGTERM is ignored from here on
 
@@ -84,6 +94,10 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	r := receive(t, ch)
 	if r.Signal != 9 || r.ExitCode != 137 {
 		t.Fatalf("exit = %+v, want SIGKILL (9, code 137)", r)
+	}
+	// The warning reaches the configured logger.
+	if got, _ := os.ReadFile(logFile.Name()); !strings.Contains(string(got), "[WARN]  driver: container ignored SIGTERM; killing: id=stubborn") {
+		t.Fatalf("log lacks the warning:\n%s", got)
 	}
 }
 
@@ -374,11 +388,12 @@ func TestTail(t *testing.T) {
 	h := start(t, e, selfSpec(t, "talk", "exit", map[string]string{"DRIVER_TEST_LINES": "30", "DRIVER_TEST_CODE": "1"}))
 	ch, _ := e.Wait(context.Background(), h.ID)
 	receive(t, ch)
-	got, err := e.Tail(h.ID, 3)
+	got, err := e.Tail(h.ID, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "out 28\nout 29\nout 30\nerr 28\nerr 29\nerr 30"; got != want {
+	// Stdout and stderr lines in the order the child wrote them.
+	if want := "out 29\nerr 29\nout 30\nerr 30"; got != want {
 		t.Fatalf("Tail = %q, want %q", got, want)
 	}
 	// A fresh driver on the same data dir (no task) still finds the files.
@@ -387,11 +402,30 @@ func TestTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close()
-	if got2, err := e2.Tail(h.ID, 3); err != nil || got2 != got {
+	if got2, err := e2.Tail(h.ID, 4); err != nil || got2 != got {
 		t.Fatalf("Tail from a new driver = %q, %v", got2, err)
 	}
 	if _, err := e.Tail("nope", 3); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Tail(unknown) = %v", err)
+	}
+
+	// A container an older agent started has separate stdout.log and
+	// stderr.log, named by its handle: up to n lines of each.
+	old := Handle{ID: "old", PID: 1, StartTime: 1, Stdout: filepath.Join(e.store.dir("old"), "stdout.log"),
+		Stderr: filepath.Join(e.store.dir("old"), "stderr.log")}
+	if err := os.MkdirAll(e.store.dir("old"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for p, text := range map[string]string{old.Stdout: "o1\no2\n", old.Stderr: "e1\ne2\n"} {
+		if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.store.save(&old); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.Tail("old", 1); err != nil || got != "o2\ne2" {
+		t.Fatalf("Tail of an older agent's container = %q, %v", got, err)
 	}
 }
 
@@ -406,18 +440,20 @@ func TestLogsCapped(t *testing.T) {
 			h := start(t, e, selfSpec(t, "spam", "serve", map[string]string{"DRIVER_TEST_SPAM": "300000"}))
 			waitOutput(t, h.Stderr, "spam-end")
 			waitServing(t, h)
+			waitOutput(t, h.Stdout, "ready")
 			for _, p := range []string{h.Stdout, h.Stderr} {
 				eventually(t, 10*time.Second, p+" to shrink under the cap", func() bool {
 					fi, err := os.Stat(p)
 					return err == nil && fi.Size() <= limit
 				})
 			}
-			// The end of the output survives the cut.
-			tail, err := e.Tail(h.ID, 2)
+			// The end of the output survives the cut: stderr's spam, then
+			// "ready" on stdout.
+			tail, err := e.Tail(h.ID, 3)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(tail, "ready") || !strings.HasSuffix(tail, "spam-end") {
+			if !strings.Contains(tail, "spam-end\n") || !strings.HasSuffix(tail, "ready") {
 				b, _ := os.ReadFile(h.Stderr)
 				t.Fatalf("Tail after the cap = %q; stderr %d bytes: %q", tail, len(b), b[max(0, len(b)-200):])
 			}

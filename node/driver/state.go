@@ -13,15 +13,16 @@ import (
 // On disk, each container has a directory under <DataDir>/containers:
 //
 //	<DataDir>/containers/<id>/handle.json   the Handle, written after start
-//	<DataDir>/containers/<id>/stdout.log    the child's stdout (O_APPEND, capped)
-//	<DataDir>/containers/<id>/stderr.log    the child's stderr (O_APPEND, capped)
+//	<DataDir>/containers/<id>/output.log    the child's stdout and stderr, in
+//	                                        the order written (O_APPEND, capped)
 //
 // handle.json is what a restarted agent reads to re-adopt its containers.
+// (Containers started by older agents have stdout.log and stderr.log
+// instead; their handle.json names them.)
 const (
 	containersDir = "containers"
 	handleFile    = "handle.json"
-	stdoutFile    = "stdout.log"
-	stderrFile    = "stderr.log"
+	outputFile    = "output.log"
 )
 
 // store is the exec driver's persisted task store: one handle.json per

@@ -38,6 +38,25 @@ func (id *identity) showEnv(node string) bool {
 	return false
 }
 
+// showOutput reports whether the caller may see what containers wrote:
+// status.message holds a failed container's last output lines, which may
+// hold anything, secrets included (docs/design.md §5). Only operator and
+// management may; not even the agent of the container's node, which wrote
+// the message and needs nothing of it back.
+func (id *identity) showOutput() bool {
+	return id.role == api.RoleManagement || id.role == api.RoleOperator
+}
+
+// container is ct as the caller may see it: env values and the status
+// message are redacted by role.
+func (id *identity) container(ct *state.Container) api.Container {
+	out := ct.API(id.showEnv(ct.Spec.Node))
+	if out.Status != nil && out.Status.Message != "" && !id.showOutput() {
+		out.Status.Message = state.Redacted
+	}
+	return out
+}
+
 // bearer reads the secret of "Authorization: Bearer <secret>". The secret is
 // never logged nor echoed.
 func bearer(r *http.Request) (string, error) {

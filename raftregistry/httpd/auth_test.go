@@ -175,3 +175,50 @@ func TestEnvRedaction(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageRedaction: a container's status message holds its last output
+// lines; only operator and management see it, not a read token (what every
+// SDK client holds) nor an agent token, not even its own node's.
+func TestMessageRedaction(t *testing.T) {
+	e := newEnv(t)
+	const outputSecret = "COEXIST_MANAGEMENT_TOKEN=leaked-0123456789abcdef"
+	msg := "exited with code 1\nlast output:\n" + outputSecret
+	if r := e.do("PUT", "/v1/containers/c1/status", agent1Secret, `{"state":"failed","message":"exited with code 1\nlast output:\n`+outputSecret+`"}`); r.code != 200 {
+		t.Fatalf("report: %d %s", r.code, r.body)
+	}
+	for who, shown := range map[string]bool{
+		"management": true, "operator": true, "agent-n1": false, "agent-n2": false, "read": false,
+	} {
+		t.Run(who, func(t *testing.T) {
+			want := "<redacted>"
+			if shown {
+				want = msg
+			}
+			var one api.Container
+			r1 := e.do("GET", "/v1/containers/c1", secrets[who], "")
+			r1.decode(t, &one)
+			if one.Status == nil || one.Status.Message != want {
+				t.Errorf("GET one: status %+v, want message %q", one.Status, want)
+			}
+			for _, path := range []string{"/v1/containers", "/v1/containers?node=n1"} {
+				var list []api.Container
+				r := e.do("GET", path, secrets[who], "")
+				r.decode(t, &list)
+				if len(list) != 1 || list[0].Status == nil || list[0].Status.Message != want {
+					t.Errorf("GET %s: %+v, want message %q", path, list, want)
+				}
+				if !shown && strings.Contains(r.body, outputSecret) {
+					t.Errorf("GET %s holds the output: %s", path, r.body)
+				}
+			}
+			if !shown && strings.Contains(r1.body, outputSecret) {
+				t.Errorf("answer holds the output: %s", r1.body)
+			}
+		})
+	}
+	// The agent's own write answers with the record as it may see it.
+	r := e.do("PUT", "/v1/containers/c1/status", agent1Secret, `{"state":"failed","message":"again `+outputSecret+`"}`)
+	if r.code != 200 || strings.Contains(r.body, outputSecret) {
+		t.Errorf("the status write answers %d %s", r.code, r.body)
+	}
+}

@@ -16,8 +16,8 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request, c *call)
 			return err
 		}
 	}
-	// Env values are shown by role (and, to agents, by node): the cached
-	// answer is per what the caller may see.
+	// Env values and status messages are shown by role (env values, to
+	// agents, by node): the cached answer is per what the caller may see.
 	seen := "no-env"
 	switch {
 	case c.id.showEnv(""):
@@ -30,7 +30,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request, c *call)
 		idx, cts, ws := st.Containers(node)
 		out := make([]api.Container, 0, len(cts))
 		for _, ct := range cts {
-			out = append(out, ct.API(c.id.showEnv(ct.Spec.Node)))
+			out = append(out, c.id.container(ct))
 		}
 		return idx, ws, out, nil
 	})
@@ -46,7 +46,7 @@ func (s *Server) getContainer(w http.ResponseWriter, r *http.Request, c *call) e
 		if ct == nil {
 			return idx, ws, nil, fmt.Errorf("container %q: %w", id, state.ErrNotFound)
 		}
-		return idx, ws, ct.API(c.id.showEnv(ct.Spec.Node)), nil
+		return idx, ws, c.id.container(ct), nil
 	})
 }
 
@@ -107,6 +107,6 @@ func (s *Server) applyContainer(w http.ResponseWriter, r *http.Request, c *call,
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ct.API(c.id.showEnv(ct.Spec.Node)))
+	writeJSON(w, http.StatusOK, c.id.container(ct))
 	return nil
 }

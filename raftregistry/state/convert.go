@@ -32,8 +32,9 @@ func ServicesAPI(vs []*ServiceVersion) []api.Service {
 	return out
 }
 
-// redacted stands in for an env value the caller may not see.
-const redacted = "<redacted>"
+// Redacted stands in for what the caller may not see: an env value, a
+// container's output.
+const Redacted = "<redacted>"
 
 // API returns the wire form of a container. Env values are replaced with
 // "<redacted>" unless showEnv.
@@ -52,7 +53,7 @@ func (c *Container) API(showEnv bool) api.Container {
 		out.Config.Env = make(map[string]string, len(s.Env))
 		for k, v := range s.Env {
 			if !showEnv {
-				v = redacted
+				v = Redacted
 			}
 			out.Config.Env[k] = v
 		}
