@@ -96,7 +96,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			},
 			"name": schema.StringAttribute{
 				MarkdownDescription: fmt.Sprintf("Your name for the container: 1 to %d lowercase letters, digits and "+
-					"dashes, starting with a letter or digit. The id adds a suffix to it.", maxContainerN),
+					"dashes, starting with a letter or digit. The id adds a suffix to it. The registry keeps it with "+
+					"the container, so an import reads it back; a container declared without one (through the API) "+
+					"is imported with its id as its name.", maxContainerN),
 				Required:      true,
 				Validators:    []validator.String{validName(maxContainerN)},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
@@ -466,12 +468,13 @@ func (r *ContainerResource) Delete(ctx context.Context, req resource.DeleteReque
 	}
 }
 
-// ImportState takes a container id; its name is the id without its suffix.
+// ImportState takes a container id. Read fills in the rest: the name is the
+// one the container was declared with, or its id when it was declared
+// without one.
 func (r *ContainerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	if msg := checkName(req.ID, maxNameLen); msg != "" {
 		resp.Diagnostics.AddError("Invalid import id", "A container id is expected. "+msg)
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), nameOfID(req.ID))...)
 }
