@@ -36,7 +36,9 @@ func (s *Services) Info(ctx context.Context, service string, q *QueryOptions) (*
 
 // Declare declares a version of a service, or declares it again: with the
 // same range that is a no-op, on a draining version it cancels the drain, on
-// a retired one it is a rollback.
+// a retired one it is a rollback. w.CAS makes it a check-and-set on the
+// version's modify index (IsConflict when it is elsewhere); pointing to 0 it
+// means create-only, whatever the state of an existing version.
 func (s *Services) Declare(ctx context.Context, service, version string, req VersionRequest, w *WriteOptions) (*ServiceVersion, *WriteMeta, error) {
 	if err := need("service", service); err != nil {
 		return nil, nil, err

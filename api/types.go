@@ -146,6 +146,9 @@ type RestartPolicy struct {
 // ContainerRequest is the body of PUT /v1/containers/{id}: the desired state
 // an operator declares.
 type ContainerRequest struct {
+	// Name is the declarer's own name for the container (a Terraform
+	// provider sends the name the id was made from); optional, a name.
+	Name         string         `json:"name,omitempty"`
 	Node         string         `json:"node"`
 	Services     []ServiceRef   `json:"services"`
 	Driver       string         `json:"driver,omitempty"`
@@ -158,7 +161,9 @@ type ContainerRequest struct {
 // Container is one supervised unit on one node with its desired and observed
 // state.
 type Container struct {
-	ID           string         `json:"id"`
+	ID string `json:"id"`
+	// Name is the name it was declared with; empty when none was given.
+	Name         string         `json:"name,omitempty"`
 	Node         string         `json:"node"`
 	Services     []ServiceRef   `json:"services"`
 	Driver       string         `json:"driver"`

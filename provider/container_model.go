@@ -101,18 +101,11 @@ func newContainerID(name string) string {
 	return name + "-" + string(b)
 }
 
-// nameOfID returns the name part of a container id: all before its last dash.
-func nameOfID(id string) string {
-	if i := strings.LastIndexByte(id, '-'); i > 0 {
-		return id[:i]
-	}
-	return id
-}
-
 // request builds the registry's ContainerRequest from a planned model.
 func (m *containerModel) request(ctx context.Context) (api.ContainerRequest, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	req := api.ContainerRequest{
+		Name:         m.Name.ValueString(),
 		Node:         m.Node.ValueString(),
 		Driver:       m.Driver.ValueString(),
 		DrainTimeout: api.Duration(m.DrainTimeout.Std()),
@@ -188,10 +181,16 @@ func (m *containerModel) setObserved(ct *api.Container) {
 func (m *containerModel) fromAPI(ctx context.Context, ct *api.Container, prior *containerModel) diag.Diagnostics {
 	var diags diag.Diagnostics
 	m.ID = types.StringValue(ct.ID)
-	if prior.Name.IsNull() || prior.Name.IsUnknown() || prior.Name.ValueString() == "" {
-		m.Name = types.StringValue(nameOfID(ct.ID))
-	} else {
+	// The name it was declared with; a container declared before the
+	// registry kept names keeps the one in state; one declared without a
+	// name (by the API) is named by its id. Never a guess from the id.
+	switch {
+	case ct.Name != "":
+		m.Name = types.StringValue(ct.Name)
+	case !prior.Name.IsNull() && !prior.Name.IsUnknown() && prior.Name.ValueString() != "":
 		m.Name = prior.Name
+	default:
+		m.Name = types.StringValue(ct.ID)
 	}
 	m.Node = types.StringValue(ct.Node)
 	m.Driver = types.StringValue(ct.Driver)

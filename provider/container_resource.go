@@ -96,7 +96,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			},
 			"name": schema.StringAttribute{
 				MarkdownDescription: fmt.Sprintf("Your name for the container: 1 to %d lowercase letters, digits and "+
-					"dashes, starting with a letter or digit. The id adds a suffix to it.", maxContainerN),
+					"dashes, starting with a letter or digit. The id adds a suffix to it. The registry keeps it with "+
+					"the container, so an import reads it back; a container declared without one (through the API) "+
+					"is imported with its id as its name.", maxContainerN),
 				Required:      true,
 				Validators:    []validator.String{validName(maxContainerN)},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
@@ -216,7 +218,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			},
 			"state": schema.StringAttribute{
 				MarkdownDescription: "What its agent last reported: `starting`, `running`, `draining`, `stopped` or " +
-					"`failed`. A container that failed after it was created is planned for replacement.",
+					"`failed`. A container that failed after it was created is planned for replacement; one stopped " +
+					"because every version it holds was retired (outside Terraform) is planned for an update that " +
+					"waits until it runs again, once the apply has declared its versions again.",
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
@@ -253,18 +257,29 @@ func (r *ContainerResource) Configure(_ context.Context, req resource.ConfigureR
 
 // ModifyPlan plans the replacement of a container that failed after it was
 // created (it crashed past its restarts, or stopped passing its checks): it
-// no longer runs what the configuration declares.
+// no longer runs what the configuration declares. A container that stopped
+// because every version it holds was retired (outside Terraform) is planned
+// for an update instead: the apply declares its versions again (a rollback),
+// and the update waits until its agent has started it again.
 func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
 		return
 	}
 	var state types.String
 	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("state"), &state)...)
-	if resp.Diagnostics.HasError() || state.ValueString() != api.ContainerFailed {
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("state"), types.StringUnknown())...)
-	resp.RequiresReplace = append(resp.RequiresReplace, path.Root("state"))
+	switch state.ValueString() {
+	case api.ContainerFailed:
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("state"), types.StringUnknown())...)
+		resp.RequiresReplace = append(resp.RequiresReplace, path.Root("state"))
+	case api.ContainerStopped:
+		for _, attr := range []string{"state", "endpoint", "started_at"} {
+			resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(attr), types.StringUnknown())...)
+		}
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("pid"), types.Int64Unknown())...)
+	}
 }
 
 // Create declares the container with a fresh id (?cas=0: create only), then
@@ -305,7 +320,7 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 	// From here the container exists: state is saved even when the wait
 	// fails, so that Terraform marks it tainted and replaces it next time.
 	plan.ID = types.StringValue(id)
-	ct, err := waitRunning(ctx, r.client.API, id)
+	ct, err := waitRunning(ctx, r.client.API, id, false)
 	plan.setObserved(ct)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	if err != nil {
@@ -390,13 +405,17 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 }
 
 // Update changes what may change in place, drain_timeout and restart, with a
-// check-and-set write; the agent keeps the process running.
+// check-and-set write; the agent keeps the process running. A container
+// that was stopped (every version it held retired) is waited for until its
+// agent has started it again.
 func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	if !configured(r.client, &resp.Diagnostics) {
 		return
 	}
 	var plan containerModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	var prior types.String
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("state"), &prior)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -422,7 +441,69 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 		addAPIError(&resp.Diagnostics, r.client, "Cannot update container", err)
 		return
 	}
+	if prior.ValueString() == api.ContainerStopped {
+		r.restart(ctx, &plan, resp)
+		return
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// restart waits until a container that was stopped, because every version it
+// held was retired, runs again now that its versions are declared again.
+func (r *ContainerResource) restart(ctx context.Context, plan *containerModel, resp *resource.UpdateResponse) {
+	timeout, diags := plan.Timeouts.Create(ctx, defaultContainerCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	id, node := plan.ID.ValueString(), plan.Node.ValueString()
+
+	ct, _, err := r.client.API.Containers().Info(ctx, id, nil)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, r.client, "Cannot read container", err)
+		return
+	}
+	retired, err := retiredVersions(ctx, r.client.API, ct.Services)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, r.client, "Cannot read the container's versions", err)
+		return
+	}
+	if len(retired) == len(ct.Services) {
+		plan.setObserved(ct)
+		resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+		resp.Diagnostics.AddError("Container stays stopped",
+			fmt.Sprintf("Container %s on node %s is stopped: every version it holds is retired (%s). Its agent "+
+				"starts it again once one of them is declared again (a coexist_service_version, a rollback).",
+				id, node, strings.Join(retired, ", ")))
+		return
+	}
+	ct, err = waitRunning(ctx, r.client.API, id, true)
+	plan.setObserved(ct)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+	if err != nil {
+		resp.Diagnostics.AddError("Container did not start again",
+			fmt.Sprintf("Container %s on node %s was stopped (every version it held was retired) and did not run "+
+				"again within %s: %s.\n\nA container that failed is replaced by the next apply.",
+				id, node, timeout, waitErrText(r.client, err)))
+	}
+}
+
+// retiredVersions returns those of refs that are retired (or gone), as
+// service@version.
+func retiredVersions(ctx context.Context, c *api.Client, refs []api.ServiceRef) ([]string, error) {
+	var out []string
+	for _, ref := range refs {
+		v, err := findVersion(ctx, c, ref.Service, ref.Version)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil || v.State == api.VersionRetired {
+			out = append(out, ref.String())
+		}
+	}
+	return out, nil
 }
 
 // Delete marks the container deleted and waits until its agent has drained
@@ -466,12 +547,13 @@ func (r *ContainerResource) Delete(ctx context.Context, req resource.DeleteReque
 	}
 }
 
-// ImportState takes a container id; its name is the id without its suffix.
+// ImportState takes a container id. Read fills in the rest: the name is the
+// one the container was declared with, or its id when it was declared
+// without one.
 func (r *ContainerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	if msg := checkName(req.ID, maxNameLen); msg != "" {
 		resp.Diagnostics.AddError("Invalid import id", "A container id is expected. "+msg)
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), nameOfID(req.ID))...)
 }

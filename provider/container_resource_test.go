@@ -166,6 +166,9 @@ func checkRegistryContainer(s *terraform.State, res, state string) error {
 	if ct.Status == nil || ct.Status.State != state {
 		return fmt.Errorf("container %s: status %+v, want state %s", id, ct.Status, state)
 	}
+	if name, _ := stateAttr(s, res, "name"); ct.Name != name {
+		return fmt.Errorf("container %s: name %q in state, %q in the registry", id, name, ct.Name)
+	}
 	pid, _ := stateAttr(s, res, "pid")
 	if pid != strconv.Itoa(ct.Status.PID) {
 		return fmt.Errorf("container %s: pid %s in state, %d in the registry", id, pid, ct.Status.PID)
@@ -300,6 +303,69 @@ func TestAccContainer_drift(t *testing.T) {
 					return checkRegistryContainer(s, res, api.ContainerRunning)
 				},
 			},
+		},
+	})
+}
+
+// Import of a container declared outside Terraform (by curl, without a name)
+// keeps its id and takes the id as its name, so a configuration that names
+// it by its id plans no change; import of one Terraform made reads back the
+// name it was declared with.
+func TestAccContainer_importLegacy(t *testing.T) {
+	testAccPreCheck(t)
+	const svc, id = "acc-ct-legacy", "legacy-one"
+	ctx := context.Background()
+	// Declared through the API, as curl would.
+	if _, _, err := acc.client.Services().Declare(ctx, svc, "1.0.0", api.VersionRequest{Clients: ">= 1.0, < 2.0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := acc.client.Containers().Declare(ctx, id, api.ContainerRequest{
+		Node:     accNode,
+		Services: []api.ServiceRef{{Service: svc, Version: "1.0.0"}},
+		Config:   api.DriverConfig{Command: acc.greeter, Args: []string{"--version", "1.0.0"}},
+		Health:   &api.HealthCheck{HTTP: "/healthz", Interval: api.Duration(200 * time.Millisecond)},
+	}, &api.WriteOptions{CAS: api.CAS(0)}); err != nil {
+		t.Fatal(err)
+	}
+	res := "coexist_container.c"
+	cfg := containerConfig(containerSpec{service: svc, name: id, args: `["--version", "1.0.0"]`})
+	imports := fmt.Sprintf(`
+import {
+  to = coexist_service_version.v1
+  id = "%s@1.0.0"
+}
+
+import {
+  to = coexist_container.c
+  id = %q
+}
+`, svc, id)
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				// Import blocks: both are adopted, and nothing changes.
+				Config: cfg + imports,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(res, plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction("coexist_service_version.v1", plancheck.ResourceActionNoop),
+					},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("id"), knownvalue.StringExact(id)),
+					statecheck.ExpectKnownValue(res, tfjsonpath.New("name"), knownvalue.StringExact(id)),
+				},
+			},
+			{
+				// terraform import: the same state.
+				ResourceName:      res,
+				ImportState:       true,
+				ImportStateId:     id,
+				ImportStateVerify: true,
+			},
+			{Config: cfg, PlanOnly: true},
 		},
 	})
 }

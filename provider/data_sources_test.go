@@ -211,8 +211,16 @@ data "coexist_route" "r" {
 				},
 			},
 			{
-				Config:      route(`client_version = "3.1.0"`),
-				ExpectError: errorRE("No route", `The registry has no version of service "acc-ds-route" for client version 3.1.0`),
+				// A 3.1 client has no version: an answer that says why, not
+				// an error that would block a plan.
+				Config: route(`client_version = "3.1.0"`),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(ds, tfjsonpath.New("id"), knownvalue.StringExact(svc+"?client_version=3.1.0")),
+					statecheck.ExpectKnownValue(ds, tfjsonpath.New("version"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(ds, tfjsonpath.New("containers"), knownvalue.ListSizeExact(0)),
+					statecheck.ExpectKnownValue(ds, tfjsonpath.New("reason"),
+						knownvalue.StringRegexp(regexp.MustCompile(`^no compatible version of service "acc-ds-route" for client 3\.1\.0: 1\.4\.0 \(active`))),
+				},
 			},
 			{
 				// ...unless the client requires 1.x.

@@ -148,3 +148,74 @@ func checkVersionState(svc, ver, state string) resource.TestCheckFunc {
 		return nil
 	}
 }
+
+// The quickstart recovers with a plain apply after greeter 1.0.0 is retired
+// outside Terraform (through the API): the apply declares it again (a
+// rollback), waits until its container, stopped when its only version
+// retired, runs again, and reads the routes after that.
+//
+// Not parallel: it owns the service name "greeter" while it runs.
+func TestAccQuickstart_retiredOutside(t *testing.T) {
+	testAccPreCheck(t)
+	cfg := quickstartConfig(t)
+	vars := config.Variables{"greeter_command": config.StringVariable(acc.greeter)}
+	v1, c1, c2 := "coexist_service_version.greeter_1", "coexist_container.greeter_1", "coexist_container.greeter_2"
+	var id1 string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config:          cfg,
+				ConfigVariables: vars,
+				Check: func(s *terraform.State) error {
+					var err error
+					id1, err = stateAttr(s, c1, "id")
+					return err
+				},
+			},
+			{
+				PreConfig: func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					if _, _, err := acc.client.Services().Retire(ctx, "greeter", "1.0.0", nil); err != nil {
+						t.Fatalf("retire greeter 1.0.0 through the API: %v", err)
+					}
+					if err := waitRetired(ctx, acc.client, "greeter", "1.0.0"); err != nil {
+						t.Fatal(err)
+					}
+					waitFor(t, "container "+id1+" to stop", 30*time.Second, func() (bool, error) {
+						ct, err := containerOf(id1)
+						return err == nil && ct.Status != nil && ct.Status.State == "stopped", err
+					})
+				},
+				Config:          cfg,
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(v1, plancheck.ResourceActionCreate),
+						plancheck.ExpectResourceAction(c1, plancheck.ResourceActionUpdate),
+						plancheck.ExpectResourceAction(c2, plancheck.ResourceActionNoop),
+					},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(c1, tfjsonpath.New("id"), knownvalue.StringFunc(func(id string) error {
+						if id != id1 {
+							return fmt.Errorf("container replaced: %s, was %s", id, id1)
+						}
+						return nil
+					})),
+					statecheck.ExpectKnownValue(c1, tfjsonpath.New("state"), knownvalue.StringExact("running")),
+					statecheck.ExpectKnownOutputValue("routes", knownvalue.MapExact(map[string]knownvalue.Check{
+						"1.3.0": knownvalue.StringExact("1.0.0"),
+						"2.1.0": knownvalue.StringExact("2.0.0"),
+					})),
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					checkVersionState("greeter", "1.0.0", "active"),
+					func(s *terraform.State) error { return checkRegistryContainer(s, c1, "running") },
+				),
+			},
+		},
+	})
+}

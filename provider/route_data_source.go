@@ -56,12 +56,14 @@ func (d *RouteDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Where a call from a client of a given version goes: the service version the " +
 			"routing rule chooses (the highest active version whose `clients` range admits the client and that " +
-			"meets the client's own requirement, with a running container) and the containers that hold it. " +
-			"Reading it fails, with the registry's explanation, when no version is compatible: use it to check " +
-			"after an apply that every client generation still has a version.",
+			"meets the client's own requirement, with a running container) and the containers that hold it.\n\n" +
+			"When no version is compatible it does not fail: `version` is null, `containers` empty and `reason` " +
+			"holds the registry's explanation. A failing read would block the plan that brings a version back " +
+			"(a version retired outside Terraform, a node down). To hold every client generation to a version, " +
+			"assert on it, e.g. in a `check` block (`condition = data.coexist_route.x.version != null`).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
-				MarkdownDescription: "`service@version` of the chosen version.",
+				MarkdownDescription: "`service@version` of the chosen version; `service?client_version=V` when there is none.",
 				Computed:            true,
 			},
 			"service": schema.StringAttribute{
@@ -88,7 +90,7 @@ func (d *RouteDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 				},
 			},
 			"version": schema.StringAttribute{
-				MarkdownDescription: "The chosen service version.",
+				MarkdownDescription: "The chosen service version; null when no version is compatible.",
 				Computed:            true,
 			},
 			"state": schema.StringAttribute{
@@ -100,7 +102,7 @@ func (d *RouteDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 				Computed:            true,
 			},
 			"reason": schema.StringAttribute{
-				MarkdownDescription: "Why it was chosen.",
+				MarkdownDescription: "Why it was chosen, or why no version is compatible.",
 				Computed:            true,
 			},
 			"containers": schema.ListNestedAttribute{
@@ -149,13 +151,17 @@ func (d *RouteDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 		}
 	}
 	rt, _, err := d.client.API.Route(ctx, rr, nil)
+	if api.IsNotFound(err) {
+		// No compatible version (or no such service): an answer, not an
+		// error, so that a plan that declares one is not blocked by it.
+		m.ID = types.StringValue(fmt.Sprintf("%s?client_version=%s", rr.Service, rr.ClientVersion))
+		m.Version, m.State, m.Clients = types.StringNull(), types.StringNull(), types.StringNull()
+		m.Reason = types.StringValue(body(err))
+		m.Containers = []routeContainerModel{}
+		resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+		return
+	}
 	if err != nil {
-		if api.IsNotFound(err) {
-			resp.Diagnostics.AddError("No route",
-				fmt.Sprintf("The registry has no version of service %q for client version %s: %s",
-					rr.Service, rr.ClientVersion, body(err)))
-			return
-		}
 		addAPIError(&resp.Diagnostics, d.client, "Cannot read route", err)
 		return
 	}

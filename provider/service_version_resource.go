@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-framework/diag"
-
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -26,6 +24,7 @@ var (
 	_ resource.Resource                = (*ServiceVersionResource)(nil)
 	_ resource.ResourceWithConfigure   = (*ServiceVersionResource)(nil)
 	_ resource.ResourceWithImportState = (*ServiceVersionResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*ServiceVersionResource)(nil)
 )
 
 // Default timeouts of coexist_service_version.
@@ -79,6 +78,10 @@ func (r *ServiceVersionResource) Schema(ctx context.Context, _ resource.SchemaRe
 			"Destroying it retires the version: it drains (clients move to another compatible version, " +
 			"calls in flight finish) and Terraform waits until the registry reports it `retired`. " +
 			"Declaring a retired version again brings it back (a rollback).\n\n" +
+			"Create declares a new version, or rolls back a retired one. A version that is active or draining " +
+			"already belongs to someone (another configuration, or the API): create fails and says to import " +
+			"it, even when its range and description are the ones configured, so that two configurations never " +
+			"share a version and the destroy of one never retires the other's.\n\n" +
 			"Default timeouts: `create` 2m, `delete` 10m (a drain lasts until the calls in flight finish, or " +
 			"the containers' `drain_timeout` passes).",
 		Attributes: map[string]schema.Attribute{
@@ -113,8 +116,9 @@ func (r *ServiceVersionResource) Schema(ctx context.Context, _ resource.SchemaRe
 				Validators:          []validator.String{stringvalidator.LengthAtMost(1024)},
 			},
 			"state": schema.StringAttribute{
-				MarkdownDescription: "`active` once declared. A version retired or draining outside Terraform is " +
-					"planned to be declared again.",
+				MarkdownDescription: "`active` once declared. A version retired outside Terraform leaves the " +
+					"state, so the next apply declares it again (a rollback); one draining is planned to be " +
+					"declared again in place, which cancels its drain.",
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
@@ -134,8 +138,9 @@ func (r *ServiceVersionResource) Configure(_ context.Context, req resource.Confi
 	r.client = c
 }
 
-// Create declares the version. An active version declared with another
-// range by someone else is not silently taken over: import it instead.
+// Create declares the version with a check-and-set write: create only, or
+// the rollback of a retired version at the modify index read. A version that
+// is active or draining belongs to someone else: import it instead.
 func (r *ServiceVersionResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	if !configured(r.client, &resp.Diagnostics) {
 		return
@@ -154,42 +159,77 @@ func (r *ServiceVersionResource) Create(ctx context.Context, req resource.Create
 	defer cancel()
 
 	service, ver := plan.Service.ValueString(), plan.Version.ValueString()
-	existing, err := findVersion(ctx, r.client.API, service, ver)
-	if err != nil {
-		addAPIError(&resp.Diagnostics, r.client, "Cannot read service version", err)
+	for attempt := 0; ; attempt++ {
+		existing, err := findVersion(ctx, r.client.API, service, ver)
+		if err != nil {
+			addAPIError(&resp.Diagnostics, r.client, "Cannot read service version", err)
+			return
+		}
+		cas := uint64(0) // create only
+		if existing != nil {
+			if existing.State != api.VersionRetired {
+				resp.Diagnostics.AddError("Service version already exists", alreadyExists(existing))
+				return
+			}
+			cas = existing.ModifyIndex // a rollback, unless someone else moves first
+		}
+		err = r.declare(ctx, &plan, &api.WriteOptions{CAS: api.CAS(cas)})
+		if err == nil {
+			break
+		}
+		if api.IsConflict(err) && attempt < 3 {
+			continue // declared or changed in between: look again
+		}
+		addAPIError(&resp.Diagnostics, r.client, "Cannot declare service version", err)
 		return
 	}
-	if existing != nil && existing.State == api.VersionActive &&
-		(existing.Clients != plan.Clients.ValueString() || existing.Description != plan.Description.ValueString()) {
-		resp.Diagnostics.AddError("Service version already declared",
-			fmt.Sprintf("Version %s of service %q is already declared, for clients %q, and is not managed by this "+
-				"configuration. Import it to manage it here:\n\n  terraform import <address> %s",
-				ver, service, existing.Clients, versionID(service, ver)))
-		return
-	}
-	if r.declare(ctx, &plan, "Cannot declare service version", &resp.Diagnostics) {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// alreadyExists explains a version that exists outside this configuration
+// and how to import it.
+func alreadyExists(v *api.ServiceVersion) string {
+	id := versionID(v.Service, v.Version)
+	return fmt.Sprintf("Version %s of service %q already exists (%s, clients %q) and is not managed by this "+
+		"configuration: another configuration or the API declared it. Creating it here would share it, and "+
+		"destroying either configuration would retire it for both. To manage it here, import it:\n\n"+
+		"  terraform import coexist_service_version.<name> %s\n\n"+
+		"or add an import block (import { to = coexist_service_version.<name>, id = %q }); otherwise remove it "+
+		"from this configuration.", v.Version, v.Service, v.State, v.Clients, id, id)
 }
 
 // declare writes the planned version to the registry and fills in its
-// computed attributes; false when it failed (the diagnostic says why).
-func (r *ServiceVersionResource) declare(ctx context.Context, plan *serviceVersionModel, summary string, diags *diag.Diagnostics) bool {
+// computed attributes.
+func (r *ServiceVersionResource) declare(ctx context.Context, plan *serviceVersionModel, w *api.WriteOptions) error {
 	service, ver := plan.Service.ValueString(), plan.Version.ValueString()
 	sv, _, err := r.client.API.Services().Declare(ctx, service, ver,
-		api.VersionRequest{Clients: plan.Clients.ValueString(), Description: plan.Description.ValueString()}, nil)
+		api.VersionRequest{Clients: plan.Clients.ValueString(), Description: plan.Description.ValueString()}, w)
 	if err != nil {
-		addAPIError(diags, r.client, summary, err)
-		return false
+		return err
 	}
 	plan.ID = types.StringValue(versionID(service, ver))
 	plan.State = types.StringValue(sv.State)
-	return true
+	return nil
 }
 
-// Read refreshes the version. One that is gone, retired or draining is no
-// longer what the configuration declares: it is removed from state so that
-// the next plan declares it again.
+// ModifyPlan plans to declare again, in place, a version that is draining
+// (retired outside Terraform, and not yet done): the update cancels the
+// drain, and nothing restarts.
+func (r *ServiceVersionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+		return
+	}
+	var state types.String
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("state"), &state)...)
+	if resp.Diagnostics.HasError() || state.ValueString() != api.VersionDraining {
+		return
+	}
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("state"), types.StringValue(api.VersionActive))...)
+}
+
+// Read refreshes the version. One that is gone or retired is removed from
+// state, so that the next plan declares it again (a rollback); one that is
+// draining stays, and ModifyPlan plans to cancel its drain.
 func (r *ServiceVersionResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	if !configured(r.client, &resp.Diagnostics) {
 		return
@@ -205,7 +245,7 @@ func (r *ServiceVersionResource) Read(ctx context.Context, req resource.ReadRequ
 		addAPIError(&resp.Diagnostics, r.client, "Cannot read service version", err)
 		return
 	}
-	if sv == nil || sv.State != api.VersionActive {
+	if sv == nil || sv.State == api.VersionRetired {
 		resp.State.RemoveResource(ctx)
 		return
 	}
@@ -227,9 +267,11 @@ func (r *ServiceVersionResource) Update(ctx context.Context, req resource.Update
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if r.declare(ctx, &plan, "Cannot update service version", &resp.Diagnostics) {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	if err := r.declare(ctx, &plan, nil); err != nil {
+		addAPIError(&resp.Diagnostics, r.client, "Cannot update service version", err)
+		return
 	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 // Delete retires the version and waits until the registry reports it

@@ -124,3 +124,69 @@ func checkRegistryVersion(svc, ver, clients, state string) resource.TestCheckFun
 		return nil
 	}
 }
+
+// A version that another configuration declared is not silently shared, even
+// with the same range and description: the second configuration's create
+// fails and says to import it, and destroying the second configuration
+// leaves the first one's version serving.
+func TestAccServiceVersion_existsElsewhere(t *testing.T) {
+	testAccPreCheck(t)
+	const svc = "acc-sv-taken"
+	first := containerConfig(containerSpec{service: svc, name: "taken", args: `["--version", "1.0.0"]`})
+	second := providerBlock + fmt.Sprintf(`
+resource "coexist_service_version" "mine" {
+  service = %q
+  version = "1.0.0"
+  clients = ">= 1.0, < 2.0"
+}
+`, svc)
+	serving := func() error {
+		v, err := findVersion(context.Background(), acc.client, svc, "1.0.0")
+		if err != nil {
+			return err
+		}
+		if v == nil || v.State != api.VersionActive {
+			return fmt.Errorf("version 1.0.0 of %s: %+v, want active", svc, v)
+		}
+		rt, _, err := acc.client.Route(context.Background(), api.RouteRequest{Service: svc, ClientVersion: "1.5.0"}, nil)
+		if err != nil {
+			return fmt.Errorf("route of a 1.5.0 client: %w", err)
+		}
+		if rt.Version != "1.0.0" || len(rt.Containers) != 1 {
+			return fmt.Errorf("route of a 1.5.0 client: %+v", rt)
+		}
+		return nil
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps: []resource.TestStep{
+			{Config: first, Check: func(*terraform.State) error { return serving() }},
+			{
+				// The second configuration: its own working directory and
+				// state, against the same registry. Its create fails; its
+				// destroy (at the end of its test) has nothing to retire.
+				PreConfig: func() {
+					t.Run("second configuration", func(t *testing.T) {
+						resource.Test(t, resource.TestCase{
+							ProtoV6ProviderFactories: protoV6Providers,
+							Steps: []resource.TestStep{{
+								Config: second,
+								ExpectError: errorRE("Service version already exists",
+									`Version 1.0.0 of service "acc-sv-taken" already exists (active, clients ">= 1.0, < 2.0")`,
+									"import it", "terraform import coexist_service_version.<name> acc-sv-taken@1.0.0"),
+							}},
+						})
+					})
+					if err := serving(); err != nil {
+						t.Fatalf("after the second configuration was destroyed: %v", err)
+					}
+				},
+				Config: first,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+		},
+	})
+}

@@ -61,9 +61,10 @@ func sleepBackoff(ctx context.Context, d *time.Duration) error {
 
 // waitRunning waits until container id is running: started and past its
 // first health check. It returns the last container seen, also on error: a
-// *containerFailure when its agent reported it failed, errGone when it left
-// the registry, ctx's error on timeout.
-func waitRunning(ctx context.Context, c *api.Client, id string) (*api.Container, error) {
+// *containerFailure when its agent reported it failed (or stopped, unless
+// fromStopped: a stopped container that its agent is about to start again),
+// errGone when it left the registry, ctx's error on timeout.
+func waitRunning(ctx context.Context, c *api.Client, id string, fromStopped bool) (*api.Container, error) {
 	var index uint64
 	var last *api.Container
 	backoff := minBackoff
@@ -93,7 +94,11 @@ func waitRunning(ctx context.Context, c *api.Client, id string) (*api.Container,
 			switch st.State {
 			case api.ContainerRunning:
 				return ct, nil
-			case api.ContainerFailed, api.ContainerStopped, api.ContainerDraining:
+			case api.ContainerStopped:
+				if !fromStopped {
+					return ct, &containerFailure{ID: ct.ID, Node: ct.Node, State: st.State, Message: st.Message}
+				}
+			case api.ContainerFailed, api.ContainerDraining:
 				return ct, &containerFailure{ID: ct.ID, Node: ct.Node, State: st.State, Message: st.Message}
 			}
 		}

@@ -84,7 +84,10 @@ resource "coexist_container" "greeter_2" {
   }
 }
 
-# Where a 1.3 and a 2.1 client of greeter go, once both containers run.
+# Where a 1.3 and a 2.1 client of greeter go, once both containers run. With
+# no compatible version a route reads as version = null and says why in
+# `reason`; it does not fail, so that it never blocks the apply that brings a
+# version back (e.g. after a version was retired outside Terraform).
 data "coexist_route" "client_1" {
   service        = "greeter"
   client_name    = "quickstart"
@@ -97,4 +100,12 @@ data "coexist_route" "client_2" {
   client_name    = "quickstart"
   client_version = "2.1.0"
   depends_on     = [coexist_container.greeter_1, coexist_container.greeter_2]
+}
+
+# Every client generation should have a version: a warning, not an error.
+check "every_client_has_a_version" {
+  assert {
+    condition     = data.coexist_route.client_1.version != null && data.coexist_route.client_2.version != null
+    error_message = "A client generation has no version of greeter: ${data.coexist_route.client_1.reason}; ${data.coexist_route.client_2.reason}"
+  }
 }

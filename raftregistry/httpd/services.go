@@ -41,10 +41,15 @@ func (s *Server) declareVersion(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return err
 	}
+	cas, err := parseCAS(r)
+	if err != nil {
+		return err
+	}
 	cmd, err := parseVersion(svc, ver, c.body)
 	if err != nil {
 		return err
 	}
+	cmd.CAS = cas
 	return s.applyVersion(w, r, cmd, state.VersionKey{Service: svc, Version: ver})
 }
 

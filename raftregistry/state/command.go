@@ -56,12 +56,14 @@ type PurgeNode struct {
 }
 
 // DeclareVersion declares a service version, cancels its drain, or brings a
-// retired one back.
+// retired one back. CAS, when set, is a check-and-set on the version's
+// modify index; 0 means create only.
 type DeclareVersion struct {
-	Service     string `json:"service"`
-	Version     string `json:"version"`
-	Clients     string `json:"clients"`
-	Description string `json:"description,omitempty"`
+	Service     string  `json:"service"`
+	Version     string  `json:"version"`
+	Clients     string  `json:"clients"`
+	Description string  `json:"description,omitempty"`
+	CAS         *uint64 `json:"cas,omitempty"`
 }
 
 // RetireVersion starts draining a service version.

@@ -41,7 +41,7 @@ const Redacted = "<redacted>"
 func (c *Container) API(showEnv bool) api.Container {
 	s := &c.Spec
 	out := api.Container{
-		ID: c.ID, Node: s.Node, Driver: s.Driver,
+		ID: c.ID, Name: s.Name, Node: s.Node, Driver: s.Driver,
 		Config:       api.DriverConfig{Command: s.Command, Args: s.Args},
 		DrainTimeout: api.Duration(s.DrainTimeout),
 		Desired:      c.Desired, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex,

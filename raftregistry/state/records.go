@@ -69,8 +69,8 @@ type ServiceVersion struct {
 func (v *ServiceVersion) Key() VersionKey { return VersionKey{v.Service, v.Version} }
 
 // ContainerSpec is the desired part of a container that an operator declares.
-// Two specs are equal when they would run the same thing.
 type ContainerSpec struct {
+	Name         string            `json:"name,omitempty"`
 	Node         string            `json:"node"`
 	Services     []VersionKey      `json:"services"`
 	Driver       string            `json:"driver"`
@@ -97,9 +97,10 @@ type RestartPolicy struct {
 	MaxDelay time.Duration `json:"max_delay"`
 }
 
-// Equal reports whether two specs run the same thing.
+// Equal reports whether two specs declare the same container: the same name
+// and the same thing run the same way.
 func (s *ContainerSpec) Equal(o *ContainerSpec) bool {
-	if s.Node != o.Node || s.Driver != o.Driver || s.Command != o.Command ||
+	if s.Name != o.Name || s.Node != o.Node || s.Driver != o.Driver || s.Command != o.Command ||
 		s.DrainTimeout != o.DrainTimeout {
 		return false
 	}

@@ -221,6 +221,9 @@ func (s *Store) declareVersion(index uint64, c *DeclareVersion) (*ServiceVersion
 	}
 	k := VersionKey{c.Service, c.Version}
 	old := s.version(k)
+	if err := checkVersionCAS(old, c); err != nil {
+		return nil, err
+	}
 	if old != nil && old.State == api.VersionActive && old.Clients == c.Clients && old.Description == c.Description {
 		return old, nil
 	}
@@ -232,6 +235,20 @@ func (s *Store) declareVersion(index uint64, c *DeclareVersion) (*ServiceVersion
 	s.putVersion(v)
 	s.touch(TableServices, index)
 	return v, nil
+}
+
+// checkVersionCAS refuses a check-and-set declaration whose version is not
+// at the index it names: cas=0 means it must not exist, in any state.
+func checkVersionCAS(old *ServiceVersion, c *DeclareVersion) error {
+	switch {
+	case c.CAS == nil:
+		return nil
+	case old == nil && *c.CAS != 0:
+		return conflict("version %s of service %q does not exist (cas=%d)", c.Version, c.Service, *c.CAS)
+	case old != nil && *c.CAS != old.ModifyIndex:
+		return conflict("version %s of service %q exists (%s) at modify index %d, not %d", c.Version, c.Service, old.State, old.ModifyIndex, *c.CAS)
+	}
+	return nil
 }
 
 func (s *Store) retireVersion(index uint64, c *RetireVersion) (*ServiceVersion, error) {

@@ -103,6 +103,7 @@ func ValidateDeclareVersion(c *DeclareVersion) error {
 // defaults filled in.
 func SpecFromAPI(r *api.ContainerRequest) ContainerSpec {
 	s := ContainerSpec{
+		Name:         r.Name,
 		Node:         r.Node,
 		Driver:       r.Driver,
 		Command:      r.Config.Command,
@@ -150,6 +151,11 @@ func SpecFromAPI(r *api.ContainerRequest) ContainerSpec {
 func ValidateContainer(id string, s *ContainerSpec) error {
 	if err := ValidateName("id", id); err != nil {
 		return err
+	}
+	if s.Name != "" {
+		if err := ValidateName("name", s.Name); err != nil {
+			return err
+		}
 	}
 	if err := ValidateName("node", s.Node); err != nil {
 		return err
