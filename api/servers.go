@@ -191,14 +191,17 @@ func (c *Client) refreshServers() {
 // attemptTimeout is how long one attempt of r may take before the next
 // server is tried, with left attempts after it; 0 means no bound of its own.
 func (c *Client) attemptTimeout(ctx context.Context, r *request, left int) time.Duration {
-	d := defaultAttemptTimeout
 	if r.params.Has("index") {
+		// A blocking query answers within its wait and the server's
+		// jitter (a sixteenth); a deadline the caller set is sized for
+		// one such answer, so it is not shared.
 		wait := defaultBlockingWait
 		if w, err := time.ParseDuration(r.params.Get("wait")); err == nil && w > 0 {
 			wait = w
 		}
-		d += wait + wait/16
+		return defaultAttemptTimeout + wait + wait/16
 	}
+	d := defaultAttemptTimeout
 	if dl, ok := ctx.Deadline(); ok && left > 0 {
 		// Leave the other servers half of what remains.
 		d = min(d, time.Until(dl)/2)

@@ -202,3 +202,26 @@ func TestLearnServersFromPeers(t *testing.T) {
 		t.Fatal("a client without RefreshServers reached a server it was not given")
 	}
 }
+
+// TestBlockingQueryKeepsItsDeadline: a blocking query whose caller's
+// deadline is sized for its wait is not cut short to leave time for other
+// servers: the server that holds it answers.
+func TestBlockingQueryKeepsItsDeadline(t *testing.T) {
+	holding := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Second)
+		w.Header().Set(api.HeaderIndex, "6")
+		w.Header().Set(api.HeaderKnownLeader, "true")
+		writeJSON(w, http.StatusOK, []api.Node{})
+	})
+	other := newFake(t, nil)
+	c := multiClient(t, 0, holding.srv.URL, other.srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, meta, err := c.Nodes().List(ctx, &api.QueryOptions{WaitIndex: 5, WaitTime: time.Second})
+	if err != nil || meta.LastIndex != 6 {
+		t.Fatalf("blocking query: meta %+v, err %v", meta, err)
+	}
+	if other.count() != 0 {
+		t.Fatalf("the blocking query was cut and sent to the other server")
+	}
+}
