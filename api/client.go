@@ -411,12 +411,16 @@ func (c *Client) attempt(ctx context.Context, base *url.URL, r *request, limit t
 	case r.method == http.MethodPut || r.method == http.MethodPost:
 		body = http.NoBody
 	}
-	actx, cancel := ctx, context.CancelFunc(func() {})
+	// The limit bounds the wait for the answer's head, not the reading of
+	// its body (a snapshot may take longer).
+	actx, cancel := context.WithCancel(ctx)
+	stopTimer := func() bool { return true }
 	if limit > 0 {
-		actx, cancel = context.WithTimeout(ctx, limit)
+		stopTimer = time.AfterFunc(limit, cancel).Stop
 	}
 	req, err := http.NewRequestWithContext(actx, r.method, u.String(), body)
 	if err != nil {
+		stopTimer()
 		cancel()
 		return nil, 0, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
@@ -435,10 +439,16 @@ func (c *Client) attempt(ctx context.Context, base *url.URL, r *request, limit t
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	took := time.Since(start)
+	timedOut := !stopTimer()
+	if timedOut && err == nil {
+		// The head came as the limit passed: the context is gone, so is
+		// the body.
+		_ = resp.Body.Close()
+		err = context.Canceled
+	}
 	if err != nil {
-		timedOut := ctx.Err() == nil && actx.Err() != nil
 		cancel()
-		if timedOut {
+		if timedOut && ctx.Err() == nil {
 			return nil, took, fmt.Errorf("%s %s on %s: %w (%s)", r.method, r.path, base.Host, errNoAnswer, limit)
 		}
 		return nil, took, fmt.Errorf("%s %s: %w", r.method, r.path, err)

@@ -225,3 +225,24 @@ func TestBlockingQueryKeepsItsDeadline(t *testing.T) {
 		t.Fatalf("the blocking query was cut and sent to the other server")
 	}
 }
+
+// TestAttemptLimitSparesTheBody: an attempt's limit bounds the wait for the
+// answer's head; a body that takes longer to arrive is read whole.
+func TestAttemptLimitSparesTheBody(t *testing.T) {
+	slow := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`[{"id": "n1",`))
+		http.NewResponseController(w).Flush()
+		time.Sleep(1300 * time.Millisecond)
+		_, _ = w.Write([]byte(` "status": "ready"}]`))
+	})
+	other := newFake(t, nil)
+	c := multiClient(t, 0, slow.srv.URL, other.srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // 1s for the first server
+	defer cancel()
+	nodes, _, err := c.Nodes().List(ctx, nil)
+	if err != nil || len(nodes) != 1 || nodes[0].ID != "n1" {
+		t.Fatalf("nodes %+v, err %v", nodes, err)
+	}
+}
