@@ -350,8 +350,8 @@ func (r *request) setJSON(v any) error {
 // Any other answer is a *StatusError. The caller closes the body.
 //
 // With several servers known, r goes to the current one first and, when
-// mayTryElsewhere allows, to each of the others in turn; each attempt but
-// the last is bounded by attemptTimeout. A server that failed, or that
+// mayTryElsewhere allows, to each of the others in turn; each attempt of an
+// idempotent request is bounded by attemptTimeout. A server that failed, or that
 // answered without knowing a leader, stops being the current one.
 func (c *Client) do(ctx context.Context, r *request) (*http.Response, time.Duration, error) {
 	list, first := c.servers.snapshot()
@@ -363,8 +363,10 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, time.Durat
 	for i := range len(list) {
 		base := list[(first+i)%len(list)]
 		left := len(list) - 1 - i
+		// Only a request that may go to the next server after it reached
+		// this one gains from a limit of its own.
 		var limit time.Duration
-		if len(list) > 1 {
+		if len(list) > 1 && r.idempotent() && r.stream == nil {
 			limit = c.attemptTimeout(ctx, r, left)
 		}
 		resp, took, err = c.attempt(ctx, base, r, limit)

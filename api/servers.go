@@ -228,12 +228,19 @@ func (r *request) mayTryElsewhere(err error) bool {
 	if neverConnected(err) {
 		return true
 	}
-	idempotent := r.method == "GET" || r.method == "HEAD" ||
-		((r.method == "PUT" || r.method == "DELETE") && !r.params.Has("cas"))
-	if !idempotent {
-		return false
+	return r.idempotent() && (errors.Is(err, errNoAnswer) || IsRetryable(err))
+}
+
+// idempotent reports whether r may be sent again after it reached a server:
+// a read, or a PUT or DELETE without check-and-set.
+func (r *request) idempotent() bool {
+	switch r.method {
+	case "GET", "HEAD":
+		return true
+	case "PUT", "DELETE":
+		return !r.params.Has("cas")
 	}
-	return errors.Is(err, errNoAnswer) || IsRetryable(err)
+	return false
 }
 
 // neverConnected reports whether err is a failure to connect: the request
