@@ -22,6 +22,10 @@ import (
 // DefaultAddress is the registry address used when none is configured.
 const DefaultAddress = "http://127.0.0.1:7700"
 
+// DefaultRefreshServers is how often agents and SDK clients learn the
+// registry's servers again (Config.RefreshServers).
+const DefaultRefreshServers = 30 * time.Second
+
 // Environment variables read by DefaultConfig.
 const (
 	EnvAddress    = "COEXIST_ADDR"
@@ -37,8 +41,18 @@ const maxErrorBody = 64 << 10
 // Config configures a Client.
 type Config struct {
 	// Address is the registry's URL, http:// or https://, e.g.
-	// "http://127.0.0.1:7700". Empty means DefaultAddress.
+	// "http://127.0.0.1:7700", or the URLs of several of its servers
+	// separated by commas. Empty means DefaultAddress. A Client that knows
+	// several servers sends a request to the next one when its server does
+	// not answer, or answers 502, 503 or 504, when the request may be sent
+	// twice (reads, and writes other than POST and check-and-set).
 	Address string
+	// RefreshServers, when positive, makes the Client learn the registry's
+	// other servers from GET /v1/status/peers after its first answer and
+	// then every RefreshServers, so that it can fail over to servers it was
+	// not given. Agents and the SDK use DefaultRefreshServers. Zero keeps to
+	// the servers of Address.
+	RefreshServers time.Duration
 	// Token is sent as "Authorization: Bearer <token>" when not empty.
 	Token string
 	// HTTPClient, when set, is used instead of the default one. When TLS is
@@ -66,8 +80,8 @@ type TLSConfig struct {
 
 func (t TLSConfig) empty() bool { return t == TLSConfig{} }
 
-// DefaultConfig returns a Config from the environment: COEXIST_ADDR (default
-// DefaultAddress), COEXIST_TOKEN, COEXIST_CACERT, COEXIST_CLIENT_CERT and
+// DefaultConfig returns a Config from the environment: COEXIST_ADDR (one URL
+// or several separated by commas; default DefaultAddress), COEXIST_TOKEN, COEXIST_CACERT, COEXIST_CLIENT_CERT and
 // COEXIST_CLIENT_KEY.
 func DefaultConfig() *Config {
 	cfg := &Config{
@@ -138,9 +152,9 @@ type WriteMeta struct {
 
 // Client is a client of the registry HTTP API. It is safe for concurrent use.
 type Client struct {
-	base  *url.URL
-	http  *http.Client
-	token atomic.Pointer[string]
+	servers *servers
+	http    *http.Client
+	token   atomic.Pointer[string]
 }
 
 // NewClient returns a Client for cfg; a nil cfg means DefaultConfig().
@@ -148,7 +162,7 @@ func NewClient(cfg *Config) (*Client, error) {
 	if cfg == nil {
 		cfg = DefaultConfig()
 	}
-	base, err := parseAddress(cfg.Address)
+	given, err := parseAddresses(cfg.Address)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +170,7 @@ func NewClient(cfg *Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{base: base, http: hc}
+	c := &Client{servers: newServers(given, cfg.RefreshServers), http: hc}
 	c.SetToken(cfg.Token)
 	return c, nil
 }
@@ -262,8 +276,13 @@ func buildTLS(t TLSConfig) (*tls.Config, error) {
 	return conf, nil
 }
 
-// Address returns the registry URL the Client talks to.
-func (c *Client) Address() string { return c.base.String() }
+// Address returns the URL of the registry server the Client sends its next
+// request to.
+func (c *Client) Address() string { return c.servers.current().String() }
+
+// Servers returns the URLs of every registry server the Client knows: those
+// it was given, then those it learned.
+func (c *Client) Servers() []string { return c.servers.all() }
 
 // Token returns the Client's ACL token.
 func (c *Client) Token() string { return *c.token.Load() }
@@ -278,7 +297,8 @@ type request struct {
 	params url.Values
 	flags  []string // bare query flags, e.g. "stale"
 	token  string
-	body   io.Reader
+	body   []byte    // sent again when the request goes to another server
+	stream io.Reader // a body read once: never sent to a second server
 	ctype  string
 }
 
@@ -321,16 +341,56 @@ func (r *request) setJSON(v any) error {
 	if err != nil {
 		return fmt.Errorf("encode request: %w", err)
 	}
-	r.body = bytes.NewReader(b)
+	r.body = b
 	r.ctype = "application/json"
 	return nil
 }
 
 // do sends r and returns the response when it is 2xx, with the time it took.
 // Any other answer is a *StatusError. The caller closes the body.
+//
+// With several servers known, r goes to the current one first and, when
+// mayTryElsewhere allows, to each of the others in turn; each attempt of an
+// idempotent request is bounded by attemptTimeout. A server that failed, or that
+// answered without knowing a leader, stops being the current one.
 func (c *Client) do(ctx context.Context, r *request) (*http.Response, time.Duration, error) {
-	u := *c.base
-	rawPath := c.base.EscapedPath() + r.path
+	list, first := c.servers.snapshot()
+	var (
+		resp *http.Response
+		took time.Duration
+		err  error
+	)
+	for i := range len(list) {
+		base := list[(first+i)%len(list)]
+		left := len(list) - 1 - i
+		// Only a request that may go to the next server after it reached
+		// this one gains from a limit of its own.
+		var limit time.Duration
+		if len(list) > 1 && r.idempotent() && r.stream == nil {
+			limit = c.attemptTimeout(ctx, r, left)
+		}
+		resp, took, err = c.attempt(ctx, base, r, limit)
+		if err == nil {
+			if len(list) > 1 && resp.Header.Get(HeaderKnownLeader) == "false" {
+				c.servers.moveOn(base)
+			}
+			if c.servers.refreshDue(time.Now()) {
+				go c.refreshServers()
+			}
+			return resp, took, nil
+		}
+		if ctx.Err() != nil || left == 0 || !r.mayTryElsewhere(err) {
+			break
+		}
+		c.servers.moveOn(base)
+	}
+	return nil, took, err
+}
+
+// attempt sends r to the server at base, within limit when it is not 0.
+func (c *Client) attempt(ctx context.Context, base *url.URL, r *request, limit time.Duration) (*http.Response, time.Duration, error) {
+	u := *base
+	rawPath := base.EscapedPath() + r.path
 	p, err := url.PathUnescape(rawPath)
 	if err != nil {
 		return nil, 0, fmt.Errorf("bad request path %q: %w", r.path, err)
@@ -344,12 +404,26 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, time.Durat
 		u.RawQuery += f
 	}
 
-	body := r.body
-	if body == nil && (r.method == http.MethodPut || r.method == http.MethodPost) {
+	var body io.Reader
+	switch {
+	case r.stream != nil:
+		body = r.stream
+	case r.body != nil:
+		body = bytes.NewReader(r.body)
+	case r.method == http.MethodPut || r.method == http.MethodPost:
 		body = http.NoBody
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	// The limit bounds the wait for the answer's head, not the reading of
+	// its body (a snapshot may take longer).
+	actx, cancel := context.WithCancel(ctx)
+	stopTimer := func() bool { return true }
+	if limit > 0 {
+		stopTimer = time.AfterFunc(limit, cancel).Stop
+	}
+	req, err := http.NewRequestWithContext(actx, r.method, u.String(), body)
 	if err != nil {
+		stopTimer()
+		cancel()
 		return nil, 0, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
 	req.Header.Set("Accept", "application/json")
@@ -367,14 +441,38 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, time.Durat
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	took := time.Since(start)
+	timedOut := !stopTimer()
+	if timedOut && err == nil {
+		// The head came as the limit passed: the context is gone, so is
+		// the body.
+		_ = resp.Body.Close()
+		err = context.Canceled
+	}
 	if err != nil {
+		cancel()
+		if timedOut && ctx.Err() == nil {
+			return nil, took, fmt.Errorf("%s %s on %s: %w (%s)", r.method, r.path, base.Host, errNoAnswer, limit)
+		}
 		return nil, took, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer closeBody(resp)
 		return nil, took, statusError(resp)
 	}
 	return resp, took, nil
+}
+
+// cancelOnClose ends an attempt's context when its answer's body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // statusError reads the error answer resp.

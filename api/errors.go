@@ -51,11 +51,15 @@ func IsUnauthorized(err error) bool {
 
 // IsRetryable reports whether the same request may succeed if sent again
 // later: the registry had no leader or a proxy could not reach it (502, 503,
-// 504), or the connection failed or was cut. A cancelled or expired context
+// 504), or the connection failed or was cut, or a server of several gave
+// no answer in time. A cancelled or expired context
 // is never retryable, and neither is a TLS verification failure.
 func IsRetryable(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, errNoAnswer) {
+		return true
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false

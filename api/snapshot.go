@@ -33,7 +33,7 @@ func (s *Snapshot) Save(ctx context.Context, q *QueryOptions) (io.ReadCloser, *Q
 func (s *Snapshot) Restore(ctx context.Context, snap io.Reader, w *WriteOptions) (*WriteMeta, error) {
 	r := s.c.newRequest(http.MethodPut, "/v1/snapshot")
 	r.setWrite(w)
-	r.body = snap
+	r.stream = snap
 	r.ctype = "application/octet-stream"
 	resp, took, err := s.c.do(ctx, r)
 	if err != nil {

@@ -48,9 +48,11 @@ type Config struct {
 	// it are preferred.
 	Node string
 
-	// Registry is the registry's URL; empty means COEXIST_ADDR, else
-	// api.DefaultAddress. The TLS settings come from the environment as for
-	// api.DefaultConfig.
+	// Registry is the registry's URL, or the URLs of several of its servers
+	// separated by commas; empty means COEXIST_ADDR, else
+	// api.DefaultAddress. The client learns the other servers from the
+	// registry and fails over to them (api.Config.RefreshServers). The TLS
+	// settings come from the environment as for api.DefaultConfig.
 	Registry string
 	// Token is the ACL token (a read token is enough); empty means
 	// COEXIST_TOKEN.
@@ -114,6 +116,7 @@ func (cfg *Config) apiClient() (*api.Client, error) {
 	if cfg.Token != "" {
 		ac.Token = cfg.Token
 	}
+	ac.RefreshServers = api.DefaultRefreshServers
 	return api.NewClient(ac)
 }
 

@@ -254,6 +254,9 @@ func (a *Agent) register(ctx context.Context) error {
 		if api.IsUnauthorized(err) {
 			return fmt.Errorf("register node %q: %w (the agent needs an agent token for this node or a management token)", a.cfg.NodeID, err)
 		}
+		if permanent(err) {
+			return fmt.Errorf("register node %q: the registry refuses it, and would on every retry: %w", a.cfg.NodeID, err)
+		}
 		a.logger.Warn("register node failed; retrying", "error", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
@@ -262,6 +265,14 @@ func (a *Agent) register(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// permanent reports whether err is an answer of the registry that the same
+// request would get again: a 4xx other than 408 and 429.
+func permanent(err error) bool {
+	var se *api.StatusError
+	return errors.As(err, &se) && se.Code >= 400 && se.Code < 500 &&
+		se.Code != http.StatusRequestTimeout && se.Code != http.StatusTooManyRequests
 }
 
 // recover re-adopts the containers a previous agent left running, so that

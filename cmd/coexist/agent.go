@@ -23,6 +23,7 @@ import (
 	"github.com/coexist-dev/coexist/node/driver"
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
+	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -33,6 +34,31 @@ type agentFlags struct {
 	dev                                                                bool
 	startTimeout, killTimeout                                          time.Duration
 	portMin, portMax                                                   int // of portRange, set by validate
+}
+
+// addrListFlag is --registry: repeated, or URLs separated by commas. Its
+// first use replaces the default (COEXIST_ADDR).
+type addrListFlag struct {
+	list *string
+	set  bool
+}
+
+func (a *addrListFlag) String() string {
+	if a.list == nil {
+		return ""
+	}
+	return *a.list
+}
+
+func (a *addrListFlag) Set(s string) error {
+	if !a.set {
+		*a.list, a.set = "", true
+	}
+	if *a.list != "" {
+		*a.list += ","
+	}
+	*a.list += s
+	return nil
 }
 
 type labelFlag map[string]string
@@ -52,7 +78,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's id (default: the host name)")
-	fs.StringVar(&f.registry, "registry", envOr("COEXIST_ADDR", api.DefaultAddress), "registry URL (env COEXIST_ADDR)")
+	f.registry = envOr("COEXIST_ADDR", api.DefaultAddress)
+	fs.Var(&addrListFlag{list: &f.registry}, "registry", "registry server URL; repeat it or separate URLs with commas, the agent learns the other servers (env COEXIST_ADDR)")
 	secretVar(fs, &f.token, "token", api.EnvToken, "agent token for this node")
 	fs.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:7780", "address the node's gateway listens on")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for container state and logs (required; --dev: a temporary one)")
@@ -105,12 +132,24 @@ func parsePortRange(s string) (int, int, error) {
 
 // validate checks the flags and fills in what they imply.
 func (f *agentFlags) validate() error {
-	if f.nodeID == "" {
+	fromHost := f.nodeID == ""
+	if fromHost {
 		h, err := os.Hostname()
 		if err != nil {
 			return fmt.Errorf("--node-id: %w", err)
 		}
 		f.nodeID = strings.ToLower(h)
+	}
+	// The registry's own rule: a node id it would refuse with a 400 on
+	// every registration is bad usage here.
+	if err := state.ValidateName("--node-id", f.nodeID); err != nil {
+		if fromHost {
+			return fmt.Errorf("%w (it defaults to the host name: set --node-id)", err)
+		}
+		return err
+	}
+	if _, err := api.ParseAddresses(f.registry); err != nil {
+		return fmt.Errorf("--registry: %w", err)
 	}
 	var err error
 	if f.portMin, f.portMax, err = parsePortRange(f.portRange); err != nil {
@@ -139,7 +178,7 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 		}
 		defer shutdown()
 	}
-	client, err := api.NewClient(&api.Config{Address: f.registry, Token: f.token})
+	client, err := api.NewClient(&api.Config{Address: f.registry, Token: f.token, RefreshServers: api.DefaultRefreshServers})
 	if err != nil {
 		return err
 	}

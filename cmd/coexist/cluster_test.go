@@ -100,7 +100,9 @@ func (p *serverProc) client(t *testing.T) *api.Client {
 	return c
 }
 
-func startCluster(t *testing.T, n int) []*serverProc {
+// startCluster starts n real servers, the first with --bootstrap and the
+// others with --join, each with the extra flags.
+func startCluster(t *testing.T, n int, extra ...string) []*serverProc {
 	t.Helper()
 	dir := t.TempDir()
 	var procs []*serverProc
@@ -117,13 +119,13 @@ func startCluster(t *testing.T, n int) []*serverProc {
 			}
 		}
 	})
-	procs[0].start(t, "--bootstrap")
+	procs[0].start(t, append([]string{"--bootstrap"}, extra...)...)
 	waitFor(t, 20*time.Second, "the first server to lead", func() bool {
 		l, _, err := procs[0].client(t).Status().Leader(context.Background(), nil)
 		return err == nil && l.ID == "s1"
 	})
 	for _, p := range procs[1:] {
-		p.start(t, "--join", procs[0].url())
+		p.start(t, append([]string{"--join", procs[0].url()}, extra...)...)
 	}
 	waitFor(t, 20*time.Second, "all servers to join", func() bool {
 		peers, _, err := procs[0].client(t).Status().Peers(context.Background(), nil)

@@ -82,7 +82,14 @@ type agentProc struct {
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
 	procs := startCluster(t, 1)
-	f := &fleet{t: t, server: procs[0], api: procs[0].client(t), agents: map[string]*agentProc{}}
+	return newFleetOn(t, procs[0], procs[0].client(t))
+}
+
+// newFleetOn makes a fleet whose agents talk to server by default and whose
+// test calls go through c.
+func newFleetOn(t *testing.T, server *serverProc, c *api.Client) *fleet {
+	t.Helper()
+	f := &fleet{t: t, server: server, api: c, agents: map[string]*agentProc{}}
 	t.Cleanup(func() {
 		for _, a := range f.agents {
 			a.kill()
@@ -122,13 +129,13 @@ func killContainers(dataDir string) {
 	}
 }
 
+// startAgent starts the agent of node id, with the registry URL it was
+// first started with (f.server's, unless addAgent said otherwise).
 func (f *fleet) startAgent(id string, extra ...string) *agentProc {
 	f.t.Helper()
 	a := f.agents[id]
 	if a == nil {
-		a = &agentProc{proc: newProc(id), gateway: freeAddr(f.t), dataDir: filepath.Join(f.t.TempDir(), id),
-			ports: portWindow(), registry: f.server.url()}
-		f.agents[id] = a
+		a = f.addAgent(id, f.server.url())
 	}
 	a.run(f.t, append([]string{"agent", "--node-id", id, "--registry", a.registry, "--token", testToken,
 		"--gateway-addr", a.gateway, "--data-dir", a.dataDir, "--port-range", a.ports, "--log-level", "debug"}, extra...)...)
@@ -136,6 +143,15 @@ func (f *fleet) startAgent(id string, extra ...string) *agentProc {
 		n, _, err := f.api.Nodes().Info(context.Background(), id, nil)
 		return err == nil && n.Status == api.NodeReady && n.Gateway == a.gateway
 	})
+	return a
+}
+
+// addAgent makes, without starting it, the agent of node id that is given
+// registry as --registry.
+func (f *fleet) addAgent(id, registry string) *agentProc {
+	a := &agentProc{proc: newProc(id), gateway: freeAddr(f.t), dataDir: filepath.Join(f.t.TempDir(), id),
+		ports: portWindow(), registry: registry}
+	f.agents[id] = a
 	return a
 }
 

@@ -179,6 +179,8 @@ func serve(ctx context.Context, f *serverFlags, logger hclog.Logger) error {
 		logger.Info("data dir holds raft state: --join ignored")
 	case f.join != "":
 		go joinLoop(joinCtx, f, tlsCfg, logger)
+	case !existing && !f.bootstrap:
+		go waitToBeAdded(joinCtx, f, store, logger)
 	}
 
 	select {
@@ -196,6 +198,31 @@ func serve(ctx context.Context, f *serverFlags, logger hclog.Logger) error {
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	return serr
+}
+
+// waitToBeAdded says, until this server learns of a leader, that a server
+// with no Raft state and neither --bootstrap nor --join waits to be added by
+// a member. It keeps waiting rather than exit: membership is pushed by the
+// cluster (a member's POST /v1/cluster/join adds it, which is what --join
+// asks of a member), so a server started this way is useful once an operator
+// adds it; an operator who forgot a flag learns which one from this line.
+func waitToBeAdded(ctx context.Context, f *serverFlags, store *raftregistry.Store, logger hclog.Logger) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if _, ok := store.Leader(); ok {
+			return
+		}
+		logger.Warn("no Raft state in --data-dir and neither --bootstrap nor --join: waiting to be added to a cluster. "+
+			"Start the first server of a new cluster with --bootstrap and the others with --join <URL of a member>, "+
+			"or add this one from a member with POST /v1/cluster/join",
+			"id", f.nodeID, "raft_addr", f.raftAddr, "http_addr", f.advertiseHTTP)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // joinLoop asks the member at --join to add this server, until it is accepted.
