@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -43,9 +44,13 @@ func exitOf(t *testing.T, p *proc, d time.Duration) int {
 func TestAgentRefusedNodeExits(t *testing.T) {
 	skipShort(t)
 	srv := startCluster(t, 1)[0]
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	agent := func(id string, extra ...string) *proc {
 		p := newProc(id)
-		p.run(t, append([]string{"agent", "--node-id", id, "--registry", srv.url(), "--token", testToken,
+		p.run(t, append([]string{"agent", "--node-id", id, "--registry", srv.url(), "--token-file", tokenFile,
 			"--gateway-addr", freeAddr(t), "--data-dir", filepath.Join(t.TempDir(), "agent"), "--port-range", portWindow()}, extra...)...)
 		t.Cleanup(p.kill)
 		return &p
