@@ -639,8 +639,11 @@ func (c *call) rewrite(pr *httputil.ProxyRequest) {
 func (c *call) modifyResponse(resp *http.Response) error {
 	c.code = resp.StatusCode
 	if !c.rt.remote {
-		// The remote gateway sets it for its own containers.
+		// The remote gateway sets it for its own containers, and strips
+		// their Coexist-Retry: it is the gateway's word alone
+		// (docs/design.md §4), never a container's.
 		resp.Header[api.HeaderServedBy] = c.rt.ti.servedBy
+		delete(resp.Header, api.HeaderRetry)
 	}
 	return nil
 }

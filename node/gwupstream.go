@@ -264,8 +264,10 @@ func (u *upConn) readLine(limit int) ([]byte, error) {
 // readResponse reads an answer's head. The 1xx interim answers before it
 // (103 Early Hints, 102 Processing) are relayed to interim as they come, as
 // ReverseProxy relays them; 101 is an error: the call asked for no upgrade
-// (Serve leaves Expect and Upgrade to net/http).
-func (u *upConn) readResponse(interim *bufio.Writer) (response, error) {
+// (Serve leaves Expect and Upgrade to net/http). remote tells that the
+// answer comes from another node's gateway, whose Coexist-* answer headers
+// are relayed; a container's are not (see writeAnswerHead).
+func (u *upConn) readResponse(interim *bufio.Writer, remote bool) (response, error) {
 	for n := 0; ; n++ {
 		if n > 5 {
 			return response{}, fmt.Errorf("%w: more than 5 interim (1xx) answers", errBadAnswer)
@@ -280,20 +282,22 @@ func (u *upConn) readResponse(interim *bufio.Writer) (response, error) {
 		if resp.code == 101 {
 			return resp, fmt.Errorf("%w: 101 Switching Protocols to a call that asked for no upgrade", errBadAnswer)
 		}
-		if err := u.relayHead(interim, &resp); err != nil {
+		if err := u.relayHead(interim, &resp, remote); err != nil {
 			return resp, err
 		}
 	}
 }
 
 // relayHead writes an interim answer's head to w, without its hop-by-hop
-// headers, and flushes it.
-func (u *upConn) relayHead(w *bufio.Writer, resp *response) error {
+// headers and without Content-Length, which an interim answer cannot have
+// (RFC 9110 §8.6, as net/http drops it), and flushes it.
+func (u *upConn) relayHead(w *bufio.Writer, resp *response, remote bool) error {
 	w.WriteString("HTTP/1.1 ")
 	w.Write(resp.status)
 	w.WriteString("\r\n")
 	for _, l := range u.lines {
-		if l.kind == hdrDrop || resp.dropped(u.head[l.start:l.start+l.nameLen]) {
+		name := u.head[l.start : l.start+l.nameLen]
+		if l.kind == hdrDrop || l.kind == hdrCoexistRemote && !remote || eqFold(name, "content-length") || resp.dropped(name) {
 			continue
 		}
 		w.Write(u.head[l.start:l.end])
@@ -378,7 +382,10 @@ func (u *upConn) readOneResponse() (response, error) {
 		case eqFold(name, "keep-alive"), eqFold(name, "proxy-connection"), eqFold(name, "proxy-authenticate"),
 			eqFold(name, "proxy-authorization"), eqFold(name, "te"), eqFold(name, "upgrade"):
 			l.kind = hdrDrop
-		case eqFold(name, "coexist-served-by"):
+		case eqFold(name, "coexist-served-by"), eqFold(name, "coexist-retry"):
+			// A container cannot claim to be another, nor say that a call
+			// it received is safe to send again: Coexist-Retry is the
+			// gateway's word alone (docs/design.md §4).
 			l.kind = hdrCoexistRemote
 		}
 		u.lines = append(u.lines, l)
