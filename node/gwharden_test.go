@@ -54,7 +54,9 @@ func testGatewayStripsContainerRetry(t *testing.T, mode string) {
 
 // TestGatewayInterimAnswerHasNoLength: a 1xx answer is relayed without a
 // Content-Length, which it cannot have (RFC 9110 §8.6).
-func TestGatewayInterimAnswerHasNoLength(t *testing.T) { eachMode(t, testGatewayInterimAnswerHasNoLength) }
+func TestGatewayInterimAnswerHasNoLength(t *testing.T) {
+	eachMode(t, testGatewayInterimAnswerHasNoLength)
+}
 
 func testGatewayInterimAnswerHasNoLength(t *testing.T, mode string) {
 	endpoint := rawBackend(t, func(*http.Request) string {
