@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"math/rand/v2"
 	"net"
@@ -661,11 +662,13 @@ func (c *call) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 
 // upstreamFailed logs a call whose target answered nothing and returns the
 // status to answer it with, whether the target could not be dialled (the
-// answer is then safe to retry), and the error message to answer.
+// answer is then safe to retry), and the error message to answer. The
+// message names the container, never its address nor anything the
+// container sent: those are for the log.
 func (g *Gateway) upstreamFailed(rt *route, err error, callerGone bool) (code int, unreachable bool, msg string) {
 	what := "container"
 	if rt.remote {
-		what = "gateway"
+		what = "gateway of node " + rt.tgt.Node + " for container"
 	}
 	switch {
 	case callerGone:
@@ -677,11 +680,27 @@ func (g *Gateway) upstreamFailed(rt *route, err error, callerGone bool) (code in
 		// not idempotent.
 		g.logger.Warn(what+" unreachable", "service", rt.ti.versionKey, "container", rt.tgt.ID, "address", rt.addr, "error", err)
 		return http.StatusServiceUnavailable, true,
-			fmt.Sprintf("%s %s of container %q (%s) unreachable: %v", what, rt.addr, rt.tgt.ID, rt.ti.versionKey, err)
+			fmt.Sprintf("%s %q (%s) unreachable", what, rt.tgt.ID, rt.ti.versionKey)
 	default:
 		g.logger.Error("call failed", "service", rt.ti.versionKey, "container", rt.tgt.ID, "address", rt.addr, "error", err)
 		return http.StatusBadGateway, false,
-			fmt.Sprintf("call to %s %s of container %q (%s) failed: %v", what, rt.addr, rt.tgt.ID, rt.ti.versionKey, err)
+			fmt.Sprintf("call to %s %q (%s) failed: %s", what, rt.tgt.ID, rt.ti.versionKey, failureOf(err))
+	}
+}
+
+// failureOf says in a few fixed words what became of a call whose target
+// answered nothing usable.
+func failureOf(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBadAnswer):
+		return "malformed answer"
+	case errors.Is(err, io.ErrUnexpectedEOF), closedBeforeAnswer(err):
+		return "connection closed before a whole answer"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	default:
+		return "no valid answer"
 	}
 }
 

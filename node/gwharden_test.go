@@ -1,9 +1,13 @@
 package node
 
 import (
+	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coexist-dev/coexist/api"
 )
@@ -78,5 +82,102 @@ func testGatewayInterimAnswerHasNoLength(t *testing.T, mode string) {
 	}
 	if resp, body := c.read("GET"); resp.StatusCode != http.StatusOK || string(body) != "final" {
 		t.Fatalf("final answer %d %q, want 200 final", resp.StatusCode, body)
+	}
+}
+
+// TestGatewayDropsUnsolicitedBytes: a container that writes a body after
+// its answer to HEAD, or after a 204, a little later than the head: the
+// next call on its connection, a few milliseconds on, gets its own answer,
+// never those bytes, whether it comes on the same caller's connection or on
+// another's.
+func TestGatewayDropsUnsolicitedBytes(t *testing.T) { eachMode(t, testGatewayDropsUnsolicitedBytes) }
+
+func testGatewayDropsUnsolicitedBytes(t *testing.T, mode string) {
+	const stray = "secret-of-A"
+	endpoint := rawBackendFunc(t, func(r *http.Request, w io.Writer) error {
+		var head string
+		switch {
+		case r.Method == http.MethodHead:
+			head = "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(stray)) + "\r\n\r\n"
+		case r.URL.Path == "/svc/204":
+			head = "HTTP/1.1 204 No Content\r\n\r\n"
+		default:
+			_, err := io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmine")
+			return err
+		}
+		if _, err := io.WriteString(w, head); err != nil {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+		_, err := io.WriteString(w, stray)
+		return err
+	})
+	_, addr := serveOneIn(t, mode, endpoint)
+	checkB := func(i int, b *rawConn) {
+		t.Helper()
+		b.write(callHeadOf("GET", "/svc/b"))
+		resp, body, err := b.tryRead("GET")
+		if err != nil {
+			t.Fatalf("round %d: caller B: %v", i, err)
+		}
+		if resp.StatusCode != http.StatusOK || string(body) != "mine" || strings.Contains(string(body), stray) {
+			t.Fatalf("round %d: caller B got %d %q, want its own 200 mine", i, resp.StatusCode, body)
+		}
+	}
+	for i := range 10 {
+		for _, call := range []struct{ method, path string }{{"HEAD", "/svc/a"}, {"GET", "/svc/204"}} {
+			// A's connection closes after its answer: its upstream
+			// connection goes to the pool, and B's new connection takes it.
+			a := dialRaw(t, addr)
+			a.write(callHeadOf(call.method, call.path, "Connection: close"))
+			a.read(call.method)
+			a.expectClosed()
+			time.Sleep(3 * time.Millisecond) // the stray bytes are in
+			checkB(i, dialRaw(t, addr))
+
+			// The same caller's next call, on its kept upstream connection.
+			c := dialRaw(t, addr)
+			c.write(callHeadOf(call.method, call.path))
+			c.read(call.method)
+			time.Sleep(3 * time.Millisecond)
+			checkB(i, c)
+		}
+	}
+}
+
+// TestGatewayErrorsQuoteNothingUpstream: a gateway's error answer names the
+// container, never its address nor the bytes it sent.
+func TestGatewayErrorsQuoteNothingUpstream(t *testing.T) { eachMode(t, testGatewayErrorsQuoteNothingUpstream) }
+
+func testGatewayErrorsQuoteNothingUpstream(t *testing.T, mode string) {
+	const secret = "secret-of-A"
+	endpoint := rawBackend(t, func(*http.Request) string {
+		return "HTTP/1.1 2x0 " + secret + "\r\n\r\n"
+	})
+	_, addr := serveOneIn(t, mode, endpoint)
+	c := dialRaw(t, addr)
+	c.write(callHeadOf("GET", "/svc/x"))
+	resp, body := c.read("GET")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("code %d, body %q; want 502", resp.StatusCode, body)
+	}
+	_, port, _ := net.SplitHostPort(endpoint)
+	for _, leak := range []string{secret, endpoint, ":" + port} {
+		if strings.Contains(string(body), leak) {
+			t.Errorf("502 body %q quotes %q", body, leak)
+		}
+	}
+	if !strings.Contains(string(body), `c1`) {
+		t.Errorf("502 body %q does not name the container", body)
+	}
+
+	dead := deadAddr(t)
+	_, addr = serveOneIn(t, mode, dead)
+	c = dialRaw(t, addr)
+	c.write(callHeadOf("GET", "/svc/x"))
+	resp, body = c.read("GET")
+	_, port, _ = net.SplitHostPort(dead)
+	if resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), ":"+port) {
+		t.Errorf("unreachable container: %d %q; want a 503 without its address", resp.StatusCode, body)
 	}
 }

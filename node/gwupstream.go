@@ -18,10 +18,6 @@ const (
 	upDialTimeout = 2 * time.Second
 	// upIdleTimeout closes a pooled connection unused this long.
 	upIdleTimeout = 90 * time.Second
-	// upCheckAfter: a pooled connection idle this long is checked before it
-	// is used, so that one its container closed (a container that stopped,
-	// and another that took its port) is not sent a call.
-	upCheckAfter = 5 * time.Millisecond
 	// upMaxIdlePerAddr bounds the pooled connections to one address.
 	upMaxIdlePerAddr = 512
 	// upMaxHead bounds an answer's head.
@@ -211,13 +207,17 @@ func (u *upConn) close() {
 	u.nc.Close()
 }
 
-// usable tells whether an idle connection may carry a call at now.
+// usable tells whether an idle connection may carry a call at now. Every
+// reuse is checked with a peek, however short the idle time: a connection
+// its container closed (a container that stopped, and another that took its
+// port) is not sent a call, and one with bytes nobody asked for (a body
+// written after an answer to HEAD, or with a 204 or 304) is dropped, so that
+// they never reach the next caller as its answer.
 func (u *upConn) usable(now time.Time) bool {
 	if u.closed.Load() || u.br.Buffered() > 0 {
 		return false
 	}
-	idle := now.Sub(u.idleSince)
-	return idle <= upIdleTimeout && (idle < upCheckAfter || connAlive(u.nc))
+	return now.Sub(u.idleSince) <= upIdleTimeout && connAlive(u.nc)
 }
 
 // response is an answer's head, as readResponse reads it into upConn.head.
