@@ -147,7 +147,9 @@ func testGatewayDropsUnsolicitedBytes(t *testing.T, mode string) {
 
 // TestGatewayErrorsQuoteNothingUpstream: a gateway's error answer names the
 // container, never its address nor the bytes it sent.
-func TestGatewayErrorsQuoteNothingUpstream(t *testing.T) { eachMode(t, testGatewayErrorsQuoteNothingUpstream) }
+func TestGatewayErrorsQuoteNothingUpstream(t *testing.T) {
+	eachMode(t, testGatewayErrorsQuoteNothingUpstream)
+}
 
 func testGatewayErrorsQuoteNothingUpstream(t *testing.T, mode string) {
 	const secret = "secret-of-A"
