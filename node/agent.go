@@ -138,7 +138,8 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.table.Store(routing.NewTable(nil, nil, nil))
 	gw, err := NewGateway(GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
-		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load})
+		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load,
+		Authorize: RegistryAuthorizer(cfg.Client)})
 	if err != nil {
 		return nil, err
 	}

@@ -1,15 +1,20 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/routing"
 )
 
 // Regression tests of a gateway facing callers and containers that do not
@@ -182,4 +187,182 @@ func testGatewayErrorsQuoteNothingUpstream(t *testing.T, mode string) {
 	if resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), ":"+port) {
 		t.Errorf("unreachable container: %d %q; want a 503 without its address", resp.StatusCode, body)
 	}
+}
+
+// TestGatewayMetricsLabelsBounded: calls with client versions, client names
+// and service names of the callers' own making add no label value: a
+// label takes a fixed set of values, or a service and version the table
+// declares.
+func TestGatewayMetricsLabelsBounded(t *testing.T) { eachMode(t, testGatewayMetricsLabelsBounded) }
+
+func testGatewayMetricsLabelsBounded(t *testing.T, mode string) {
+	_, addr := serveOneIn(t, mode, backend(t, "c1").Listener.Addr().String())
+	c := dialRaw(t, addr)
+	for i := range 30 {
+		c.write(callHeadOf("GET", "/svc/x", api.HeaderClientVersion+": 7.7."+strconv.Itoa(700+i), api.HeaderClient+": caller"+strconv.Itoa(700+i)))
+		if resp, body := c.read("GET"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("call %d: %d %s", i, resp.StatusCode, body)
+		}
+		c.write(callHeadOf("GET", "/nosuch"+strconv.Itoa(700+i)+"/x", api.HeaderClientVersion+": 8.8."+strconv.Itoa(700+i)))
+		if resp, body := c.read("GET"); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("call %d to an unknown service: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	c.write("GET " + MetricsPath + " HTTP/1.1\r\nHost: gateway\r\n\r\n")
+	resp, body := c.read("GET")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics: %d %s", resp.StatusCode, body)
+	}
+	for _, caller := range []string{"7.7.7", "8.8.7", "caller7", "nosuch7"} {
+		if strings.Contains(string(body), caller) {
+			t.Errorf("a caller's %q is a label value", caller)
+		}
+	}
+	for _, want := range []string{
+		`coexist_gateway_requests_total{code="2xx",service="svc",version="1.0.0"} 30`,
+		`coexist_gateway_requests_total{code="4xx",service="",version=""} 30`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", body)
+	}
+}
+
+// TestGatewayRefusesLongClientHeaders: a header that names the caller or
+// its chosen container longer than 128 bytes is refused with 400 naming
+// it, before anything of it is kept.
+func TestGatewayRefusesLongClientHeaders(t *testing.T) {
+	eachMode(t, testGatewayRefusesLongClientHeaders)
+}
+
+func testGatewayRefusesLongClientHeaders(t *testing.T, mode string) {
+	gw, addr := serveOneIn(t, mode, backend(t, "c1").Listener.Addr().String())
+	c := dialRaw(t, addr)
+	long := strings.Repeat("a", maxClientHeader+1)
+	for _, name := range []string{api.HeaderClient, api.HeaderClientVersion, api.HeaderClientRequire, api.HeaderContainer, api.HeaderHops} {
+		head := "GET /svc/x HTTP/1.1\r\nHost: gateway\r\n" + name + ": " + long + "\r\n"
+		if name != api.HeaderClientVersion {
+			head += api.HeaderClientVersion + ": 1.0.0\r\n"
+		}
+		c.write(head + "\r\n")
+		resp, body := c.read("GET")
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), name) || !strings.Contains(string(body), "128") {
+			t.Errorf("%s of %d bytes: %d %s; want 400 naming it and the limit", name, len(long), resp.StatusCode, body)
+		}
+	}
+	c.write(callHeadOf("GET", "/svc/x", api.HeaderClient+": "+long[:maxClientHeader]))
+	if resp, body := c.read("GET"); resp.StatusCode != http.StatusOK {
+		t.Errorf("%s of %d bytes: %d %s; want 200", api.HeaderClient, maxClientHeader, resp.StatusCode, body)
+	}
+	gw.clientsMu.RLock()
+	defer gw.clientsMu.RUnlock()
+	for k := range gw.clients {
+		if len(k.name) > maxClientHeader || len(k.version) > maxClientHeader || len(k.require) > maxClientHeader {
+			t.Errorf("parsed-client cache holds a key of %d+%d+%d bytes", len(k.name), len(k.version), len(k.require))
+		}
+	}
+}
+
+// TestGatewayMetricsNeedToken: the gateway's /v1/metrics answers only a
+// caller its Authorize admits, and is not served without one.
+func TestGatewayMetricsNeedToken(t *testing.T) { eachMode(t, testGatewayMetricsNeedToken) }
+
+func testGatewayMetricsNeedToken(t *testing.T, mode string) {
+	table := routing.NewTable(nil, nil, nil)
+	open, err := NewGateway(GatewayConfig{NodeID: "n1", Table: func() *routing.Table { return table }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	serveGateway(t, mode, open, ln)
+	c := dialRaw(t, ln.Addr().String())
+	c.write("GET " + MetricsPath + " HTTP/1.1\r\nHost: gateway\r\n\r\n")
+	if resp, body := c.read("GET"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("without Authorize: %d %.80s; want 404", resp.StatusCode, body)
+	}
+
+	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: func() *routing.Table { return table },
+		Authorize: func(_ context.Context, secret string) error {
+			if secret != "good-token" {
+				return ErrUnauthorized
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln = listen(t)
+	serveGateway(t, mode, gw, ln)
+	c = dialRaw(t, ln.Addr().String())
+	for _, tt := range []struct {
+		auth string
+		code int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Authorization: Bearer bad-token\r\n", http.StatusUnauthorized},
+		{"Authorization: Bearer good-token\r\n", http.StatusOK},
+	} {
+		c.write("GET " + MetricsPath + " HTTP/1.1\r\nHost: gateway\r\n" + tt.auth + "\r\n")
+		resp, body := c.read("GET")
+		if resp.StatusCode != tt.code {
+			t.Errorf("%q: %d %.80s; want %d", tt.auth, resp.StatusCode, body, tt.code)
+		}
+		if resp.StatusCode == http.StatusUnauthorized && strings.Contains(string(body), "coexist_gateway") {
+			t.Errorf("%q: refused with the metrics in the body", tt.auth)
+		}
+	}
+}
+
+// TestRegistryTokens: the agent's check of metrics tokens asks the
+// registry once per token a while, refuses what the registry refuses, and
+// bounds the lookups in progress.
+func TestRegistryTokens(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var asked atomic.Int32
+	block := make(chan struct{})
+	rt := newRegistryTokens(func(ctx context.Context, secret string) error {
+		asked.Add(1)
+		switch secret {
+		case "good":
+			return nil
+		case "slow":
+			<-block
+			return nil
+		case "down":
+			return errors.New("connection refused")
+		}
+		return &api.StatusError{Code: http.StatusUnauthorized, Body: "unknown token"}
+	}, func() time.Time { return now })
+	ctx := context.Background()
+	if err := rt.authorize(ctx, "good"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.authorize(ctx, "good"); err != nil || asked.Load() != 1 {
+		t.Errorf("second check: %v after %d lookups; want nil after 1", err, asked.Load())
+	}
+	now = now.Add(tokenTTL)
+	if err := rt.authorize(ctx, "good"); err != nil || asked.Load() != 2 {
+		t.Errorf("check after the TTL: %v after %d lookups; want nil after 2", err, asked.Load())
+	}
+	for _, bad := range []string{"", "wrong", strings.Repeat("x", maxTokenLen+1)} {
+		if err := rt.authorize(ctx, bad); !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("token of %d bytes: %v, want ErrUnauthorized", len(bad), err)
+		}
+	}
+	if err := rt.authorize(ctx, "down"); err == nil || errors.Is(err, ErrUnauthorized) {
+		t.Errorf("registry down: %v; want an error other than ErrUnauthorized", err)
+	}
+	var wg sync.WaitGroup
+	for range maxTokenChecks {
+		wg.Go(func() { rt.authorize(ctx, "slow") })
+	}
+	waitFor(t, "the lookups in progress", func() bool { return len(rt.sem) == maxTokenChecks })
+	if err := rt.authorize(ctx, "another"); !errors.Is(err, errTokenChecksBusy) {
+		t.Errorf("a lookup beyond %d at once: %v, want errTokenChecksBusy", maxTokenChecks, err)
+	}
+	close(block)
+	wg.Wait()
 }

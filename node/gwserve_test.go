@@ -131,7 +131,7 @@ func serveOneIn(t *testing.T, mode, endpoint string) (*Gateway, string) {
 		[]api.Container{ctrAt("c1", "n1", endpoint, "svc@1.0.0")},
 		[]api.Node{{ID: "n1", Gateway: ln.Addr().String(), Status: api.NodeReady}},
 	)
-	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: func() *routing.Table { return table }})
+	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: func() *routing.Table { return table }, Authorize: admitAll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1045,7 +1045,7 @@ func TestServeUpstreamReplaced(t *testing.T) {
 // closed too.
 func TestServeShutdown(t *testing.T) {
 	cl := newCluster(t, modeServe)
-	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: cl.table.Load})
+	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: cl.table.Load, Authorize: admitAll})
 	if err != nil {
 		t.Fatal(err)
 	}
