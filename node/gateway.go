@@ -304,11 +304,11 @@ type route struct {
 // refusal is an answer of the gateway's own, to a call that reached no
 // service.
 type refusal struct {
-	code          int
-	service       string // label: "" unless a service of the table
-	reason        string // label
-	retry         bool   // Coexist-Retry: safe
-	err           error
+	code    int
+	service string // label: "" unless a service of the table
+	reason  string // label
+	retry   bool   // Coexist-Retry: safe
+	err     error
 }
 
 // decide routes a call (DESIGN.md §4): it fills rt and returns nil, or
@@ -357,7 +357,7 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 			// The caller's table (an SDK's, or another gateway's) had a
 			// candidate where this one has none: the named container is not
 			// the right choice any more, and a fresh choice may find one.
-			return &refusal{code: http.StatusServiceUnavailable, service: service, 
+			return &refusal{code: http.StatusServiceUnavailable, service: service,
 				reason: reasonRetry, retry: true,
 				err: fmt.Errorf("%w: container %q: %w", routing.ErrStaleContainer, named, err)}
 		}
@@ -379,7 +379,7 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 		if h.hops != "" && h.hops != "0" {
 			err := fmt.Errorf("call already forwarded by a gateway (%s: %s); container %q of %s is on node %q, not %q",
 				api.HeaderHops, h.hops, tgt.ID, ti.versionKey, tgt.Node, g.cfg.NodeID)
-			return &refusal{code: http.StatusServiceUnavailable, service: service, 
+			return &refusal{code: http.StatusServiceUnavailable, service: service,
 				reason: reasonHopLimit, retry: true, err: err}
 		}
 		rt.addr, rt.remote = tgt.Gateway, true
@@ -394,7 +394,7 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 			rt.ic.End()
 			rt.ic = Call{}
 			err := fmt.Errorf("%w: container %q stopped admitting calls for %s", routing.ErrStaleContainer, tgt.ID, ti.versionKey)
-			return &refusal{code: http.StatusServiceUnavailable, service: service, 
+			return &refusal{code: http.StatusServiceUnavailable, service: service,
 				reason: reasonRetry, retry: true, err: err}
 		}
 	}
