@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -102,6 +103,10 @@ type GatewayConfig struct {
 	// gateway's listener does not serve /v1/metrics (Metrics still returns
 	// the handler, for a listener of the caller's).
 	Authorize func(ctx context.Context, secret string) error
+	// Limits bound what callers may hold of the listeners of Serve, and of
+	// the calls ServeHTTP answers (their body progress); a zero field takes
+	// its default (netlimit.Defaults).
+	Limits netlimit.Limits
 }
 
 // Gateway is a node's HTTP entry point (DESIGN.md §4, §6): every call to a
@@ -155,6 +160,8 @@ type Gateway struct {
 	duration *prometheus.HistogramVec
 	refused  *prometheus.CounterVec
 	handed   prometheus.Counter
+	// refusedConns counts the connections refused over Limits.MaxConns.
+	refusedConns prometheus.Counter
 }
 
 // NewGateway checks cfg and builds a Gateway.
@@ -177,6 +184,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = defaultTransport()
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	g := &Gateway{
 		cfg:       cfg,
 		logger:    cfg.Logger,
@@ -203,12 +211,16 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 			Name: "coexist_gateway_connections_handed_over_total",
 			Help: "Connections Serve handed to net/http for a call it does not answer itself (see Gateway.Serve).",
 		}),
+		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coexist_gateway_connections_refused_total",
+			Help: "Connections Serve refused at once because its listener had its most connections open.",
+		}),
 	}
 	// ReverseProxy logs only what it cannot report otherwise, such as an
 	// answer cut short by the caller going away: detail, not errors.
 	g.errorLog = cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
 	g.calls.New = func() any { return g.newCall() }
-	collectors := []prometheus.Collector{g.requests, g.duration, g.refused, g.handed, &inflightCollector{
+	collectors := []prometheus.Collector{g.requests, g.duration, g.refused, g.handed, g.refusedConns, &inflightCollector{
 		f: g.inflight,
 		desc: prometheus.NewDesc("coexist_gateway_inflight",
 			"Calls in flight to each local container.", []string{"container"}, nil),
@@ -244,6 +256,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveMetrics(w, r)
 		return
 	}
+	// A body that stalls does not hold the connection (docs/design.md §5).
+	netlimit.ProgressBody(w, r, g.cfg.Limits.BodyTimeout)
 	h := callHead{
 		path:          r.URL.Path,
 		host:          r.Host,

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -99,6 +101,7 @@ func TestGatewayDropsUnsolicitedBytes(t *testing.T) { eachMode(t, testGatewayDro
 
 func testGatewayDropsUnsolicitedBytes(t *testing.T, mode string) {
 	const stray = "secret-of-A"
+	written := make(chan struct{}, 1) // the stray bytes are sent
 	endpoint := rawBackendFunc(t, func(r *http.Request, w io.Writer) error {
 		var head string
 		switch {
@@ -115,8 +118,22 @@ func testGatewayDropsUnsolicitedBytes(t *testing.T, mode string) {
 		}
 		time.Sleep(time.Millisecond)
 		_, err := io.WriteString(w, stray)
+		written <- struct{}{}
 		return err
 	})
+	// On loopback, bytes written are at the other end when the write
+	// returns. The next call comes 3 ms later: net/http's Transport, whose
+	// connection reader sees them meanwhile, then drops the connection
+	// too; Serve checks at once, before any reuse.
+	strayIn := func() {
+		t.Helper()
+		select {
+		case <-written:
+		case <-time.After(rawTimeout):
+			t.Fatal("the container sent no stray bytes")
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
 	_, addr := serveOneIn(t, mode, endpoint)
 	checkB := func(i int, b *rawConn) {
 		t.Helper()
@@ -137,14 +154,14 @@ func testGatewayDropsUnsolicitedBytes(t *testing.T, mode string) {
 			a.write(callHeadOf(call.method, call.path, "Connection: close"))
 			a.read(call.method)
 			a.expectClosed()
-			time.Sleep(3 * time.Millisecond) // the stray bytes are in
+			strayIn()
 			checkB(i, dialRaw(t, addr))
 
 			// The same caller's next call, on its kept upstream connection.
 			c := dialRaw(t, addr)
 			c.write(callHeadOf(call.method, call.path))
 			c.read(call.method)
-			time.Sleep(3 * time.Millisecond)
+			strayIn()
 			checkB(i, c)
 		}
 	}
@@ -365,4 +382,148 @@ func TestRegistryTokens(t *testing.T) {
 	}
 	close(block)
 	wg.Wait()
+}
+
+// shortLimits are limits a test can wait out.
+var shortLimits = netlimit.Limits{
+	MaxConns:     4,
+	HeadTimeout:  200 * time.Millisecond,
+	IdleTimeout:  time.Second,
+	BodyTimeout:  400 * time.Millisecond,
+	WriteTimeout: 300 * time.Millisecond,
+}
+
+// closedWithin checks that the gateway closes c within d, whatever it
+// answers first.
+func (c *rawConn) closedWithin(d time.Duration) {
+	c.t.Helper()
+	start := time.Now()
+	c.nc.SetReadDeadline(start.Add(d))
+	_, err := io.Copy(io.Discard, c.br)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		c.t.Fatalf("connection still open after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+}
+
+// TestGatewayHeadTimeout: a connection that sends nothing, or half a head,
+// is closed within the head timeout, not held for minutes.
+func TestGatewayHeadTimeout(t *testing.T) {
+	_, addr := serveLimited(t, modeServe, backend(t, "c1").Listener.Addr().String(), shortLimits)
+	silent := dialRaw(t, addr)
+	silent.closedWithin(time.Second)
+
+	half := dialRaw(t, addr)
+	half.write("GET /svc/x HTTP/1.1\r\nHost: gateway\r\n")
+	half.closedWithin(time.Second)
+
+	// After a call, the next one's first byte may take the idle timeout;
+	// half a head then takes the head timeout.
+	kept := dialRaw(t, addr)
+	kept.write(callHeadOf("GET", "/svc/x"))
+	kept.read("GET")
+	time.Sleep(2 * shortLimits.HeadTimeout)
+	kept.write("GET /svc/y HTTP/1.1\r\n")
+	kept.closedWithin(time.Second)
+}
+
+// TestGatewayBodyStall: a call whose declared body stops coming closes
+// its connection within the body timeout; one whose body comes slowly but
+// steadily is served, however long it takes.
+func TestGatewayBodyStall(t *testing.T) { eachMode(t, testGatewayBodyStall) }
+
+func testGatewayBodyStall(t *testing.T, mode string) {
+	_, addr := serveLimited(t, mode, backend(t, "c1").Listener.Addr().String(), shortLimits)
+	for _, path := range []string{"/svc/x", "/nosuch/x"} { // forwarded, refused
+		c := dialRaw(t, addr)
+		c.write(callHeadOf("POST", path, "Content-Length: 100") + "0123456789")
+		c.closedWithin(2 * time.Second)
+	}
+
+	c := dialRaw(t, addr)
+	c.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	body := "0123456789"
+	c.write(callHeadOf("POST", "/svc/x", "Content-Length: "+strconv.Itoa(len(body))))
+	for i := range len(body) { // 1 s in all, more than the body timeout
+		time.Sleep(100 * time.Millisecond)
+		c.write(body[i : i+1])
+	}
+	resp, b := c.read("POST")
+	if resp.StatusCode != http.StatusOK || decodeEcho(t, b).Body != body {
+		t.Fatalf("slow body: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestGatewayWriteTimeout: a caller that reads nothing of a long answer
+// does not hold the call: the gateway gives up within the write timeout
+// and closes the container's connection, on its own HTTP/1.1 and on a
+// connection handed to net/http alike.
+func TestGatewayWriteTimeout(t *testing.T) {
+	gaveUp := make(chan time.Time, 2)
+	endpoint := rawBackendFunc(t, func(r *http.Request, w io.Writer) error {
+		const size = 256 << 20
+		io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+		chunk := make([]byte, 1<<20)
+		for range size / len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				gaveUp <- time.Now()
+				return err
+			}
+		}
+		return nil
+	})
+	_, addr := serveLimited(t, modeServe, endpoint, shortLimits)
+	for _, head := range []string{
+		callHeadOf("GET", "/svc/x"),
+		// Chunked: net/http answers it.
+		callHeadOf("POST", "/svc/x", "Transfer-Encoding: chunked") + "0\r\n\r\n",
+	} {
+		c := dialRaw(t, addr)
+		c.nc.(*net.TCPConn).SetReadBuffer(4096)
+		c.write(head)
+		select {
+		case <-gaveUp:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%q: the gateway still writes to a caller that reads nothing", head)
+		}
+	}
+}
+
+// TestGatewayMaxConns: over its cap of connections, a listener answers a
+// new one at once with 503 safe to retry and closes it; connections handed
+// to net/http count too, and a closed one frees its place.
+func TestGatewayMaxConns(t *testing.T) {
+	_, addr := serveLimited(t, modeServe, backend(t, "c1").Listener.Addr().String(), shortLimits)
+	var held []*rawConn
+	for i := range shortLimits.MaxConns {
+		c := dialRaw(t, addr)
+		if i%2 == 0 {
+			c.write(callHeadOf("GET", "/svc/x"))
+		} else {
+			c.write("GET " + MetricsPath + " HTTP/1.1\r\nHost: gateway\r\n\r\n") // handed over
+		}
+		if resp, body := c.read("GET"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("connection %d: %d %s", i, resp.StatusCode, body)
+		}
+		held = append(held, c)
+	}
+	over := dialRaw(t, addr)
+	resp, body, err := over.tryRead("GET")
+	if err != nil {
+		t.Fatalf("connection over the cap: %v; want an answer at once", err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(api.HeaderRetry) != "safe" {
+		t.Errorf("connection over the cap: %d %s %s; want 503, safe to retry", resp.StatusCode, resp.Header, body)
+	}
+	over.expectClosed()
+
+	for _, i := range []int{0, 1} { // one of Serve's own, one handed over
+		held[i].nc.Close()
+		waitFor(t, "a place to free", func() bool {
+			c := dialRaw(t, addr)
+			defer c.nc.Close()
+			c.write(callHeadOf("GET", "/svc/x"))
+			resp, _, err := c.tryRead("GET")
+			return err == nil && resp.StatusCode == http.StatusOK
+		})
+	}
 }

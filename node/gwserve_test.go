@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -125,13 +126,20 @@ func serveOne(t *testing.T, endpoint string) (*Gateway, string) {
 // serveOneIn is serveOne, with the gateway answering calls in mode.
 func serveOneIn(t *testing.T, mode, endpoint string) (*Gateway, string) {
 	t.Helper()
+	return serveLimited(t, mode, endpoint, netlimit.Limits{})
+}
+
+// serveLimited is serveOneIn, with the gateway's listener bounded by lim.
+func serveLimited(t *testing.T, mode, endpoint string, lim netlimit.Limits) (*Gateway, string) {
+	t.Helper()
 	ln := listen(t)
 	table := routing.NewTable(
 		[]api.Service{{Name: "svc", Versions: []api.ServiceVersion{sver("svc", "1.0.0", ">= 0.0.1", api.VersionActive)}}},
 		[]api.Container{ctrAt("c1", "n1", endpoint, "svc@1.0.0")},
 		[]api.Node{{ID: "n1", Gateway: ln.Addr().String(), Status: api.NodeReady}},
 	)
-	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: func() *routing.Table { return table }, Authorize: admitAll})
+	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: func() *routing.Table { return table },
+		Authorize: admitAll, Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
