@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/node/driver"
 	"github.com/coexist-dev/coexist/routing"
 	"github.com/hashicorp/go-hclog"
@@ -54,6 +55,9 @@ type AgentConfig struct {
 	Logger     hclog.Logger
 	// Registerer receives the gateway's metrics; nil keeps them private.
 	Registerer prometheus.Registerer
+	// GatewayLimits bound what callers may hold of the gateway's listener
+	// (GatewayConfig.Limits).
+	GatewayLimits netlimit.Limits
 }
 
 // handleLoader is the driver's optional ability to list the containers a
@@ -138,7 +142,8 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.table.Store(routing.NewTable(nil, nil, nil))
 	gw, err := NewGateway(GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
-		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load})
+		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load,
+		Authorize: RegistryAuthorizer(cfg.Client), Limits: cfg.GatewayLimits})
 	if err != nil {
 		return nil, err
 	}

@@ -2,15 +2,16 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -48,8 +50,20 @@ const (
 const statusClientGone = 499
 
 // maxCachedClients bounds the cache of parsed callers; when it is full it is
-// emptied and fills again with the callers still calling.
+// emptied and fills again with the callers still calling. With every key
+// field at most maxClientHeader bytes (the service is one of the table's),
+// the cache holds at most a few MiB.
 const maxCachedClients = 4096
+
+// maxClientHeader is the longest value of a header that names the caller or
+// the container it chose (Coexist-Client, Coexist-Client-Version,
+// Coexist-Client-Require, Coexist-Container, Coexist-Hops): a longer one is
+// refused with 400, so that what the gateway keeps of callers stays small.
+const maxClientHeader = 128
+
+// ErrUnauthorized is what a GatewayConfig.Authorize returns for a token it
+// does not admit: the gateway answers 401.
+var ErrUnauthorized = errors.New("unauthorized")
 
 // GatewayConfig configures a Gateway.
 type GatewayConfig struct {
@@ -81,6 +95,18 @@ type GatewayConfig struct {
 	// makes its gateway ready once it has its first complete view of the
 	// registry. nil: always ready.
 	Ready func() bool
+	// Authorize admits a call to /v1/metrics by the secret of its
+	// Authorization: Bearer header ("" when it has none): nil admits it, an
+	// error wrapping ErrUnauthorized refuses it with 401, any other error
+	// with 503. The agent admits the tokens the registry knows, of any role,
+	// as the registry's own /v1/metrics does (docs/design.md §5). nil: the
+	// gateway's listener does not serve /v1/metrics (Metrics still returns
+	// the handler, for a listener of the caller's).
+	Authorize func(ctx context.Context, secret string) error
+	// Limits bound what callers may hold of the listeners of Serve, and of
+	// the calls ServeHTTP answers (their body progress); a zero field takes
+	// its default (netlimit.Defaults).
+	Limits netlimit.Limits
 }
 
 // Gateway is a node's HTTP entry point (DESIGN.md §4, §6): every call to a
@@ -134,6 +160,8 @@ type Gateway struct {
 	duration *prometheus.HistogramVec
 	refused  *prometheus.CounterVec
 	handed   prometheus.Counter
+	// refusedConns counts the connections refused over Limits.MaxConns.
+	refusedConns prometheus.Counter
 }
 
 // NewGateway checks cfg and builds a Gateway.
@@ -156,6 +184,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = defaultTransport()
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	g := &Gateway{
 		cfg:       cfg,
 		logger:    cfg.Logger,
@@ -163,10 +192,12 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		transport: cfg.Transport,
 		inflight:  cfg.Inflight,
 		clients:   make(map[clientKey]parsedClient),
+		// Labels take values from fixed sets, or as the registry declares
+		// them: never a caller's own words (docs/design.md §5).
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "coexist_gateway_requests_total",
-			Help: "Calls answered by the gateway, by service, version served, client version and status code.",
-		}, []string{"service", "version", "client_version", "code"}),
+			Help: "Calls answered by the gateway, by service and version served (as declared; \"\" for none) and status class (2xx, 4xx, 499 for a caller gone, ...).",
+		}, []string{"service", "version", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "coexist_gateway_request_duration_seconds",
 			Help:    "Duration of the calls the gateway forwarded, answer body included.",
@@ -180,12 +211,16 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 			Name: "coexist_gateway_connections_handed_over_total",
 			Help: "Connections Serve handed to net/http for a call it does not answer itself (see Gateway.Serve).",
 		}),
+		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coexist_gateway_connections_refused_total",
+			Help: "Connections Serve refused at once because its listener had its most connections open.",
+		}),
 	}
 	// ReverseProxy logs only what it cannot report otherwise, such as an
 	// answer cut short by the caller going away: detail, not errors.
 	g.errorLog = cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
 	g.calls.New = func() any { return g.newCall() }
-	collectors := []prometheus.Collector{g.requests, g.duration, g.refused, g.handed, &inflightCollector{
+	collectors := []prometheus.Collector{g.requests, g.duration, g.refused, g.handed, g.refusedConns, &inflightCollector{
 		f: g.inflight,
 		desc: prometheus.NewDesc("coexist_gateway_inflight",
 			"Calls in flight to each local container.", []string{"container"}, nil),
@@ -221,6 +256,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveMetrics(w, r)
 		return
 	}
+	// A body that stalls does not hold the connection (docs/design.md §5).
+	netlimit.ProgressBody(w, r, g.cfg.Limits.BodyTimeout)
 	h := callHead{
 		path:          r.URL.Path,
 		host:          r.Host,
@@ -248,27 +285,44 @@ type callHead struct {
 	client, clientVersion, require, container, hops string
 }
 
+// checkLengths refuses a head with a caller's header longer than
+// maxClientHeader.
+func (h *callHead) checkLengths() error {
+	for _, f := range [...]struct {
+		name, value string
+	}{
+		{api.HeaderClient, h.client},
+		{api.HeaderClientVersion, h.clientVersion},
+		{api.HeaderClientRequire, h.require},
+		{api.HeaderContainer, h.container},
+		{api.HeaderHops, h.hops},
+	} {
+		if len(f.value) > maxClientHeader {
+			return fmt.Errorf("header %s: %d bytes, longer than %d", f.name, len(f.value), maxClientHeader)
+		}
+	}
+	return nil
+}
+
 // route is where decide sends a call.
 type route struct {
-	start, end    time.Time // end: when the answer was copied, if known
-	ti            *targetInfo
-	tgt           routing.Target
-	clientVersion string
-	addr          string // the container's endpoint, or the gateway of its node
-	prefix        string // "/{service}" when the call named its service by Host
-	remote        bool   // addr is another node's gateway
-	ic            Call   // the call counted in flight, when local
+	start, end time.Time // end: when the answer was copied, if known
+	ti         *targetInfo
+	tgt        routing.Target
+	addr       string // the container's endpoint, or the gateway of its node
+	prefix     string // "/{service}" when the call named its service by Host
+	remote     bool   // addr is another node's gateway
+	ic         Call   // the call counted in flight, when local
 }
 
 // refusal is an answer of the gateway's own, to a call that reached no
 // service.
 type refusal struct {
-	code          int
-	service       string // label: "" unless a service of the table
-	clientVersion string // label
-	reason        string // label
-	retry         bool   // Coexist-Retry: safe
-	err           error
+	code    int
+	service string // label: "" unless a service of the table
+	reason  string // label
+	retry   bool   // Coexist-Retry: safe
+	err     error
 }
 
 // decide routes a call (DESIGN.md §4): it fills rt and returns nil, or
@@ -283,6 +337,13 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 	}
 	tc := g.currentTable()
 	service, byHost := tc.serviceOf(h.path, h.host)
+	if err := h.checkLengths(); err != nil {
+		label := service
+		if !tc.has(service) {
+			label = ""
+		}
+		return &refusal{code: http.StatusBadRequest, service: label, reason: reasonBadRequest, err: err}
+	}
 	if service == "" {
 		err := fmt.Errorf("%w: the call names none (path /{service}/... or Host: {service})", routing.ErrUnknownService)
 		return &refusal{code: http.StatusNotFound, reason: reasonUnknownService, err: err}
@@ -304,26 +365,26 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 	case routing.DecisionForward:
 	case routing.DecisionUnknownService:
 		// The name comes from the caller: keep it out of the labels.
-		return &refusal{code: http.StatusNotFound, clientVersion: clientVersion, reason: reasonUnknownService, err: err}
+		return &refusal{code: http.StatusNotFound, reason: reasonUnknownService, err: err}
 	case routing.DecisionNoCompatible:
 		if named != "" {
 			// The caller's table (an SDK's, or another gateway's) had a
 			// candidate where this one has none: the named container is not
 			// the right choice any more, and a fresh choice may find one.
-			return &refusal{code: http.StatusServiceUnavailable, service: service, clientVersion: clientVersion,
+			return &refusal{code: http.StatusServiceUnavailable, service: service,
 				reason: reasonRetry, retry: true,
 				err: fmt.Errorf("%w: container %q: %w", routing.ErrStaleContainer, named, err)}
 		}
-		return &refusal{code: http.StatusNotFound, service: service, clientVersion: clientVersion,
+		return &refusal{code: http.StatusNotFound, service: service,
 			reason: reasonNoCompatible, err: err}
 	default: // routing.DecisionRefuseRetry, and any decision added later
-		return &refusal{code: http.StatusServiceUnavailable, service: service, clientVersion: clientVersion,
+		return &refusal{code: http.StatusServiceUnavailable, service: service,
 			reason: reasonRetry, retry: true, err: err}
 	}
 
 	tgt := route.Primary()
 	ti := tc.target(g, route.Service, route.Version, tgt.ID)
-	rt.ti, rt.tgt, rt.clientVersion = ti, tgt, clientVersion
+	rt.ti, rt.tgt = ti, tgt
 	if byHost {
 		rt.prefix = "/" + service
 	}
@@ -332,7 +393,7 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 		if h.hops != "" && h.hops != "0" {
 			err := fmt.Errorf("call already forwarded by a gateway (%s: %s); container %q of %s is on node %q, not %q",
 				api.HeaderHops, h.hops, tgt.ID, ti.versionKey, tgt.Node, g.cfg.NodeID)
-			return &refusal{code: http.StatusServiceUnavailable, service: service, clientVersion: clientVersion,
+			return &refusal{code: http.StatusServiceUnavailable, service: service,
 				reason: reasonHopLimit, retry: true, err: err}
 		}
 		rt.addr, rt.remote = tgt.Gateway, true
@@ -347,7 +408,7 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 			rt.ic.End()
 			rt.ic = Call{}
 			err := fmt.Errorf("%w: container %q stopped admitting calls for %s", routing.ErrStaleContainer, tgt.ID, ti.versionKey)
-			return &refusal{code: http.StatusServiceUnavailable, service: service, clientVersion: clientVersion,
+			return &refusal{code: http.StatusServiceUnavailable, service: service,
 				reason: reasonRetry, retry: true, err: err}
 		}
 	}
@@ -369,7 +430,7 @@ func (g *Gateway) checkAddr(rt *route) *refusal {
 	if rt.remote {
 		what = "gateway of node " + rt.tgt.Node
 	}
-	return &refusal{code: http.StatusServiceUnavailable, service: rt.ti.service, clientVersion: rt.clientVersion,
+	return &refusal{code: http.StatusServiceUnavailable, service: rt.ti.service,
 		reason: reasonUnreachable, retry: true,
 		err: fmt.Errorf("container %q of %s has no known %s", rt.tgt.ID, rt.ti.versionKey, what)}
 }
@@ -381,16 +442,32 @@ func (g *Gateway) finish(rt *route, code int, unreachable bool) {
 		end = time.Now()
 	}
 	rt.ti.duration.Observe(end.Sub(rt.start).Seconds())
-	rt.ti.requests(g, rt.clientVersion, code).Inc()
+	rt.ti.requests(g, code).Inc()
 	if unreachable {
 		g.refused.WithLabelValues(rt.ti.service, reasonUnreachable).Inc()
 	}
 }
 
+// serveMetrics answers GET /v1/metrics to a caller cfg.Authorize admits.
 func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.Authorize == nil {
+		writeError(w, http.StatusNotFound, false, MetricsPath+" is not served on this listener")
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, false, "method "+r.Method+" not allowed on "+MetricsPath)
+		return
+	}
+	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if err := g.cfg.Authorize(r.Context(), secret); err != nil {
+		if errors.Is(err, ErrUnauthorized) {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeError(w, http.StatusUnauthorized, false, MetricsPath+" needs a registry token: send Authorization: Bearer <token>")
+			return
+		}
+		g.logger.Warn("metrics token not checked", "error", err)
+		writeError(w, http.StatusServiceUnavailable, false, MetricsPath+": the token could not be checked now")
 		return
 	}
 	g.metrics.ServeHTTP(w, r)
@@ -424,7 +501,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, ref *refusal) {
 func (g *Gateway) countRefusal(ref *refusal) {
 	g.logger.Debug("call refused", "service", ref.service, "reason", ref.reason, "code", ref.code, "error", ref.err)
 	g.refused.WithLabelValues(ref.service, ref.reason).Inc()
-	g.requests.WithLabelValues(ref.service, "", ref.clientVersion, statusText(ref.code)).Inc()
+	g.requests.WithLabelValues(ref.service, "", statusClass(ref.code)).Inc()
 }
 
 // client returns the parsed caller, from the cache when it was seen before.
@@ -505,38 +582,20 @@ type targetInfo struct {
 	servedBy         []string // the value of Coexist-Served-By, read only
 	duration         prometheus.Observer
 
-	countersMu sync.RWMutex
-	counters   map[countKey]prometheus.Counter // of g.requests
+	// The counters of g.requests by status class (statusClasses), made
+	// when first used: they spare a call the label hashing and checks of
+	// WithLabelValues.
+	counters [len(statusClasses)]atomic.Pointer[prometheus.Counter]
 }
 
-type countKey struct {
-	clientVersion string
-	code          int
-}
-
-// maxTargetCounters bounds targetInfo.counters; beyond it, calls are
-// counted without the cache.
-const maxTargetCounters = 256
-
-// requests returns the counter of calls to the target answered with code,
-// from a cache that spares the label hashing and checks of WithLabelValues.
-func (ti *targetInfo) requests(g *Gateway, clientVersion string, code int) prometheus.Counter {
-	k := countKey{clientVersion: clientVersion, code: code}
-	ti.countersMu.RLock()
-	c := ti.counters[k]
-	ti.countersMu.RUnlock()
-	if c != nil {
-		return c
+// requests returns the counter of calls to the target answered with code.
+func (ti *targetInfo) requests(g *Gateway, code int) prometheus.Counter {
+	i := statusClassIndex(code)
+	if c := ti.counters[i].Load(); c != nil {
+		return *c
 	}
-	c = g.requests.WithLabelValues(ti.service, ti.version, clientVersion, statusText(code))
-	ti.countersMu.Lock()
-	if ti.counters == nil {
-		ti.counters = make(map[countKey]prometheus.Counter)
-	}
-	if len(ti.counters) < maxTargetCounters {
-		ti.counters[k] = c
-	}
-	ti.countersMu.Unlock()
+	c := g.requests.WithLabelValues(ti.service, ti.version, statusClasses[i])
+	ti.counters[i].Store(&c)
 	return c
 }
 
@@ -639,8 +698,11 @@ func (c *call) rewrite(pr *httputil.ProxyRequest) {
 func (c *call) modifyResponse(resp *http.Response) error {
 	c.code = resp.StatusCode
 	if !c.rt.remote {
-		// The remote gateway sets it for its own containers.
+		// The remote gateway sets it for its own containers, and strips
+		// their Coexist-Retry: it is the gateway's word alone
+		// (docs/design.md §4), never a container's.
 		resp.Header[api.HeaderServedBy] = c.rt.ti.servedBy
+		delete(resp.Header, api.HeaderRetry)
 	}
 	return nil
 }
@@ -658,11 +720,13 @@ func (c *call) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 
 // upstreamFailed logs a call whose target answered nothing and returns the
 // status to answer it with, whether the target could not be dialled (the
-// answer is then safe to retry), and the error message to answer.
+// answer is then safe to retry), and the error message to answer. The
+// message names the container, never its address nor anything the
+// container sent: those are for the log.
 func (g *Gateway) upstreamFailed(rt *route, err error, callerGone bool) (code int, unreachable bool, msg string) {
 	what := "container"
 	if rt.remote {
-		what = "gateway"
+		what = "gateway of node " + rt.tgt.Node + " for container"
 	}
 	switch {
 	case callerGone:
@@ -674,11 +738,27 @@ func (g *Gateway) upstreamFailed(rt *route, err error, callerGone bool) (code in
 		// not idempotent.
 		g.logger.Warn(what+" unreachable", "service", rt.ti.versionKey, "container", rt.tgt.ID, "address", rt.addr, "error", err)
 		return http.StatusServiceUnavailable, true,
-			fmt.Sprintf("%s %s of container %q (%s) unreachable: %v", what, rt.addr, rt.tgt.ID, rt.ti.versionKey, err)
+			fmt.Sprintf("%s %q (%s) unreachable", what, rt.tgt.ID, rt.ti.versionKey)
 	default:
 		g.logger.Error("call failed", "service", rt.ti.versionKey, "container", rt.tgt.ID, "address", rt.addr, "error", err)
 		return http.StatusBadGateway, false,
-			fmt.Sprintf("call to %s %s of container %q (%s) failed: %v", what, rt.addr, rt.tgt.ID, rt.ti.versionKey, err)
+			fmt.Sprintf("call to %s %q (%s) failed: %s", what, rt.tgt.ID, rt.ti.versionKey, failureOf(err))
+	}
+}
+
+// failureOf says in a few fixed words what became of a call whose target
+// answered nothing usable.
+func failureOf(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBadAnswer):
+		return "malformed answer"
+	case errors.Is(err, io.ErrUnexpectedEOF), closedBeforeAnswer(err):
+		return "connection closed before a whole answer"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	default:
+		return "no valid answer"
 	}
 }
 
@@ -743,21 +823,23 @@ func hostName(host string) string {
 	return host
 }
 
-// statusTexts holds the code label of every status, so that counting a call
-// does not format one.
-var statusTexts = func() (s [600]string) {
-	for i := range s {
-		s[i] = strconv.Itoa(i)
-	}
-	return s
-}()
+// statusClasses are the values of the code label: a status class, and 499
+// apart (a caller gone is not the service's doing).
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "499", "other"}
 
-func statusText(code int) string {
-	if 0 <= code && code < len(statusTexts) {
-		return statusTexts[code]
+// statusClassIndex returns the index in statusClasses of code's class.
+func statusClassIndex(code int) int {
+	switch {
+	case code == statusClientGone:
+		return 5
+	case 100 <= code && code < 600:
+		return code/100 - 1
+	default:
+		return 6
 	}
-	return strconv.Itoa(code)
 }
+
+func statusClass(code int) string { return statusClasses[statusClassIndex(code)] }
 
 // globalRand draws from math/rand/v2's top-level functions.
 type globalRand struct{}

@@ -107,7 +107,7 @@ func (g *Gateway) proxyCall(c *gwConn, n int, rt *route) (code int, unreachable,
 			// the other connections run first rather than read nothing now
 			// (a system call, then a park and a wake by the poller).
 			g.srv.yieldIfBusy()
-			resp, err = up.readResponse(c.bw)
+			resp, err = up.readResponse(c.bw, rt.remote)
 		}
 		if err == nil {
 			break

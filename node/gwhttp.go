@@ -16,7 +16,7 @@ type hdrKind uint8
 const (
 	hdrOther         hdrKind = iota // relayed as it is
 	hdrDrop                         // not relayed
-	hdrCoexistRemote                // relayed to a container, replaced when forwarded to a gateway
+	hdrCoexistRemote                // in a call: relayed to a container, replaced when forwarded to a gateway; in an answer: relayed from a gateway only
 )
 
 // hdrLine is one header line of a head: [start, end) without its line end,

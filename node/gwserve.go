@@ -9,18 +9,18 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 )
 
-// Timeouts of the connections Serve answers on.
+// Timeouts of the connections Serve answers on: the head, idle, body and
+// write timeouts are GatewayConfig.Limits'.
 const (
-	// gwIdleTimeout closes a keep-alive connection with no call.
-	gwIdleTimeout = 2 * time.Minute
-	// gwHeaderTimeout bounds the reading of a call's head, from its first
-	// byte.
-	gwHeaderTimeout = 10 * time.Second
 	// gwWatchAfter is how long a call may wait for its answer before the
 	// gateway watches its caller's connection, so that a caller who goes
 	// away ends the call (and its in-flight count). The watchdog looks for
@@ -83,10 +83,12 @@ func (g *Gateway) initServer() {
 		s.lns = make(map[*net.Listener]struct{})
 		s.conns = make(map[*gwConn]struct{})
 		s.handed = newHandoverListener()
+		lim := g.cfg.Limits
 		s.fallback = &http.Server{
-			Handler:           g,
-			ReadHeaderTimeout: gwHeaderTimeout,
-			IdleTimeout:       gwIdleTimeout,
+			Handler:           g, // which bounds body progress itself
+			ReadHeaderTimeout: lim.HeadTimeout,
+			IdleTimeout:       lim.IdleTimeout,
+			MaxHeaderBytes:    lim.MaxHeaderBytes,
 			ErrorLog:          g.errorLog,
 		}
 		s.wg.Add(3)
@@ -137,6 +139,9 @@ func (g *Gateway) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 
+	// The connections open on ln, those handed to net/http included: over
+	// Limits.MaxConns, a new one is refused at once (docs/design.md §5).
+	var open atomic.Int64
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -154,7 +159,13 @@ func (g *Gateway) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c := newGWConn(g, nc)
+		if open.Add(1) > int64(g.cfg.Limits.MaxConns) {
+			open.Add(-1)
+			g.refusedConns.Inc()
+			netlimit.Refuse(nc, tooManyConns)
+			continue
+		}
+		c := newGWConn(g, nc, &open)
 		s.mu.Lock()
 		if s.shutting.Load() {
 			s.mu.Unlock()
@@ -166,6 +177,17 @@ func (g *Gateway) Serve(ln net.Listener) error {
 		go c.serve()
 	}
 }
+
+// tooManyConns answers a connection over Limits.MaxConns: it reached no
+// service, so it is safe to retry, on another node or a moment later.
+var tooManyConns = func() []byte {
+	body := errorBody("gateway has too many connections open")
+	b := appendStatus(nil, http.StatusServiceUnavailable, "Service Unavailable")
+	b = append(b, "Content-Type: application/json\r\n"+api.HeaderRetry+": safe\r\nConnection: close\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	return append(b, body...)
+}()
 
 // Shutdown stops Serve gracefully: it closes the listeners and the idle
 // connections, lets the calls in progress finish, then closes their
@@ -269,6 +291,12 @@ type gwConn struct {
 	// deadline is nc's read deadline; zero: none. Only the connection's
 	// goroutine sets it, or a watch it waits for.
 	deadline time.Time
+	// calls counts the calls read on the connection.
+	calls int
+	// open counts the connections of the listener; release frees this
+	// one's place once.
+	open    *atomic.Int64
+	release sync.Once
 	// up is the upstream connection of the last call, kept for the next
 	// call to the same address.
 	up *upConn
@@ -285,12 +313,14 @@ type gwConn struct {
 	gone       atomic.Bool   // the watch saw the caller go away
 }
 
-func newGWConn(g *Gateway, nc net.Conn) *gwConn {
-	c := &gwConn{g: g, nc: nc}
+func newGWConn(g *Gateway, nc net.Conn, open *atomic.Int64) *gwConn {
+	c := &gwConn{g: g, nc: nc, open: open}
 	rw := newRawIO(nc)
-	c.rd.r = rw
+	c.rd.r, c.rd.c = rw, c
 	c.br = bufio.NewReaderSize(&c.rd, gwBufSize)
-	c.bw = bufio.NewWriterSize(rw, gwBufSize)
+	// An answer's writes are bounded: a caller that reads nothing does
+	// not hold the connection (docs/design.md §5).
+	c.bw = bufio.NewWriterSize(&netlimit.Deadline{Conn: nc, W: rw, Timeout: g.cfg.Limits.WriteTimeout}, gwBufSize)
 	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
 		c.ip = host
 	}
@@ -302,6 +332,7 @@ func newGWConn(g *Gateway, nc net.Conn) *gwConn {
 func (c *gwConn) serve() {
 	s := &c.g.srv
 	handed := false
+	lim := &c.g.cfg.Limits
 	defer func() {
 		s.forget(c)
 		if c.up != nil {
@@ -312,14 +343,23 @@ func (c *gwConn) serve() {
 				c.closeGracefully()
 			}
 			c.nc.Close()
+			c.releaseSlot()
 		}
 	}()
 	for {
-		// The idle deadline is moved on only when half of it has passed:
-		// a connection with no call is closed after one to two
-		// gwIdleTimeouts, and a busy one costs no timer change per call.
-		if now := time.Now(); c.deadline.Sub(now) < gwIdleTimeout/2 {
-			c.setDeadline(now.Add(gwIdleTimeout))
+		switch now := time.Now(); {
+		case c.calls == 0:
+			// The first call's head comes within HeadTimeout of the
+			// accept, as net/http's ReadHeaderTimeout.
+			if c.deadline.IsZero() {
+				c.setDeadline(now.Add(lim.HeadTimeout))
+			}
+		case c.deadline.Sub(now) < lim.IdleTimeout/2:
+			// The idle deadline is moved on only when half of it has
+			// passed: a connection with no call is closed after one to
+			// two IdleTimeouts, and a busy one costs no timer change per
+			// call.
+			c.setDeadline(now.Add(lim.IdleTimeout))
 		}
 		if c.br.Buffered() == 0 {
 			// When busy, the caller's next call mostly comes while other
@@ -332,10 +372,11 @@ func (c *gwConn) serve() {
 		if !c.state.CompareAndSwap(connIdle, connActive) {
 			return // closed by Shutdown
 		}
-		if headEnd(c.bufferedBytes()) == 0 {
-			// The head is coming in parts: all of it within gwHeaderTimeout.
-			c.setDeadline(time.Now().Add(gwHeaderTimeout))
+		if headEnd(c.bufferedBytes()) == 0 && c.calls > 0 {
+			// The head is coming in parts: all of it within HeadTimeout.
+			c.setDeadline(time.Now().Add(lim.HeadTimeout))
 		}
+		c.calls++
 		n, ok, err := c.readHead()
 		if err != nil {
 			return
@@ -344,12 +385,15 @@ func (c *gwConn) serve() {
 			handed = c.handOver()
 			return
 		}
-		if c.req.contentLength > 0 && !c.deadline.IsZero() {
-			// A body takes the time it takes, as in net/http with no
-			// ReadTimeout.
-			c.setDeadline(time.Time{})
+		if c.req.contentLength > 0 {
+			// A body takes the time it takes while it makes progress: each
+			// read waits BodyTimeout at most (see connReader).
+			c.setDeadline(time.Now().Add(lim.BodyTimeout))
+			c.rd.progress = lim.BodyTimeout
 		}
-		if !c.g.serveCall(c, n) {
+		ok = c.g.serveCall(c, n)
+		c.rd.progress = 0
+		if !ok {
 			return
 		}
 		c.state.Store(connIdle)
@@ -357,6 +401,11 @@ func (c *gwConn) serve() {
 			return
 		}
 	}
+}
+
+// releaseSlot frees the connection's place among its listener's, once.
+func (c *gwConn) releaseSlot() {
+	c.release.Do(func() { c.open.Add(-1) })
 }
 
 // readHead reads a call's head into the buffer: its length, and whether
@@ -448,7 +497,8 @@ func (c *gwConn) handOver() bool {
 	s.mu.Unlock()
 	c.g.handed.Inc()
 	buffered := c.bufferedBytes()
-	hc := &handedConn{Conn: c.nc}
+	hc := &handedConn{Conn: c.nc, release: c.releaseSlot}
+	hc.w.Conn, hc.w.Timeout = c.nc, c.g.cfg.Limits.WriteTimeout
 	hc.r = io.MultiReader(&rewound{b: append([]byte(nil), buffered...)}, &c.rd)
 	return s.handed.hand(hc)
 }
@@ -457,14 +507,24 @@ func (c *gwConn) handOver() bool {
 // (a pipelined call's).
 type connReader struct {
 	r        io.Reader // the connection's bytes (see newRawIO)
+	c        *gwConn
 	saved    byte
 	hasSaved bool
+	// progress, when not zero, is the longest wait for the next bytes of
+	// a call's body: the read deadline is moved on as bytes come, when
+	// half of it has passed (no timer change per read).
+	progress time.Duration
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
 	if r.hasSaved && len(p) > 0 {
 		p[0], r.hasSaved = r.saved, false
 		return 1, nil
+	}
+	if r.progress > 0 {
+		if now := time.Now(); r.c.deadline.Sub(now) < r.progress/2 {
+			r.c.setDeadline(now.Add(r.progress))
+		}
 	}
 	return r.r.Read(p)
 }
@@ -482,13 +542,25 @@ func (r *rewound) Read(p []byte) (int, error) {
 }
 
 // handedConn is a connection handed to the fallback server, with the bytes
-// Serve had already read of it.
+// Serve had already read of it; its writes are bounded, and it frees its
+// place among its listener's connections when closed.
 type handedConn struct {
 	net.Conn
-	r io.Reader
+	r       io.Reader
+	w       netlimit.Deadline
+	release func()
 }
 
-func (c *handedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *handedConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *handedConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+func (c *handedConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}
+
+func (c *handedConn) CloseWrite() error { return netlimit.CloseWrite(c.Conn) }
 
 // handoverListener is the fallback server's listener: it accepts the
 // connections Serve hands over.

@@ -18,10 +18,6 @@ const (
 	upDialTimeout = 2 * time.Second
 	// upIdleTimeout closes a pooled connection unused this long.
 	upIdleTimeout = 90 * time.Second
-	// upCheckAfter: a pooled connection idle this long is checked before it
-	// is used, so that one its container closed (a container that stopped,
-	// and another that took its port) is not sent a call.
-	upCheckAfter = 5 * time.Millisecond
 	// upMaxIdlePerAddr bounds the pooled connections to one address.
 	upMaxIdlePerAddr = 512
 	// upMaxHead bounds an answer's head.
@@ -211,13 +207,17 @@ func (u *upConn) close() {
 	u.nc.Close()
 }
 
-// usable tells whether an idle connection may carry a call at now.
+// usable tells whether an idle connection may carry a call at now. Every
+// reuse is checked with a peek, however short the idle time: a connection
+// its container closed (a container that stopped, and another that took its
+// port) is not sent a call, and one with bytes nobody asked for (a body
+// written after an answer to HEAD, or with a 204 or 304) is dropped, so that
+// they never reach the next caller as its answer.
 func (u *upConn) usable(now time.Time) bool {
 	if u.closed.Load() || u.br.Buffered() > 0 {
 		return false
 	}
-	idle := now.Sub(u.idleSince)
-	return idle <= upIdleTimeout && (idle < upCheckAfter || connAlive(u.nc))
+	return now.Sub(u.idleSince) <= upIdleTimeout && connAlive(u.nc)
 }
 
 // response is an answer's head, as readResponse reads it into upConn.head.
@@ -264,8 +264,10 @@ func (u *upConn) readLine(limit int) ([]byte, error) {
 // readResponse reads an answer's head. The 1xx interim answers before it
 // (103 Early Hints, 102 Processing) are relayed to interim as they come, as
 // ReverseProxy relays them; 101 is an error: the call asked for no upgrade
-// (Serve leaves Expect and Upgrade to net/http).
-func (u *upConn) readResponse(interim *bufio.Writer) (response, error) {
+// (Serve leaves Expect and Upgrade to net/http). remote tells that the
+// answer comes from another node's gateway, whose Coexist-* answer headers
+// are relayed; a container's are not (see writeAnswerHead).
+func (u *upConn) readResponse(interim *bufio.Writer, remote bool) (response, error) {
 	for n := 0; ; n++ {
 		if n > 5 {
 			return response{}, fmt.Errorf("%w: more than 5 interim (1xx) answers", errBadAnswer)
@@ -280,20 +282,22 @@ func (u *upConn) readResponse(interim *bufio.Writer) (response, error) {
 		if resp.code == 101 {
 			return resp, fmt.Errorf("%w: 101 Switching Protocols to a call that asked for no upgrade", errBadAnswer)
 		}
-		if err := u.relayHead(interim, &resp); err != nil {
+		if err := u.relayHead(interim, &resp, remote); err != nil {
 			return resp, err
 		}
 	}
 }
 
 // relayHead writes an interim answer's head to w, without its hop-by-hop
-// headers, and flushes it.
-func (u *upConn) relayHead(w *bufio.Writer, resp *response) error {
+// headers and without Content-Length, which an interim answer cannot have
+// (RFC 9110 §8.6, as net/http drops it), and flushes it.
+func (u *upConn) relayHead(w *bufio.Writer, resp *response, remote bool) error {
 	w.WriteString("HTTP/1.1 ")
 	w.Write(resp.status)
 	w.WriteString("\r\n")
 	for _, l := range u.lines {
-		if l.kind == hdrDrop || resp.dropped(u.head[l.start:l.start+l.nameLen]) {
+		name := u.head[l.start : l.start+l.nameLen]
+		if l.kind == hdrDrop || l.kind == hdrCoexistRemote && !remote || eqFold(name, "content-length") || resp.dropped(name) {
 			continue
 		}
 		w.Write(u.head[l.start:l.end])
@@ -378,7 +382,10 @@ func (u *upConn) readOneResponse() (response, error) {
 		case eqFold(name, "keep-alive"), eqFold(name, "proxy-connection"), eqFold(name, "proxy-authenticate"),
 			eqFold(name, "proxy-authorization"), eqFold(name, "te"), eqFold(name, "upgrade"):
 			l.kind = hdrDrop
-		case eqFold(name, "coexist-served-by"):
+		case eqFold(name, "coexist-served-by"), eqFold(name, "coexist-retry"):
+			// A container cannot claim to be another, nor say that a call
+			// it received is safe to send again: Coexist-Retry is the
+			// gateway's word alone (docs/design.md §4).
 			l.kind = hdrCoexistRemote
 		}
 		u.lines = append(u.lines, l)

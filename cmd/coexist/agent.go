@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/node"
 	"github.com/coexist-dev/coexist/node/driver"
 	"github.com/coexist-dev/coexist/raftregistry"
@@ -33,6 +33,7 @@ type agentFlags struct {
 	labels                                                             labelFlag
 	dev                                                                bool
 	startTimeout, killTimeout                                          time.Duration
+	gatewayMaxConns                                                    int
 	portMin, portMax                                                   int // of portRange, set by validate
 }
 
@@ -88,6 +89,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.Var(f.labels, "label", "node label key=value (repeatable)")
 	fs.DurationVar(&f.startTimeout, "start-timeout", 30*time.Second, "how long a new container may take to pass its first health check before it is failed")
 	fs.DurationVar(&f.killTimeout, "kill-timeout", 5*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
+	fs.IntVar(&f.gatewayMaxConns, "gateway-max-conns", 0, "most connections open at once on the gateway; 0: a quarter of the open-file limit, 64 to 4096")
 	fs.BoolVar(&f.dev, "dev", false, "run a single-server registry, this agent and its gateway in one process (the embedded default)")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:7700", "--dev: the registry's HTTP address")
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7701", "--dev: the registry's Raft address")
@@ -155,6 +157,9 @@ func (f *agentFlags) validate() error {
 	if f.portMin, f.portMax, err = parsePortRange(f.portRange); err != nil {
 		return err
 	}
+	if f.gatewayMaxConns < 0 {
+		return fmt.Errorf("--gateway-max-conns %d: want 0 (the default) or more", f.gatewayMaxConns)
+	}
 	if f.dataDir == "" && !f.dev {
 		return errors.New("--data-dir is required")
 	}
@@ -190,7 +195,8 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 	plan := node.DefaultPlanConfig()
 	plan.StartTimeout, plan.KillTimeout = f.startTimeout, f.killTimeout
 	a, err := node.NewAgent(node.AgentConfig{NodeID: f.nodeID, Plan: plan, Client: client, GatewayAddr: f.gatewayAddr,
-		Labels: f.labels, DataDir: f.dataDir, Driver: drv, Logger: logger, StopOnExit: f.dev})
+		Labels: f.labels, DataDir: f.dataDir, Driver: drv, Logger: logger, StopOnExit: f.dev,
+		GatewayLimits: netlimit.Limits{MaxConns: f.gatewayMaxConns}})
 	if err != nil {
 		return err
 	}
@@ -234,7 +240,7 @@ func startDevRegistry(ctx context.Context, f *agentFlags, stdout io.Writer, logg
 		_ = store.Shutdown()
 		return nil, fmt.Errorf("listen on --http-addr: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv, ln := h.HTTPServer(ln, netlimit.Limits{}, false)
 	go func() { _ = srv.Serve(ln) }()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

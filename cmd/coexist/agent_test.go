@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -116,7 +117,13 @@ func TestRetireUnderLoad(t *testing.T) {
 // inflightOf reads the in-flight count the gateway exposes for a container.
 func (f *fleet) inflightOf(id string) string {
 	for _, a := range f.agents {
-		resp, err := (&httpClientNoKeepAlive).Get("http://" + a.gateway + "/v1/metrics")
+		req, err := http.NewRequest(http.MethodGet, "http://"+a.gateway+"/v1/metrics", nil)
+		if err != nil {
+			continue
+		}
+		// The gateway's metrics need a token the registry knows.
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := httpClientNoKeepAlive.Do(req)
 		if err != nil {
 			continue
 		}

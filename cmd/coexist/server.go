@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +33,7 @@ type serverFlags struct {
 	tlsCert, tlsKey, tlsClientCA                     string
 	logLevel                                         string
 	heartbeatTTL                                     time.Duration
+	maxConns                                         int
 }
 
 func runServer(args []string, stdout, stderr io.Writer) int {
@@ -52,6 +53,7 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA file; when set, client certificates signed by it are verified if presented, and used to verify other servers when forwarding")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.DurationVar(&f.heartbeatTTL, "heartbeat-ttl", 10*time.Second, "how long a node stays ready without a heartbeat")
+	fs.IntVar(&f.maxConns, "max-conns", 0, "most connections open at once on the HTTP API; 0: a quarter of the open-file limit, 64 to 4096")
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
@@ -89,6 +91,9 @@ func (f *serverFlags) validate() error {
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.maxConns < 0 {
+		return fmt.Errorf("--max-conns %d: want 0 (the default) or more", f.maxConns)
 	}
 	if f.bootstrap && f.join != "" {
 		return errors.New("--bootstrap and --join exclude each other")
@@ -160,8 +165,9 @@ func serve(ctx context.Context, f *serverFlags, logger hclog.Logger) error {
 		_ = store.Shutdown()
 		return err
 	}
-	srv := &http.Server{Handler: h, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	srv, ln := h.HTTPServer(ln, netlimit.Limits{MaxConns: f.maxConns}, tlsCfg != nil)
+	srv.TLSConfig = tlsCfg
+	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	errCh := make(chan error, 1)
 	go func() {
 		if tlsCfg != nil {

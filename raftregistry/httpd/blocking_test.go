@@ -204,7 +204,7 @@ func TestBlockingClientGone(t *testing.T) {
 	// The handler gives up too: its request counter moves.
 	eventually(t, "the handler to return", func() bool {
 		r := e.do("GET", "/v1/metrics", readSecret, "")
-		return strings.Contains(r.body, `coexist_http_requests_total{code="503",method="GET",route="/v1/nodes"} 1`)
+		return strings.Contains(r.body, `coexist_http_requests_total{code="5xx",method="GET",route="/v1/nodes"} 1`)
 	})
 }
 

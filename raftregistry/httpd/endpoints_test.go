@@ -269,7 +269,7 @@ func TestEndpoints(t *testing.T) {
 				e.do("GET", "/v1/services", readSecret, "")
 				r = e.do("GET", "/v1/metrics", readSecret, "")
 				for _, want := range []string{
-					`coexist_http_requests_total{code="200",method="GET",route="/v1/services"} 1`,
+					`coexist_http_requests_total{code="2xx",method="GET",route="/v1/services"} 1`,
 					`coexist_http_request_duration_seconds_bucket{method="GET",route="/v1/services",le="+Inf"} 1`,
 					`coexist_state_table_records{table="nodes"} 2`,
 					`coexist_state_table_records{table="tokens"} 4`,

@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer, store Store) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "coexist", Subsystem: "http", Name: "requests_total",
-			Help: "HTTP API requests by route pattern, method and status code.",
+			Help: "HTTP API requests by route pattern, method (GET, PUT, POST, DELETE, HEAD or other) and status class (2xx, 4xx, ...).",
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "coexist", Subsystem: "http", Name: "request_duration_seconds",
@@ -96,16 +96,37 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// observe records one answered request.
+// observe records one answered request. Its labels take values from fixed
+// sets only, never the caller's own words (docs/design.md §5): a method
+// nobody routes counts as "other", a code by its class.
 func (s *Server) observe(rec *recorder, r *http.Request, route string, start time.Time) {
 	code := rec.code
 	if code == 0 {
 		code = http.StatusOK
 	}
 	took := time.Since(start)
-	s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
-	s.metrics.duration.WithLabelValues(route, r.Method).Observe(took.Seconds())
-	s.logger.Trace("request", "method", r.Method, "path", r.URL.Path, "code", code, "took", took)
+	method := methodLabel(r.Method)
+	s.metrics.requests.WithLabelValues(route, method, statusClass(code)).Inc()
+	s.metrics.duration.WithLabelValues(route, method).Observe(took.Seconds())
+	s.logger.Trace("request", "method", method, "path", r.URL.Path, "code", code, "took", took)
+}
+
+// methodLabel returns the method label of a request: one of the methods the
+// API routes, or "other".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodHead:
+		return m
+	}
+	return "other"
+}
+
+// statusClass returns the code label of a status: "2xx", "4xx", ...
+func statusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code/100) + "xx"
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *call) error {

@@ -6,11 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,6 +126,28 @@ func New(cfg Config) (*Server, error) {
 	s.routes()
 	return s, nil
 }
+
+// HTTPServer returns the http.Server that answers the API within lim (a
+// zero field takes its default, see netlimit.Defaults), and ln bounded by
+// lim to serve it on (docs/design.md §5): a head of MaxHeaderBytes at most,
+// within HeadTimeout; a body that stalls BodyTimeout closes its connection;
+// each write of an answer within WriteTimeout; at most MaxConns connections
+// open, a new one over it answered 503 at once (closed without an answer
+// when tlsConns: ln's connections carry TLS) and closed.
+func (s *Server) HTTPServer(ln net.Listener, lim netlimit.Limits, tlsConns bool) (*http.Server, net.Listener) {
+	var reject []byte
+	if !tlsConns {
+		reject = tooManyConns
+	}
+	return lim.Server(s), netlimit.Listener(ln, lim, reject)
+}
+
+// tooManyConns answers a connection over the cap.
+var tooManyConns = func() []byte {
+	body := `{"error":"server has too many connections open"}` + "\n"
+	return []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}()
 
 // ServeHTTP answers one API request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
