@@ -53,7 +53,7 @@ func (s *Server) retireVersion(w http.ResponseWriter, r *http.Request, _ *call) 
 	if err != nil {
 		return err
 	}
-	ver, err := pathVersion(r, "version")
+	ver, err := pathStoredVersion(r, "version")
 	if err != nil {
 		return err
 	}

@@ -216,7 +216,7 @@ func (s *Store) purgeNode(index uint64, c *PurgeNode) (*Node, error) {
 }
 
 func (s *Store) declareVersion(index uint64, c *DeclareVersion) (*ServiceVersion, error) {
-	if err := ValidateDeclareVersion(c); err != nil {
+	if err := validateDeclareVersion(c, logRules); err != nil {
 		return nil, err
 	}
 	k := VersionKey{c.Service, c.Version}
@@ -277,7 +277,7 @@ func (s *Store) markRetired(index uint64, c *MarkRetired) ([]*ServiceVersion, er
 }
 
 func (s *Store) putContainer(index uint64, c *PutContainer) (*Container, error) {
-	if err := ValidateContainer(c.ID, &c.Spec); err != nil {
+	if err := validateContainer(c.ID, &c.Spec, logRules); err != nil {
 		return nil, err
 	}
 	if s.nodes[c.Spec.Node] == nil {
