@@ -147,6 +147,10 @@ func (s *Store) Apply(index uint64, cmd Command) Result {
 		v, err = s.setServer(index, c)
 	case *RemoveServer:
 		v, err = s.removeServer(index, c)
+	case *PurgeVersion:
+		v, err = s.purgeVersion(index, c)
+	case *PurgeService:
+		v, err = s.purgeService(index, c)
 	default:
 		err = fmt.Errorf("apply: unknown command %T", cmd)
 	}
