@@ -579,7 +579,15 @@ func (c *Client) query(ctx context.Context, path string, params url.Values, out 
 // write sends method to path with in as its JSON body (none when nil) and
 // decodes the answer into out (discarded when nil).
 func (c *Client) write(ctx context.Context, method, path string, in, out any, w *WriteOptions) (*WriteMeta, error) {
+	return c.writeQuery(ctx, method, path, nil, in, out, w)
+}
+
+// writeQuery is write with query parameters of the endpoint's own.
+func (c *Client) writeQuery(ctx context.Context, method, path string, params url.Values, in, out any, w *WriteOptions) (*WriteMeta, error) {
 	r := c.newRequest(method, path)
+	for k, vs := range params {
+		r.params[k] = vs
+	}
 	r.setWrite(w)
 	if in != nil {
 		if err := r.setJSON(in); err != nil {

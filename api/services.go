@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 )
 
 // Services is the handle on the service versions of the registry.
@@ -65,6 +66,41 @@ func (s *Services) Retire(ctx context.Context, service, version string, w *Write
 	}
 	var out ServiceVersion
 	wm, err := s.c.write(ctx, http.MethodDelete, versionPath(service, version), nil, &out, w)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &out, wm, nil
+}
+
+// PurgeVersion removes a retired version that no container holds, for good:
+// it answers the record as it was. A version not yet retired, or one a
+// container still holds, is a 409 (IsConflict) that says which. Declaring
+// the version again afterwards declares it afresh.
+func (s *Services) PurgeVersion(ctx context.Context, service, version string, w *WriteOptions) (*ServiceVersion, *WriteMeta, error) {
+	if err := need("service", service); err != nil {
+		return nil, nil, err
+	}
+	if err := need("version", version); err != nil {
+		return nil, nil, err
+	}
+	var out ServiceVersion
+	purge := url.Values{"purge": {"true"}}
+	wm, err := s.c.writeQuery(ctx, http.MethodDelete, versionPath(service, version), purge, nil, &out, w)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &out, wm, nil
+}
+
+// Purge removes a service and all its versions, which must all be retired
+// and held by no container (else a 409 naming each version that is not); it
+// answers the service as it was.
+func (s *Services) Purge(ctx context.Context, service string, w *WriteOptions) (*Service, *WriteMeta, error) {
+	if err := need("service", service); err != nil {
+		return nil, nil, err
+	}
+	var out Service
+	wm, err := s.c.write(ctx, http.MethodDelete, "/v1/services/"+seg(service), nil, &out, w)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,6 +108,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.Version == "" {
 		return nil, errors.New("client: Config.Version is required")
+	}
+	if err := api.CheckVersion(cfg.Version); err != nil {
+		return nil, fmt.Errorf("client: Config.Version: %w", err)
+	}
+	for _, svc := range slices.Sorted(maps.Keys(cfg.Requires)) {
+		if err := api.CheckRange(cfg.Requires[svc]); err != nil {
+			return nil, fmt.Errorf("client: Config.Requires[%s]: %w", svc, err)
+		}
 	}
 	ident, err := routing.ParseClient(cfg.Name, cfg.Version, cfg.Requires, cfg.Node)
 	if err != nil {

@@ -54,9 +54,14 @@ func TestNewValidatesConfig(t *testing.T) {
 	}{
 		"no name":         {Config{Version: "1.0.0"}, "Config.Name is required"},
 		"no version":      {Config{Name: "web"}, "Config.Version is required"},
-		"bad version":     {Config{Name: "web", Version: "one"}, `client version "one"`},
-		"bad requirement": {Config{Name: "web", Version: "1.0.0", Requires: map[string]string{"greeter": "~>"}}, "requires[greeter]"},
-		"bad registry":    {Config{Name: "web", Version: "1.0.0", Registry: "ftp://x"}, "invalid registry address"},
+		"bad version":     {Config{Name: "web", Version: "one"}, `Config.Version: "one" is not a valid version`},
+		"short version":   {Config{Name: "web", Version: "1.0"}, `client: Config.Version: "1.0" is not canonical; write "1.0.0"`},
+		"v prefix":        {Config{Name: "web", Version: "v1.2.0"}, `client: Config.Version: "v1.2.0" is not canonical; write "1.2.0"`},
+		"build metadata":  {Config{Name: "web", Version: "1.2.0+b1"}, `client: Config.Version: "1.2.0+b1" is not canonical; write "1.2.0"`},
+		"bad requirement": {Config{Name: "web", Version: "1.0.0", Requires: map[string]string{"greeter": "~>"}}, "Config.Requires[greeter]"},
+		"unsatisfiable requirement": {Config{Name: "web", Version: "1.0.0", Requires: map[string]string{"greeter": ">= 2.0, < 1.0"}},
+			`client: Config.Requires[greeter]: ">= 2.0, < 1.0" admits no version`},
+		"bad registry": {Config{Name: "web", Version: "1.0.0", Registry: "ftp://x"}, "invalid registry address"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := New(context.Background(), tc.cfg)

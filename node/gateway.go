@@ -523,8 +523,9 @@ func (g *Gateway) client(name, ver, service, require string) (routing.Client, er
 		if require != "" {
 			reqs = map[string]string{service: require}
 		}
-		p.c, p.err = routing.ParseClient(name, ver, reqs, g.cfg.NodeID)
-		if p.err != nil {
+		if err := api.CheckVersion(ver); err != nil {
+			p.err = fmt.Errorf("header %s: %w", api.HeaderClientVersion, err)
+		} else if p.c, p.err = routing.ParseClient(name, ver, reqs, g.cfg.NodeID); p.err != nil {
 			p.err = fmt.Errorf("headers %s, %s: %w", api.HeaderClientVersion, api.HeaderClientRequire, p.err)
 		}
 		g.clientsMu.Lock()

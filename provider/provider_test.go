@@ -81,7 +81,9 @@ func TestCheckName(t *testing.T) {
 
 func TestCheckVersionAndRange(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"1.4.2", ""}, {"2.0.0-rc.1", ""}, {"1.0", ""},
+		{"1.4.2", ""}, {"2.0.0-rc.1", ""},
+		{"1.0", `"1.0" is not canonical; write "1.0.0".`}, {"v1.0.0", `"v1.0.0" is not canonical; write "1.0.0".`},
+		{"1.0.0+b1", `"1.0.0+b1" is not canonical; write "1.0.0".`}, {"", "The version must not be empty."},
 		{"", "must not be empty"}, {"1.x", "is not a valid version"}, {strings.Repeat("1", 129), "longer than 128"},
 	} {
 		if got := checkVersion(tc.in); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
@@ -92,6 +94,7 @@ func TestCheckVersionAndRange(t *testing.T) {
 		{">= 1.0, < 2.0", ""}, {"~> 1.4", ""}, {"= 1.2.3", ""},
 		{"", "must not be empty"}, {"  ", "must not be empty"}, {">= one", "is not a valid version range"},
 		{">= 1.0 < 2.0", "is not a valid version range"},
+		{">= 2.0, < 1.0", `">= 2.0, < 1.0" admits no version.`}, {"> 1.0, < 1.0", "admits no version"},
 	} {
 		if got := checkRange(tc.in); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("checkRange(%q) = %q, want %q", tc.in, got, tc.want)

@@ -3,11 +3,10 @@ package provider
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
-	version "github.com/hashicorp/go-version"
+	"github.com/coexist-dev/coexist/api"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -61,10 +60,8 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// maxNameLen is the longest name the registry takes (`[a-z0-9][a-z0-9-]{0,62}`).
-const maxNameLen = 63
-
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+// maxNameLen is the longest name the registry takes.
+const maxNameLen = api.MaxNameLen
 
 // nameValidator checks a registry name: lowercase letters, digits and dashes,
 // starting with a letter or digit, at most max characters.
@@ -98,7 +95,7 @@ func checkName(s string, maxLen int) string {
 			"and a suffix to it, and ids are at most %d characters.", s, len(s), maxLen, maxNameLen)
 	case len(s) > maxLen:
 		return fmt.Sprintf("%q is %d characters long; at most %d are allowed.", s, len(s), maxLen)
-	case !nameRE.MatchString(s):
+	case api.CheckName(s) != nil:
 		return fmt.Sprintf("%q is not a valid name: use 1 to %d lowercase letters, digits and dashes, "+
 			"starting with a letter or digit.", s, maxLen)
 	}
@@ -125,17 +122,23 @@ func (versionValidator) ValidateString(_ context.Context, req validator.StringRe
 	}
 }
 
+// checkVersion returns what is wrong with version s, or "": the registry's
+// own rule (api.CheckVersion), so that plan refuses what apply would.
 func checkVersion(s string) string {
-	if s == "" {
-		return "The version must not be empty."
-	}
-	if len(s) > 128 {
-		return "The version is longer than 128 characters."
-	}
-	if _, err := version.NewVersion(s); err != nil {
-		return fmt.Sprintf("%q is not a valid version: write a semantic version such as 1.4.2 (%s).", s, err)
+	if err := api.CheckVersion(s); err != nil {
+		return sentence("version", err)
 	}
 	return ""
+}
+
+// sentence writes a wire rule's reason as a sentence about what:
+// "The version must not be empty."
+func sentence(what string, err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "must ") || strings.HasPrefix(msg, "is ") {
+		msg = "The " + what + " " + msg
+	}
+	return msg + "."
 }
 
 // constraintValidator checks a version range (">= 1.0, < 2.0", "~> 1.4").
@@ -160,16 +163,11 @@ func (constraintValidator) ValidateString(_ context.Context, req validator.Strin
 	}
 }
 
+// checkRange returns what is wrong with version range s, or "": the
+// registry's own rule (api.CheckRange).
 func checkRange(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return `The version range must not be empty: write one such as ">= 1.0, < 2.0" or "~> 1.4".`
-	}
-	if len(s) > 512 {
-		return "The version range is longer than 512 characters."
-	}
-	if _, err := version.NewConstraint(s); err != nil {
-		return fmt.Sprintf(`%q is not a valid version range: write comma-separated constraints such as `+
-			`">= 1.0, < 2.0" or "~> 1.4" (%s).`, s, err)
+	if err := api.CheckRange(s); err != nil {
+		return sentence("version range", err)
 	}
 	return ""
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/coexist-dev/coexist/api"
 )
 
 var (
@@ -31,6 +33,7 @@ type NoCompatibleError struct {
 	// Requirement is the client's own range for the service, if it has one.
 	Requirement string
 	// Versions lists every declared version of the service, lowest first.
+	// The message names only those not retired, and counts the others.
 	Versions []Candidate
 }
 
@@ -49,10 +52,18 @@ func (e *NoCompatibleError) Error() string {
 		b.WriteString("no versions declared")
 		return b.String()
 	}
-	for i, v := range e.Versions {
-		if i > 0 {
+	// Retired versions serve nobody: the message counts them, and names
+	// the versions that could serve (a service's history may be long).
+	retired, listed := 0, 0
+	for _, v := range e.Versions {
+		if v.State == api.VersionRetired {
+			retired++
+			continue
+		}
+		if listed > 0 {
 			b.WriteString(", ")
 		}
+		listed++
 		b.WriteString(v.Version)
 		b.WriteString(" (")
 		b.WriteString(v.State)
@@ -71,6 +82,14 @@ func (e *NoCompatibleError) Error() string {
 			b.WriteString(", invalid range")
 		}
 		b.WriteString(")")
+	}
+	if listed == 0 {
+		b.WriteString("no active or draining version")
+	}
+	if retired > 0 {
+		b.WriteString(" (+")
+		b.WriteString(strconv.Itoa(retired))
+		b.WriteString(" retired)")
 	}
 	return b.String()
 }

@@ -596,17 +596,35 @@ func TestSelectErrors(t *testing.T) {
 		{
 			name: "no compatible", table: tab, service: "greeter", version: "3.0.0",
 			is:   ErrNoCompatibleVersion,
-			text: `no compatible version of service "greeter" for client web@3.0.0: 0.9.0 (retired, clients ">= 0.1, < 1.0"), 1.0.0 (active, clients ">= 1.0, < 2.0"), 2.0.0 (active, clients ">= 2.0, < 3.0")`,
+			text: `no compatible version of service "greeter" for client web@3.0.0: 1.0.0 (active, clients ">= 1.0, < 2.0"), 2.0.0 (active, clients ">= 2.0, < 3.0") (+1 retired)`,
 		},
 		{
 			name: "requirement", table: tab, service: "greeter", version: "1.5.0", requires: map[string]string{"greeter": "~> 2.0"},
 			is:   ErrNoCompatibleVersion,
-			text: `no compatible version of service "greeter" for client web@1.5.0 requiring "~> 2.0": 0.9.0 (retired, clients ">= 0.1, < 1.0"), 1.0.0 (active, clients ">= 1.0, < 2.0", excluded by requirement), 2.0.0 (active, clients ">= 2.0, < 3.0")`,
+			text: `no compatible version of service "greeter" for client web@1.5.0 requiring "~> 2.0": 1.0.0 (active, clients ">= 1.0, < 2.0", excluded by requirement), 2.0.0 (active, clients ">= 2.0, < 3.0") (+1 retired)`,
 		},
 		{
 			name: "nothing running", table: NewTable(services, nil, threeNodes), service: "greeter", version: "1.5.0",
 			is:   ErrNoCompatibleVersion,
-			text: `no compatible version of service "greeter" for client web@1.5.0: 0.9.0 (retired, clients ">= 0.1, < 1.0"), 1.0.0 (active, clients ">= 1.0, < 2.0", no running container), 2.0.0 (active, clients ">= 2.0, < 3.0")`,
+			text: `no compatible version of service "greeter" for client web@1.5.0: 1.0.0 (active, clients ">= 1.0, < 2.0", no running container), 2.0.0 (active, clients ">= 2.0, < 3.0") (+1 retired)`,
+		},
+		{
+			name: "every version retired", service: "greeter", version: "1.0.0",
+			table: NewTable([]api.Service{{Name: "greeter", Versions: []api.ServiceVersion{
+				sv("0.9.0", ">= 0.1", api.VersionRetired), sv("1.0.0", ">= 1.0", api.VersionRetired)}}}, nil, nil),
+			is:   ErrNoCompatibleVersion,
+			text: `no compatible version of service "greeter" for client web@1.0.0: no active or draining version (+2 retired)`,
+		},
+		{
+			name: "long history", service: "greeter", version: "9.0.0",
+			table: NewTable([]api.Service{{Name: "greeter", Versions: []api.ServiceVersion{
+				sv("1.0.0", ">= 1.0, < 2.0", api.VersionRetired), sv("1.1.0", ">= 1.0, < 2.0", api.VersionRetired),
+				sv("1.2.0", ">= 1.0, < 2.0", api.VersionRetired), sv("1.3.0", ">= 1.0, < 2.0", api.VersionRetired),
+				sv("1.4.0", ">= 1.0, < 2.0", api.VersionRetired), sv("1.5.0", ">= 1.0, < 2.0", api.VersionRetired),
+				sv("1.6.0", ">= 1.0, < 2.0", api.VersionDraining), sv("2.0.0", ">= 2.0, < 3.0", api.VersionActive)}}}, nil, nil),
+			is: ErrNoCompatibleVersion,
+			text: `no compatible version of service "greeter" for client web@9.0.0: 1.6.0 (draining, clients ">= 1.0, < 2.0"), ` +
+				`2.0.0 (active, clients ">= 2.0, < 3.0") (+6 retired)`,
 		},
 		{
 			name: "no versions", table: NewTable([]api.Service{{Name: "greeter"}}, nil, nil), service: "greeter", version: "1.0.0",

@@ -264,11 +264,23 @@ func pathName(r *http.Request, key, field string) (string, error) {
 	return v, nil
 }
 
-// pathVersion reads and checks a version in the path.
+// pathVersion reads a version to declare from the path: it must be
+// canonical.
 func pathVersion(r *http.Request, key string) (string, error) {
 	v := r.PathValue(key)
 	if err := state.ValidateVersion(key, v); err != nil {
 		return "", err
+	}
+	return v, nil
+}
+
+// pathStoredVersion reads a version that should already be stored from the
+// path. A version declared before versions had to be canonical ("1.0") must
+// still be retired and purged, so only its syntax is checked.
+func pathStoredVersion(r *http.Request, key string) (string, error) {
+	v := r.PathValue(key)
+	if err := api.CheckVersionSyntax(v); err != nil {
+		return "", badRequest(key, "%s", err.Error())
 	}
 	return v, nil
 }

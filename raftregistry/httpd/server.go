@@ -207,6 +207,7 @@ func (s *Server) routes() {
 	for _, rt := range []route{
 		{"GET", "/v1/services", kindRead, anyToken, bodyNone, s.listServices},
 		{"GET", "/v1/services/{service}", kindRead, anyToken, bodyNone, s.getService},
+		{"DELETE", "/v1/services/{service}", kindWrite, oper, bodyNone, s.purgeService},
 		{"PUT", "/v1/services/{service}/versions/{version}", kindWrite, oper, bodyJSON, s.declareVersion},
 		{"DELETE", "/v1/services/{service}/versions/{version}", kindWrite, oper, bodyNone, s.retireVersion},
 

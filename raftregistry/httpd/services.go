@@ -58,12 +58,66 @@ func (s *Server) retireVersion(w http.ResponseWriter, r *http.Request, _ *call) 
 	if err != nil {
 		return err
 	}
-	ver, err := pathVersion(r, "version")
+	ver, err := pathStoredVersion(r, "version")
 	if err != nil {
 		return err
 	}
+	q := r.URL.Query()
+	purge, err := flag(q.Has("purge"), q.Get("purge"), "purge")
+	if err != nil {
+		return err
+	}
+	k := state.VersionKey{Service: svc, Version: ver}
+	if purge {
+		return s.purgeVersion(w, r, k)
+	}
 	cmd := &state.RetireVersion{Service: svc, Version: ver, Now: time.Now().UTC()}
-	return s.applyVersion(w, r, cmd, state.VersionKey{Service: svc, Version: ver})
+	return s.applyVersion(w, r, cmd, k)
+}
+
+// purgeVersion answers DELETE .../versions/{version}?purge: it removes a
+// retired version no container holds, and answers the record as it was.
+func (s *Server) purgeVersion(w http.ResponseWriter, r *http.Request, k state.VersionKey) error {
+	before := s.store.State().Version(k)
+	val, err := s.apply(w, r, &state.PurgeVersion{Service: k.Service, Version: k.Version})
+	if err != nil {
+		return err
+	}
+	v, ok := val.(*state.ServiceVersion)
+	if !ok || v == nil {
+		v = before
+	}
+	if v == nil {
+		writeEmpty(w)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, v.API())
+	return nil
+}
+
+// purgeService answers DELETE /v1/services/{service}: it removes the service
+// when every version of it is retired and held by no container, and answers
+// the service as it was.
+func (s *Server) purgeService(w http.ResponseWriter, r *http.Request, _ *call) error {
+	name, err := pathName(r, "service", "service")
+	if err != nil {
+		return err
+	}
+	_, before, _ := s.store.State().Versions(name)
+	val, err := s.apply(w, r, &state.PurgeService{Service: name})
+	if err != nil {
+		return err
+	}
+	vs, ok := val.([]*state.ServiceVersion)
+	if !ok || len(vs) == 0 {
+		vs = before
+	}
+	out := api.Service{Name: name, Versions: []api.ServiceVersion{}}
+	if svcs := state.ServicesAPI(vs); len(svcs) == 1 {
+		out = svcs[0]
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 func (s *Server) applyVersion(w http.ResponseWriter, r *http.Request, cmd state.Command, k state.VersionKey) error {

@@ -29,6 +29,8 @@ const (
 	DeleteTokenType     CommandType = 11
 	SetServerType       CommandType = 12
 	RemoveServerType    CommandType = 13
+	PurgeVersionType    CommandType = 14
+	PurgeServiceType    CommandType = 15
 )
 
 // Command is one change to the state store.
@@ -127,6 +129,22 @@ type RemoveServer struct {
 	ID string `json:"id"`
 }
 
+// PurgeVersion removes a retired version that no container holds, so that
+// a service's history does not grow for ever. It carries no
+// IgnoreUnknownFlag: a server that skipped it would still accept containers
+// naming the version, and diverge; upgrade every server before purging.
+type PurgeVersion struct {
+	Service string `json:"service"`
+	Version string `json:"version"`
+}
+
+// PurgeService removes a service: every version of it, all of which must be
+// retired and held by no container. Like PurgeVersion it must not be
+// skipped.
+type PurgeService struct {
+	Service string `json:"service"`
+}
+
 func (*RegisterNode) Type() CommandType       { return RegisterNodeType }
 func (*SetNodeStatus) Type() CommandType      { return SetNodeStatusType }
 func (*PurgeNode) Type() CommandType          { return PurgeNodeType }
@@ -140,6 +158,8 @@ func (*CreateToken) Type() CommandType        { return CreateTokenType }
 func (*DeleteToken) Type() CommandType        { return DeleteTokenType }
 func (*SetServer) Type() CommandType          { return SetServerType }
 func (*RemoveServer) Type() CommandType       { return RemoveServerType }
+func (*PurgeVersion) Type() CommandType       { return PurgeVersionType }
+func (*PurgeService) Type() CommandType       { return PurgeServiceType }
 
 // newCommand returns an empty command of type t, or nil when t is unknown.
 func newCommand(t CommandType) Command {
@@ -170,6 +190,10 @@ func newCommand(t CommandType) Command {
 		return &SetServer{}
 	case RemoveServerType:
 		return &RemoveServer{}
+	case PurgeVersionType:
+		return &PurgeVersion{}
+	case PurgeServiceType:
+		return &PurgeService{}
 	}
 	return nil
 }

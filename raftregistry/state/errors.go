@@ -10,8 +10,10 @@ import (
 var (
 	// ErrNotFound means the record named does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict means a check-and-set write found the record changed, or a
-	// different body was written to an existing record without one.
+	// ErrConflict means a check-and-set write found the record changed, a
+	// different body was written to an existing record without one, or the
+	// record is in no state to be removed (a version not yet retired, or one
+	// a container holds, cannot be purged).
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid means the input is not acceptable; see FieldError.
 	ErrInvalid = errors.New("invalid input")

@@ -147,6 +147,10 @@ func (s *Store) Apply(index uint64, cmd Command) Result {
 		v, err = s.setServer(index, c)
 	case *RemoveServer:
 		v, err = s.removeServer(index, c)
+	case *PurgeVersion:
+		v, err = s.purgeVersion(index, c)
+	case *PurgeService:
+		v, err = s.purgeService(index, c)
 	default:
 		err = fmt.Errorf("apply: unknown command %T", cmd)
 	}
@@ -216,7 +220,7 @@ func (s *Store) purgeNode(index uint64, c *PurgeNode) (*Node, error) {
 }
 
 func (s *Store) declareVersion(index uint64, c *DeclareVersion) (*ServiceVersion, error) {
-	if err := ValidateDeclareVersion(c); err != nil {
+	if err := validateDeclareVersion(c, logRules); err != nil {
 		return nil, err
 	}
 	k := VersionKey{c.Service, c.Version}
@@ -294,7 +298,7 @@ func (s *Store) markRetired(index uint64, c *MarkRetired) ([]*ServiceVersion, er
 }
 
 func (s *Store) putContainer(index uint64, c *PutContainer) (*Container, error) {
-	if err := ValidateContainer(c.ID, &c.Spec); err != nil {
+	if err := validateContainer(c.ID, &c.Spec, logRules); err != nil {
 		return nil, err
 	}
 	if s.nodes[c.Spec.Node] == nil {

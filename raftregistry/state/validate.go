@@ -2,13 +2,10 @@ package state
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
-	version "github.com/hashicorp/go-version"
 )
 
 // Defaults applied to a declared container, so that a spec written with and
@@ -26,71 +23,70 @@ const (
 	maxMessage            = 4096
 )
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 // Drivers the registry accepts.
 var knownDrivers = map[string]bool{"exec": true}
+
+// The rules for names, versions and ranges are the wire rules of package api
+// (api.CheckName, api.CheckVersion, api.CheckRange), so that the HTTP API,
+// the gateway, the SDK and the provider accept the same values.
+//
+// Two sets of rules apply. What the HTTP API accepts (wireRules) has
+// tightened over time: versions must be canonical, ranges satisfiable. The
+// apply of a logged command must not tighten (logRules): a server that
+// replays its log after an upgrade must reach the state the other servers
+// reached when they applied the same entries with the old code. So apply
+// checks only what every release checked, and records written before the
+// rules tightened ("1.0", ">= 2.0, < 1.0") keep working.
+type rules struct {
+	version func(string) error
+	rng     func(string) error
+}
+
+var (
+	wireRules = rules{version: api.CheckVersion, rng: api.CheckRange}
+	logRules  = rules{version: api.CheckVersionSyntax, rng: api.CheckRangeSyntax}
+)
 
 // ValidateName checks a name: lowercase letters, digits and dashes, starting
 // with a letter or digit, at most 63 characters.
 func ValidateName(field, s string) error {
-	if s == "" {
-		return invalid(field, "must not be empty")
-	}
-	if !nameRE.MatchString(s) {
-		return invalid(field, "%q is not a valid name: use 1 to 63 lowercase letters, digits and dashes, starting with a letter or digit", s)
-	}
-	return nil
+	return fieldOf(field, api.CheckName(s))
 }
 
-// ValidateVersion checks a semantic version string.
+// ValidateVersion checks a version: it must be written canonically
+// ("1.4.2", not "1.4" or "v1.4.2").
 func ValidateVersion(field, s string) error {
-	if s == "" {
-		return invalid(field, "must not be empty")
-	}
-	if len(s) > 128 {
-		return invalid(field, "is longer than 128 characters")
-	}
-	if _, err := version.NewVersion(s); err != nil {
-		return invalid(field, "%q is not a valid version: %s", s, err.Error())
-	}
-	return nil
+	return fieldOf(field, api.CheckVersion(s))
 }
 
-var constraintCache sync.Map // string -> error (nil when valid)
-
-// ValidateConstraint checks a version range such as ">= 1.0, < 2.0".
+// ValidateConstraint checks a version range such as ">= 1.0, < 2.0": it
+// must parse and admit at least one version.
 func ValidateConstraint(field, s string) error {
-	if strings.TrimSpace(s) == "" {
-		return invalid(field, "must not be empty")
-	}
-	if len(s) > 512 {
-		return invalid(field, "is longer than 512 characters")
-	}
-	if v, ok := constraintCache.Load(s); ok {
-		if v == nil {
-			return nil
-		}
-		return invalid(field, "%q is not a valid version range: %s", s, v.(error).Error())
-	}
-	_, err := version.NewConstraint(s)
-	if err != nil {
-		constraintCache.Store(s, err)
-		return invalid(field, "%q is not a valid version range: %s", s, err.Error())
-	}
-	constraintCache.Store(s, nil)
-	return nil
+	return fieldOf(field, api.CheckRange(s))
 }
 
-// ValidateDeclareVersion checks a DeclareVersion command's input.
+// fieldOf names the field a wire rule refused.
+func fieldOf(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return invalid(field, "%s", err.Error())
+}
+
+// ValidateDeclareVersion checks a DeclareVersion command's input against the
+// wire rules.
 func ValidateDeclareVersion(c *DeclareVersion) error {
+	return validateDeclareVersion(c, wireRules)
+}
+
+func validateDeclareVersion(c *DeclareVersion, r rules) error {
 	if err := ValidateName("service", c.Service); err != nil {
 		return err
 	}
-	if err := ValidateVersion("version", c.Version); err != nil {
+	if err := fieldOf("version", r.version(c.Version)); err != nil {
 		return err
 	}
-	if err := ValidateConstraint("clients", c.Clients); err != nil {
+	if err := fieldOf("clients", r.rng(c.Clients)); err != nil {
 		return err
 	}
 	if len(c.Description) > maxDescription {
@@ -146,9 +142,14 @@ func SpecFromAPI(r *api.ContainerRequest) ContainerSpec {
 	return s
 }
 
-// ValidateContainer checks a container's id and spec on their own; whether
-// its node and versions exist is checked when the command is applied.
+// ValidateContainer checks a container's id and spec on their own against
+// the wire rules; whether its node and versions exist is checked when the
+// command is applied.
 func ValidateContainer(id string, s *ContainerSpec) error {
+	return validateContainer(id, s, wireRules)
+}
+
+func validateContainer(id string, s *ContainerSpec, r rules) error {
 	if err := ValidateName("id", id); err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func ValidateContainer(id string, s *ContainerSpec) error {
 		if err := ValidateName(fmt.Sprintf("services[%d].service", i), ref.Service); err != nil {
 			return err
 		}
-		if err := ValidateVersion(fmt.Sprintf("services[%d].version", i), ref.Version); err != nil {
+		if err := fieldOf(fmt.Sprintf("services[%d].version", i), r.version(ref.Version)); err != nil {
 			return err
 		}
 		if j, dup := seen[ref.Service]; dup {
