@@ -93,6 +93,7 @@ type HealthCheck struct {
 // RestartPolicy is the persisted form of a restart policy.
 type RestartPolicy struct {
 	Attempts int           `json:"attempts"`
+	Interval time.Duration `json:"interval,omitempty"`
 	Delay    time.Duration `json:"delay"`
 	MaxDelay time.Duration `json:"max_delay"`
 }
