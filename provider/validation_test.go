@@ -82,6 +82,8 @@ func TestAccValidation(t *testing.T) {
 			errorRE("Invalid health check path", `health.http: "healthz" must be an HTTP path starting with /`)},
 		{"restart attempts", validContainer(map[string]string{"restart": `{ attempts = 0 }`}),
 			errorRE("restart.attempts", "must be between 1 and 1000")},
+		{"restart interval", validContainer(map[string]string{"restart": `{ interval = "48h" }`}),
+			errorRE("Invalid duration", `restart.interval: "48h" is out of range: it must be between 1s and 24h`)},
 		{"driver", validContainer(map[string]string{"driver": `"docker"`}),
 			errorRE("driver", `value must be one of: ["exec"]`)},
 		{"empty command", validContainer(map[string]string{"config": `{ command = "" }`}),
