@@ -207,8 +207,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 					},
 					"interval":  durationAttr("The window in which `attempts` are counted, e.g. `30m`.", time.Second, 24*time.Hour),
 					"delay":     durationAttr("Delay before the first restart within the interval, e.g. `1s`.", time.Millisecond, time.Hour),
-					"max_delay": durationAttr("Longest delay before a restart, e.g. `30s`.", time.Millisecond, time.Hour),
+					"max_delay": durationAttr("Longest delay before a restart, e.g. `30s`. Not shorter than `delay`.", time.Millisecond, time.Hour),
 				},
+				Validators: []validator.Object{restartDelays{}},
 			},
 			"drain_timeout": schema.StringAttribute{
 				MarkdownDescription: "How long a draining container may keep serving the calls in flight before it " +

@@ -82,6 +82,8 @@ func TestAccValidation(t *testing.T) {
 			errorRE("Invalid health check path", `health.http: "healthz" must be an HTTP path starting with /`)},
 		{"restart attempts", validContainer(map[string]string{"restart": `{ attempts = 0 }`}),
 			errorRE("restart.attempts", "must be between 1 and 1000")},
+		{"restart delays", validContainer(map[string]string{"restart": `{ delay = "10s", max_delay = "5s" }`}),
+			errorRE("Invalid restart delays", "restart.max_delay (5s) is shorter than restart.delay (10s)")},
 		{"restart interval", validContainer(map[string]string{"restart": `{ interval = "48h" }`}),
 			errorRE("Invalid duration", `restart.interval: "48h" is out of range: it must be between 1s and 24h`)},
 		{"driver", validContainer(map[string]string{"driver": `"docker"`}),
