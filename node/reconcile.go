@@ -386,6 +386,7 @@ func restartRuleOf(c *api.Container, cfg PlanConfig) RestartRule {
 // Attempts exits fall within Interval, ok is false and the container has
 // failed for good. Passing health checks in between reset nothing: a
 // container that crashes after it became healthy uses its attempts up too.
+// An Interval of zero counts every exit kept.
 func NextRestart(r RestartRule, exits []time.Time) (at time.Time, ok bool) {
 	if len(exits) == 0 {
 		return time.Time{}, true
@@ -393,7 +394,7 @@ func NextRestart(r RestartRule, exits []time.Time) (at time.Time, ok bool) {
 	last := exits[len(exits)-1]
 	n := 0
 	for _, e := range exits {
-		if last.Sub(e) < r.Interval {
+		if r.Interval <= 0 || last.Sub(e) < r.Interval {
 			n++
 		}
 	}

@@ -373,6 +373,8 @@ func TestNextRestart(t *testing.T) {
 		{"the maximum below the delay wins", RestartRule{Attempts: 1, Interval: time.Minute, Delay: 5 * time.Second, MaxDelay: time.Second},
 			at(0), time.Second},
 		{"no exit: at once", rule, nil, 0},
+		{"no interval counts every exit", RestartRule{Attempts: 1, Delay: time.Second, MaxDelay: time.Minute},
+			at(0, 100000), -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := NextRestart(tc.rule, tc.exits)
