@@ -121,6 +121,10 @@ type WriteOptions struct {
 	// record's modify index equals *CAS; a pointer to 0 means create-only. A
 	// failed check answers 409 (see IsConflict).
 	CAS *uint64
+	// Force makes a write that the registry refuses by default to protect
+	// running calls go ahead anyway (?force=true): purging a node that is
+	// still ready.
+	Force bool
 	// AuthToken overrides the Client's token for this request.
 	AuthToken string
 }
@@ -331,6 +335,9 @@ func (r *request) setWrite(w *WriteOptions) {
 	}
 	if w.CAS != nil {
 		r.params.Set("cas", strconv.FormatUint(*w.CAS, 10))
+	}
+	if w.Force {
+		r.params.Set("force", "true")
 	}
 	r.token = w.AuthToken
 }

@@ -212,6 +212,7 @@ func TestWriteCAS(t *testing.T) {
 		{"no cas", &api.WriteOptions{}, ""},
 		{"create only", &api.WriteOptions{CAS: api.CAS(0)}, "cas=0"},
 		{"cas", &api.WriteOptions{CAS: api.CAS(17)}, "cas=17"},
+		{"force", &api.WriteOptions{Force: true}, "force=true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

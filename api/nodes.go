@@ -62,7 +62,8 @@ func (s *Nodes) Heartbeat(ctx context.Context, id string, w *WriteOptions) (*Nod
 }
 
 // Delete purges node id, so that nothing waits for ever on the containers of
-// a dead node.
+// a dead node. The registry refuses (409) a node that is still ready unless
+// w.Force is set.
 func (s *Nodes) Delete(ctx context.Context, id string, w *WriteOptions) (*WriteMeta, error) {
 	if err := need("node id", id); err != nil {
 		return nil, err

@@ -136,9 +136,15 @@ type HealthCheck struct {
 	Timeout  Duration `json:"timeout,omitempty"`
 }
 
-// RestartPolicy bounds how a crashed container is restarted.
+// RestartPolicy bounds how a container that exits is restarted, as Nomad's
+// restart block does in its "fail" mode: at most Attempts restarts within
+// any Interval, the first after Delay, each further one after twice the
+// delay before, at most MaxDelay; one more exit within Interval and the
+// container is failed for good. Zero fields take the agent's defaults (5
+// attempts, 30m, 1s, 30s).
 type RestartPolicy struct {
 	Attempts int      `json:"attempts,omitempty"`
+	Interval Duration `json:"interval,omitempty"`
 	Delay    Duration `json:"delay,omitempty"`
 	MaxDelay Duration `json:"max_delay,omitempty"`
 }

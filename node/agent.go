@@ -96,8 +96,9 @@ type Agent struct {
 // persistedContainer is what the agent keeps of a container across its own
 // restarts, beside the driver's handle.
 type persistedContainer struct {
-	Fingerprint string `json:"fingerprint"`
-	Restarts    int    `json:"restarts"`
+	Fingerprint  string       `json:"fingerprint"`
+	Restarts     int          `json:"restarts"`
+	DrainTimeout api.Duration `json:"drain_timeout,omitempty"`
 }
 
 // NewAgent checks the configuration and builds an agent; Run starts it.
@@ -298,10 +299,10 @@ func (a *Agent) recover() {
 	defer a.mu.Unlock()
 	for _, h := range handles {
 		p := a.persisted[h.ID]
-		l := &Local{ID: h.ID, Fingerprint: p.Fingerprint, Restarts: p.Restarts, Inflight: map[string]int{}}
+		l := &Local{ID: h.ID, Fingerprint: p.Fingerprint, Restarts: p.Restarts, DrainTimeout: p.DrainTimeout.Std(), Inflight: map[string]int{}}
 		if err := rec.Recover(h); err != nil {
 			a.logger.Info("container did not survive the agent; it will be restarted", "container", h.ID, "reason", err)
-			l.Phase, l.ExitedAt, l.ExitCode, l.Failures = PhaseExited, now, -1, 1
+			l.Phase, l.ExitedAt, l.ExitCode, l.Exits = PhaseExited, now, -1, RecordExit(nil, now)
 			l.Message = "exited while the agent was down"
 			a.local[h.ID] = l
 			continue
@@ -587,10 +588,10 @@ func (a *Agent) start(ctx context.Context, c *api.Container) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	prev := a.local[c.ID]
-	l := &Local{ID: c.ID, Fingerprint: fp, Inflight: map[string]int{}}
+	l := &Local{ID: c.ID, Fingerprint: fp, DrainTimeout: c.DrainTimeout.Std(), Inflight: map[string]int{}}
 	if prev != nil {
 		l.Reported, l.ReportedAt = prev.Reported, prev.ReportedAt
-		l.Failures = prev.Failures
+		l.Exits = prev.Exits
 		l.Restarts = prev.Restarts
 		if prev.Phase == PhaseExited {
 			l.Restarts++
@@ -600,14 +601,14 @@ func (a *Agent) start(ctx context.Context, c *api.Container) {
 	if err != nil {
 		a.logger.Error("start failed", "container", c.ID, "error", err)
 		l.Phase, l.ExitedAt, l.Message = PhaseExited, now, "start failed: "+err.Error()
-		l.Failures++
+		l.Exits = RecordExit(l.Exits, now)
 		return
 	}
 	l.Phase, l.PID, l.Endpoint, l.StartedAt = PhaseStarting, h.PID, h.Endpoint, h.StartedAt
 	if l.Restarts > 0 {
 		l.Message = fmt.Sprintf("restarted %d times", l.Restarts)
 	}
-	a.persisted[c.ID] = persistedContainer{Fingerprint: fp, Restarts: l.Restarts}
+	a.persisted[c.ID] = persistedContainer{Fingerprint: fp, Restarts: l.Restarts, DrainTimeout: c.DrainTimeout}
 	a.savePersistedLocked()
 	a.logger.Info("container started", "container", c.ID, "pid", h.PID, "endpoint", h.Endpoint, "services", spec.Services)
 	a.watchProcess(c.ID, h.PID)
@@ -638,7 +639,7 @@ func (a *Agent) watchProcess(id string, pid int) {
 		case PhaseFailed:
 		default:
 			l.Phase, l.ExitedAt, l.ExitCode = PhaseExited, time.Now(), res.ExitCode
-			l.Failures++
+			l.Exits = RecordExit(l.Exits, l.ExitedAt)
 			l.Message = fmt.Sprintf("exited with code %d", res.ExitCode)
 			if tail != "" {
 				l.Message += "\nlast output:\n" + tail
@@ -715,7 +716,7 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 				passed = true
 				delete(a.lastErr, id)
 				if l.Phase == PhaseStarting || l.Phase == PhaseUnhealthy {
-					l.Phase, l.HealthyOnce, l.Failures = PhaseRunning, true, 0
+					l.Phase, l.HealthyOnce = PhaseRunning, true
 					if l.Restarts == 0 {
 						l.Message = ""
 					}
@@ -764,8 +765,14 @@ func (a *Agent) report(ctx context.Context, id string, st *api.ContainerStatus) 
 		a.mu.Lock()
 		delete(a.reporting, id)
 		if err == nil {
-			if l := a.local[id]; l != nil {
+			switch l := a.local[id]; {
+			case l != nil:
 				l.Reported, l.ReportedAt = st, time.Now()
+			case st.State == api.ContainerStopped:
+				// A container that never ran here (all its versions
+				// retired, or deleted first): remember the report, so
+				// that the plan does not send it again.
+				a.local[id] = &Local{ID: id, Phase: PhaseStopped, Reported: st, ReportedAt: time.Now(), Inflight: map[string]int{}}
 			}
 		}
 		a.mu.Unlock()

@@ -28,7 +28,8 @@ const (
 	PhaseStopping Phase = "stopping"
 	// PhaseStopped: stopped on purpose.
 	PhaseStopped Phase = "stopped"
-	// PhaseExited: exited on its own; restarted after a backoff.
+	// PhaseExited: exited on its own; restarted after a backoff, or failed
+	// when its restart policy's attempts are used up.
 	PhaseExited Phase = "exited"
 	// PhaseFailed: never became healthy, or exhausted its restarts.
 	PhaseFailed Phase = "failed"
@@ -50,12 +51,17 @@ type Local struct {
 	// ExitedAt and ExitCode are set when the process exited on its own.
 	ExitedAt time.Time
 	ExitCode int
-	// Restarts counts restarts after exits; Failures counts consecutive
-	// exits without becoming healthy in between.
+	// Restarts counts restarts after exits. Exits holds the times of its
+	// latest exits, oldest first (RecordExit): the restart policy counts
+	// those within its interval, so a container that crashes after it
+	// became healthy uses its attempts up too.
 	Restarts int
-	Failures int
+	Exits    []time.Time
 	// DrainStartedAt is when the container as a whole began to drain.
 	DrainStartedAt time.Time
+	// DrainTimeout is the container's drain timeout when it started, for a
+	// container the registry no longer lists (its node was purged).
+	DrainTimeout time.Duration
 	// Inflight is the number of calls in flight per "service@version".
 	Inflight map[string]int
 	// Message is a human-readable note for the report (an exit, a failed
@@ -86,11 +92,12 @@ type PlanConfig struct {
 	StartTimeout time.Duration
 	// KillTimeout is the grace between SIGTERM and SIGKILL.
 	KillTimeout time.Duration
-	// RestartDelay, RestartMaxDelay and RestartAttempts are the defaults
-	// for containers that declare no restart policy.
+	// RestartDelay, RestartMaxDelay, RestartAttempts and RestartInterval
+	// are the defaults for what a container's restart policy leaves out.
 	RestartDelay    time.Duration
 	RestartMaxDelay time.Duration
 	RestartAttempts int
+	RestartInterval time.Duration
 	// InflightReportInterval is how often changed in-flight counts alone
 	// are reported (they are for display; drains are decided on the node).
 	InflightReportInterval time.Duration
@@ -100,7 +107,7 @@ type PlanConfig struct {
 func DefaultPlanConfig() PlanConfig {
 	return PlanConfig{StartTimeout: 30 * time.Second, KillTimeout: 5 * time.Second,
 		RestartDelay: time.Second, RestartMaxDelay: 30 * time.Second, RestartAttempts: 5,
-		InflightReportInterval: 10 * time.Second}
+		RestartInterval: 30 * time.Minute, InflightReportInterval: 10 * time.Second}
 }
 
 // ActionKind says what an action does.
@@ -183,23 +190,30 @@ func Plan(d Desired, o Observed, now time.Time, cfg PlanConfig) []Action {
 	}
 	slices.Sort(gone)
 	for _, id := range gone {
-		out = append(out, planGone(o[id], cfg)...)
+		out = append(out, planGone(o[id], now, cfg)...)
 	}
 	return out
 }
 
-// planGone handles a container the registry no longer lists (purged, or
-// reaped after this agent reported it stopped): stop it if it still runs,
-// then forget it.
-func planGone(l *Local, cfg PlanConfig) []Action {
+// planGone handles a container the registry no longer lists (its node was
+// purged, or it was reaped after this agent reported it stopped): drain and
+// stop it if it still runs, then forget it.
+func planGone(l *Local, now time.Time, cfg PlanConfig) []Action {
 	switch l.Phase {
 	case PhaseStopped, PhaseFailed, PhaseExited:
 		return []Action{{Kind: ActForget, ID: l.ID, Reason: "no longer in the registry"}}
-	case PhaseStopping:
-		return nil
 	}
-	return []Action{{Kind: ActStop, ID: l.ID, Grace: cfg.KillTimeout, Reason: "no longer in the registry"}}
+	timeout := l.DrainTimeout
+	if timeout <= 0 {
+		timeout = defaultDrainTimeout
+	}
+	return drainThenStop(l, "no longer in the registry", timeout, now, cfg)
 }
+
+// defaultDrainTimeout is the registry's default drain timeout, for a
+// container whose own is not known (one re-adopted by an agent before it
+// kept drain timeouts).
+const defaultDrainTimeout = 30 * time.Second
 
 func planOne(c *api.Container, l *Local, versions map[string]string, now time.Time, cfg PlanConfig) []Action {
 	want := wanted(c, versions)
@@ -227,10 +241,10 @@ func planOne(c *api.Container, l *Local, versions map[string]string, now time.Ti
 		}
 
 	case l.Fingerprint != "" && l.Fingerprint != fp && l.Phase != PhaseStopped && l.Phase != PhaseFailed && l.Phase != PhaseExited:
-		// The spec changed under ?cas=: replace the process.
-		if l.Phase != PhaseStopping {
-			acts = append(acts, Action{Kind: ActStop, ID: c.ID, Grace: cfg.KillTimeout, Reason: "spec changed"})
-		}
+		// What runs changed under ?cas= (a registry of today refuses
+		// that, docs/design.md §5; an older log may hold it): replace the
+		// process, draining it first as every stop does.
+		acts = append(acts, drainThenStop(l, "spec changed", c.DrainTimeout.Std(), now, cfg)...)
 
 	default:
 		switch l.Phase {
@@ -243,7 +257,13 @@ func planOne(c *api.Container, l *Local, versions map[string]string, now time.Ti
 				return acts
 			}
 		case PhaseExited:
-			if at, ok := restartAt(c, l, cfg); ok && !now.Before(at) {
+			rule := restartRuleOf(c, cfg)
+			at, ok := NextRestart(rule, l.Exits)
+			switch {
+			case !ok:
+				acts = append(acts, Action{Kind: ActFail, ID: c.ID, Grace: cfg.KillTimeout,
+					Reason: fmt.Sprintf("exited with code %d, its %d restart attempts within %s used up", l.ExitCode, rule.Attempts, rule.Interval)})
+			case !now.Before(at):
 				acts = append(acts, Action{Kind: ActStart, ID: c.ID, Container: c,
 					Reason: fmt.Sprintf("restart %d after exit code %d", l.Restarts+1, l.ExitCode)})
 				return acts
@@ -264,19 +284,25 @@ func planOne(c *api.Container, l *Local, versions map[string]string, now time.Ti
 
 // stopUnwanted drains a container that should not run, then stops it.
 func stopUnwanted(c *api.Container, l *Local, versions map[string]string, now time.Time, cfg PlanConfig) []Action {
+	return drainThenStop(l, stopReason(c), c.DrainTimeout.Std(), now, cfg)
+}
+
+// drainThenStop is the one way a running container stops: drain, then stop
+// once nothing is in flight or the drain timeout has passed.
+func drainThenStop(l *Local, reason string, drainTimeout time.Duration, now time.Time, cfg PlanConfig) []Action {
 	switch l.Phase {
 	case PhaseStarting, PhaseRunning, PhaseUnhealthy:
 		// Always drain first, even with nothing in flight: the gateway
 		// must stop admitting calls (the agent publishes a table without
 		// the container) before the in-flight count that allows the stop
 		// is read.
-		return []Action{{Kind: ActDrain, ID: c.ID, Reason: stopReason(c)}}
+		return []Action{{Kind: ActDrain, ID: l.ID, Reason: reason}}
 	case PhaseDraining:
 		if n := totalInflight(l); n == 0 {
-			return []Action{{Kind: ActStop, ID: c.ID, Grace: cfg.KillTimeout, Reason: "drained"}}
-		} else if now.Sub(l.DrainStartedAt) >= c.DrainTimeout.Std() {
-			return []Action{{Kind: ActStop, ID: c.ID, Grace: cfg.KillTimeout,
-				Reason: fmt.Sprintf("drain timeout %s passed with %d calls in flight", c.DrainTimeout, n)}}
+			return []Action{{Kind: ActStop, ID: l.ID, Grace: cfg.KillTimeout, Reason: "drained"}}
+		} else if now.Sub(l.DrainStartedAt) >= drainTimeout {
+			return []Action{{Kind: ActStop, ID: l.ID, Grace: cfg.KillTimeout,
+				Reason: fmt.Sprintf("drain timeout %s passed with %d calls in flight", drainTimeout, n)}}
 		}
 	}
 	return nil
@@ -321,29 +347,79 @@ func startTimeout(c *api.Container, cfg PlanConfig) time.Duration {
 	return t
 }
 
-// restartAt returns when an exited container restarts, and false when its
-// restarts are exhausted.
-func restartAt(c *api.Container, l *Local, cfg PlanConfig) (time.Time, bool) {
-	delay, maxDelay, attempts := cfg.RestartDelay, cfg.RestartMaxDelay, cfg.RestartAttempts
+// RestartRule is a container's restart policy with the agent's defaults
+// filled in (Nomad's restart block, in its "fail" mode).
+type RestartRule struct {
+	// Attempts is how many restarts are allowed within Interval.
+	Attempts int
+	Interval time.Duration
+	// Delay is the wait before the first restart within Interval; it
+	// doubles for each further one, up to MaxDelay.
+	Delay    time.Duration
+	MaxDelay time.Duration
+}
+
+// restartRuleOf fills in what c's restart policy leaves out from cfg.
+func restartRuleOf(c *api.Container, cfg PlanConfig) RestartRule {
+	r := RestartRule{Attempts: cfg.RestartAttempts, Interval: cfg.RestartInterval,
+		Delay: cfg.RestartDelay, MaxDelay: cfg.RestartMaxDelay}
 	if p := c.Restart; p != nil {
+		if p.Attempts > 0 {
+			r.Attempts = p.Attempts
+		}
+		if p.Interval > 0 {
+			r.Interval = p.Interval.Std()
+		}
 		if p.Delay > 0 {
-			delay = p.Delay.Std()
+			r.Delay = p.Delay.Std()
 		}
 		if p.MaxDelay > 0 {
-			maxDelay = p.MaxDelay.Std()
-		}
-		if p.Attempts > 0 {
-			attempts = p.Attempts
+			r.MaxDelay = p.MaxDelay.Std()
 		}
 	}
-	if attempts > 0 && l.Failures >= attempts {
+	return r
+}
+
+// NextRestart decides what follows the last of a container's exits (oldest
+// first): the n-th exit within Interval before it (that one included) is
+// restarted after Delay doubled n-1 times, at most MaxDelay; once more than
+// Attempts exits fall within Interval, ok is false and the container has
+// failed for good. Passing health checks in between reset nothing: a
+// container that crashes after it became healthy uses its attempts up too.
+// An Interval of zero counts every exit kept.
+func NextRestart(r RestartRule, exits []time.Time) (at time.Time, ok bool) {
+	if len(exits) == 0 {
+		return time.Time{}, true
+	}
+	last := exits[len(exits)-1]
+	n := 0
+	for _, e := range exits {
+		if r.Interval <= 0 || last.Sub(e) < r.Interval {
+			n++
+		}
+	}
+	if n > r.Attempts {
 		return time.Time{}, false
 	}
-	d := delay
-	for i := 1; i < l.Failures && d < maxDelay; i++ {
+	d := r.Delay
+	for i := 1; i < n && d < r.MaxDelay; i++ {
 		d *= 2
 	}
-	return l.ExitedAt.Add(min(d, maxDelay)), true
+	return last.Add(min(d, r.MaxDelay)), true
+}
+
+// maxExitsKept is one more than the most restart.attempts the registry
+// accepts: NextRestart never needs older exits.
+const maxExitsKept = 1001
+
+// RecordExit returns exits with one at t added, keeping no more than
+// NextRestart can count.
+func RecordExit(exits []time.Time, t time.Time) []time.Time {
+	exits = append(exits, t)
+	if len(exits) > maxExitsKept {
+		exits = slices.Delete(exits, 0, len(exits)-maxExitsKept)
+	}
+	return exits
 }
 
 // Status is the report a local container gives: its state, and per service
@@ -357,13 +433,19 @@ func Status(c *api.Container, l *Local, versions map[string]string) api.Containe
 	switch l.Phase {
 	case PhaseStarting, PhaseUnhealthy:
 		st.State = api.ContainerStarting
+	case PhaseExited:
+		// Waiting out its restart delay: it starts again. "failed" is
+		// for good (the provider replaces a failed container), so a
+		// container between restarts never reports it.
+		st.State = api.ContainerStarting
+		st.PID, st.Endpoint = 0, ""
 	case PhaseRunning:
 		st.State = api.ContainerRunning
 	case PhaseDraining, PhaseStopping:
 		st.State = api.ContainerDraining
 	case PhaseStopped:
 		st.State = api.ContainerStopped
-	case PhaseExited, PhaseFailed:
+	case PhaseFailed:
 		st.State = api.ContainerFailed
 	}
 	if st.State == api.ContainerStopped || st.State == api.ContainerFailed {
@@ -388,13 +470,20 @@ func Status(c *api.Container, l *Local, versions map[string]string) api.Containe
 }
 
 // reportIfChanged appends a report when the status the local record gives
-// differs from the one last accepted. In-flight counts alone do not make a
-// report, except where they decide a drain (a draining version whose
-// count reaches zero changes state, which does).
+// differs from the one last accepted, or, when this record has reported
+// nothing yet (a container that never ran here, an agent that restarted),
+// from the one the registry holds: an unchanged status is never written
+// twice. In-flight counts alone do not make a report, except where they
+// decide a drain (a draining version whose count reaches zero changes
+// state, which does).
 func reportIfChanged(c *api.Container, l *Local, versions map[string]string, now time.Time, cfg PlanConfig, acts []Action) []Action {
 	st := Status(c, l, versions)
-	if l.Reported != nil && sameStatus(l.Reported, &st) {
-		if cfg.InflightReportInterval <= 0 || now.Sub(l.ReportedAt) < cfg.InflightReportInterval || sameInflight(l.Reported, &st) {
+	last := l.Reported
+	if last == nil {
+		last = c.Status
+	}
+	if last != nil && sameStatus(last, &st) {
+		if cfg.InflightReportInterval <= 0 || now.Sub(l.ReportedAt) < cfg.InflightReportInterval || sameInflight(last, &st) {
 			return acts
 		}
 	}

@@ -188,34 +188,98 @@ func TestPlan(t *testing.T) {
 		{name: "an exited container restarts after its backoff",
 			desired: Desired{Containers: []api.Container{a}, Versions: active},
 			observed: Observed{"a": {ID: "a", Phase: PhaseExited, Fingerprint: Fingerprint(&a), ExitedAt: now.Add(-time.Second),
-				ExitCode: 3, Failures: 1, Reported: &api.ContainerStatus{State: api.ContainerFailed}}},
+				ExitCode: 3, Exits: []time.Time{now.Add(-time.Second)}, Reported: &api.ContainerStatus{State: api.ContainerStarting}}},
 			want: "start a"},
-		{name: "an exited container waits out its backoff",
+		{name: "an exited container waits out its backoff, reported starting",
+			desired: Desired{Containers: []api.Container{a}, Versions: active},
+			observed: Observed{"a": {ID: "a", Phase: PhaseExited, Fingerprint: Fingerprint(&a), PID: 42, ExitedAt: now.Add(-time.Second),
+				Exits: []time.Time{now.Add(-time.Minute), now.Add(-time.Second)}, Reported: &api.ContainerStatus{State: api.ContainerRunning}}},
+			want: "report a",
+			check: func(t *testing.T, acts []Action) {
+				if st := acts[0].Status; st.State != api.ContainerStarting || st.PID != 0 {
+					t.Fatalf("between restarts: %+v; want starting without a pid (failed is for good)", st)
+				}
+			}},
+		{name: "restarts used up within the interval: failed for good",
 			desired: Desired{Containers: []api.Container{a}, Versions: active},
 			observed: func() Observed {
-				l := &Local{ID: "a", Phase: PhaseExited, Fingerprint: Fingerprint(&a), ExitedAt: now.Add(-time.Second), Failures: 2}
+				var exits []time.Time
+				for i := cfg.RestartAttempts; i >= 0; i-- {
+					exits = append(exits, now.Add(-time.Duration(i)*time.Minute))
+				}
+				l := &Local{ID: "a", Phase: PhaseExited, Fingerprint: Fingerprint(&a), ExitedAt: now, Exits: exits}
+				st := Status(&a, l, active)
+				l.Reported = &st
+				return Observed{"a": l}
+			}(), want: "fail a",
+			check: func(t *testing.T, acts []Action) {
+				if !strings.Contains(acts[0].Reason, "5 restart attempts within 30m0s used up") {
+					t.Fatalf("reason = %q", acts[0].Reason)
+				}
+			}},
+		{name: "a failed container stays failed, with nothing to do",
+			desired: Desired{Containers: []api.Container{a}, Versions: active},
+			observed: func() Observed {
+				l := &Local{ID: "a", Phase: PhaseFailed, Fingerprint: Fingerprint(&a), Exits: []time.Time{now.Add(-time.Hour)}}
 				st := Status(&a, l, active)
 				l.Reported = &st
 				return Observed{"a": l}
 			}(), want: ""},
-		{name: "restarts exhausted: no more starts",
-			desired: Desired{Containers: []api.Container{a}, Versions: active},
-			observed: func() Observed {
-				l := &Local{ID: "a", Phase: PhaseExited, Fingerprint: Fingerprint(&a), ExitedAt: now.Add(-time.Hour), Failures: cfg.RestartAttempts}
-				st := Status(&a, l, active)
-				l.Reported = &st
-				return Observed{"a": l}
-			}(), want: ""},
-		{name: "a spec changed with cas replaces the process",
+		{name: "a spec changed with cas drains the process first",
 			desired: Desired{Containers: []api.Container{a}, Versions: active},
 			observed: func() Observed {
 				l := running(a, active)
 				l.Fingerprint = "old"
 				return Observed{"a": l}
+			}(), want: "drain a"},
+		{name: "a spec changed with cas stops the process once drained",
+			desired: Desired{Containers: []api.Container{a}, Versions: active},
+			observed: func() Observed {
+				l := running(a, active)
+				l.Fingerprint, l.Phase, l.DrainStartedAt = "old", PhaseDraining, now.Add(-time.Second)
+				st := Status(&a, l, active)
+				l.Reported = &st
+				return Observed{"a": l}
 			}(), want: "stop a"},
-		{name: "a container the registry dropped is stopped, then forgotten",
+		{name: "a container the registry dropped is drained, then forgotten once stopped",
 			desired:  Desired{Versions: active},
-			observed: Observed{"a": running(a, active), "z": {ID: "z", Phase: PhaseStopped}}, want: "stop a, forget z"},
+			observed: Observed{"a": running(a, active), "z": {ID: "z", Phase: PhaseStopped}}, want: "drain a, forget z"},
+		{name: "a dropped container waits for its calls in flight",
+			desired: Desired{Versions: active},
+			observed: func() Observed {
+				l := running(a, active)
+				l.Phase, l.DrainStartedAt, l.DrainTimeout = PhaseDraining, now.Add(-time.Second), 20*time.Second
+				l.Inflight["greeter@1.0.0"] = 1
+				return Observed{"a": l}
+			}(), want: ""},
+		{name: "a dropped container stops at its drain timeout",
+			desired: Desired{Versions: active},
+			observed: func() Observed {
+				l := running(a, active)
+				l.Phase, l.DrainStartedAt, l.DrainTimeout = PhaseDraining, now.Add(-20*time.Second), 20*time.Second
+				l.Inflight["greeter@1.0.0"] = 1
+				return Observed{"a": l}
+			}(), want: "stop a"},
+		{name: "a container on a retired version the registry holds as stopped is not reported again",
+			desired: Desired{Containers: []api.Container{func() api.Container {
+				c := a
+				c.Status = &api.ContainerStatus{State: api.ContainerStopped,
+					Services: []api.ServiceStatus{{Service: "greeter", Version: "1.0.0", State: api.ServiceDrained}}}
+				return c
+			}()}, Versions: map[string]string{"greeter@1.0.0": "retired"}},
+			observed: Observed{}, want: ""},
+		{name: "a restarted agent does not report what the registry holds",
+			desired: Desired{Containers: []api.Container{func() api.Container {
+				c := a
+				st := Status(&c, running(a, active), active)
+				c.Status = &st
+				return c
+			}()}, Versions: active},
+			observed: func() Observed {
+				l := running(a, active)
+				l.Reported = nil
+				return Observed{"a": l}
+			}(), want: ""},
 		{name: "a deleted container never started here is reported stopped",
 			desired: Desired{Containers: []api.Container{deleted(a)}, Versions: active}, observed: Observed{},
 			want: "report a",
@@ -276,5 +340,79 @@ func TestInflightAloneIsReportedPeriodically(t *testing.T) {
 	acts := Plan(Desired{Containers: []api.Container{a}, Versions: active}, Observed{"a": l}, now, cfg)
 	if len(acts) != 1 || acts[0].Kind != ActReport || acts[0].Status.Services[0].Inflight != 7 {
 		t.Fatalf("plan = %v", acts)
+	}
+}
+
+// TestNextRestart: attempts count the exits within the interval, passing
+// health checks in between or not; the delay doubles per exit within it up
+// to the maximum; one exit more than the attempts fails the container.
+func TestNextRestart(t *testing.T) {
+	rule := RestartRule{Attempts: 3, Interval: time.Minute, Delay: time.Second, MaxDelay: 3 * time.Second}
+	at := func(secs ...int) []time.Time {
+		var out []time.Time
+		for _, s := range secs {
+			out = append(out, now.Add(time.Duration(s)*time.Second))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		rule  RestartRule
+		exits []time.Time
+		delay time.Duration // after the last exit; -1: failed
+	}{
+		{"first exit: the delay", rule, at(0), time.Second},
+		{"second within the interval: doubled", rule, at(0, 5), 2 * time.Second},
+		{"third: doubled again, capped at the maximum", rule, at(0, 5, 10), 3 * time.Second},
+		{"fourth within the interval: attempts used up", rule, at(0, 5, 10, 15), -1},
+		{"healthy for a while in between changes nothing", rule, at(0, 20, 40, 59), -1},
+		{"exits older than the interval do not count", rule, at(0, 5, 10, 70), time.Second},
+		{"an exit exactly one interval before does not count", rule, at(0, 60), time.Second},
+		{"a long interval counts them all", RestartRule{Attempts: 2, Interval: time.Hour, Delay: time.Second, MaxDelay: time.Minute},
+			at(0, 1000, 2000), -1},
+		{"the maximum below the delay wins", RestartRule{Attempts: 1, Interval: time.Minute, Delay: 5 * time.Second, MaxDelay: time.Second},
+			at(0), time.Second},
+		{"no exit: at once", rule, nil, 0},
+		{"no interval counts every exit", RestartRule{Attempts: 1, Delay: time.Second, MaxDelay: time.Minute},
+			at(0, 100000), -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := NextRestart(tc.rule, tc.exits)
+			switch {
+			case tc.delay < 0 && ok:
+				t.Fatalf("restart at %v; want failed for good", got)
+			case tc.delay < 0:
+			case !ok:
+				t.Fatalf("failed; want a restart after %s", tc.delay)
+			case len(tc.exits) == 0 && !got.IsZero():
+				t.Fatalf("restart at %v; want at once", got)
+			case len(tc.exits) > 0 && got.Sub(tc.exits[len(tc.exits)-1]) != tc.delay:
+				t.Fatalf("restart after %s; want %s", got.Sub(tc.exits[len(tc.exits)-1]), tc.delay)
+			}
+		})
+	}
+}
+
+// TestRestartRuleOf: the container's policy wins field by field over the
+// agent's defaults.
+func TestRestartRuleOf(t *testing.T) {
+	cfg := DefaultPlanConfig()
+	c := ctr("a", "greeter@1.0.0")
+	if got := restartRuleOf(&c, cfg); got != (RestartRule{Attempts: 5, Interval: 30 * time.Minute, Delay: time.Second, MaxDelay: 30 * time.Second}) {
+		t.Fatalf("defaults: %+v", got)
+	}
+	c.Restart = &api.RestartPolicy{Attempts: 2, Interval: api.Duration(time.Minute)}
+	if got := restartRuleOf(&c, cfg); got != (RestartRule{Attempts: 2, Interval: time.Minute, Delay: time.Second, MaxDelay: 30 * time.Second}) {
+		t.Fatalf("policy: %+v", got)
+	}
+}
+
+func TestRecordExitKeepsWhatCanCount(t *testing.T) {
+	var exits []time.Time
+	for i := range maxExitsKept + 10 {
+		exits = RecordExit(exits, now.Add(time.Duration(i)*time.Second))
+	}
+	if len(exits) != maxExitsKept || !exits[len(exits)-1].Equal(now.Add(time.Duration(maxExitsKept+9)*time.Second)) {
+		t.Fatalf("kept %d exits, last %v", len(exits), exits[len(exits)-1])
 	}
 }

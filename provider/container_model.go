@@ -59,6 +59,7 @@ type healthModel struct {
 
 type restartModel struct {
 	Attempts types.Int64 `tfsdk:"attempts"`
+	Interval Duration    `tfsdk:"interval"`
 	Delay    Duration    `tfsdk:"delay"`
 	MaxDelay Duration    `tfsdk:"max_delay"`
 }
@@ -74,7 +75,7 @@ var (
 		"http": types.StringType, "tcp": types.BoolType, "interval": DurationType{}, "timeout": DurationType{},
 	}
 	restartAttrTypes = map[string]attr.Type{
-		"attempts": types.Int64Type, "delay": DurationType{}, "max_delay": DurationType{},
+		"attempts": types.Int64Type, "interval": DurationType{}, "delay": DurationType{}, "max_delay": DurationType{},
 	}
 )
 
@@ -145,6 +146,7 @@ func (m *containerModel) request(ctx context.Context) (api.ContainerRequest, dia
 		diags.Append(m.Restart.As(ctx, &r, basetypes.ObjectAsOptions{})...)
 		req.Restart = &api.RestartPolicy{
 			Attempts: int(r.Attempts.ValueInt64()),
+			Interval: api.Duration(r.Interval.Std()),
 			Delay:    api.Duration(r.Delay.Std()),
 			MaxDelay: api.Duration(r.MaxDelay.Std()),
 		}
@@ -280,10 +282,11 @@ func (m *containerModel) fromAPI(ctx context.Context, ct *api.Container, prior *
 		if !prior.Restart.IsNull() && !prior.Restart.IsUnknown() {
 			diags.Append(prior.Restart.As(ctx, &pr, basetypes.ObjectAsOptions{})...)
 		} else {
-			pr = restartModel{Delay: DurationNull(), MaxDelay: DurationNull()}
+			pr = restartModel{Interval: DurationNull(), Delay: DurationNull(), MaxDelay: DurationNull()}
 		}
 		r := restartModel{
 			Attempts: types.Int64Null(),
+			Interval: keepDuration(pr.Interval, DurationOf(ct.Restart.Interval.Std())),
 			Delay:    keepDuration(pr.Delay, DurationOf(ct.Restart.Delay.Std())),
 			MaxDelay: keepDuration(pr.MaxDelay, DurationOf(ct.Restart.MaxDelay.Std())),
 		}

@@ -67,3 +67,27 @@ func (oneVersionPerService) ValidateSet(ctx context.Context, req validator.SetRe
 		seen[svc.ValueString()] = ver.ValueString()
 	}
 }
+
+// restartDelays refuses a restart.max_delay shorter than restart.delay at
+// plan time, as the registry would at apply.
+type restartDelays struct{}
+
+func (restartDelays) Description(context.Context) string {
+	return "max_delay is not shorter than delay"
+}
+
+func (v restartDelays) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (restartDelays) ValidateObject(_ context.Context, req validator.ObjectRequest, resp *validator.ObjectResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	delay, ok1 := req.ConfigValue.Attributes()["delay"].(Duration)
+	maxDelay, ok2 := req.ConfigValue.Attributes()["max_delay"].(Duration)
+	if !ok1 || !ok2 || delay.Std() == 0 || maxDelay.Std() == 0 || maxDelay.Std() >= delay.Std() {
+		return
+	}
+	resp.Diagnostics.AddAttributeError(req.Path, "Invalid restart delays",
+		fmt.Sprintf("restart.max_delay (%s) is shorter than restart.delay (%s): the delay before a restart starts at "+
+			"delay and doubles up to max_delay.", maxDelay.ValueString(), delay.ValueString()))
+}

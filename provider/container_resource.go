@@ -194,18 +194,24 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
 			},
 			"restart": schema.SingleNestedAttribute{
-				MarkdownDescription: "How a container that exits is restarted: after `delay`, doubled each time up " +
-					"to `max_delay`, at most `attempts` times (the agent's defaults otherwise). Changed in place.",
+				MarkdownDescription: "How a container that exits is restarted, as Nomad's `restart` block in its " +
+					"`fail` mode: at most `attempts` restarts within any `interval`, the first after `delay`, each " +
+					"further one after twice the delay before, up to `max_delay`. One more exit within the `interval` " +
+					"and the agent reports the container `failed` for good (a passing health check in between resets " +
+					"nothing), which plans its replacement. What is not set takes the agent's default (5 attempts in " +
+					"`30m`, `1s`, `30s`). Changed in place.",
 				Optional: true,
 				Attributes: map[string]schema.Attribute{
 					"attempts": schema.Int64Attribute{
-						MarkdownDescription: "Exits after which the agent gives up and reports the container failed.",
+						MarkdownDescription: "Restarts allowed within `interval`.",
 						Optional:            true,
 						Validators:          []validator.Int64{int64validator.Between(1, 1000)},
 					},
-					"delay":     durationAttr("First delay before a restart, e.g. `1s`.", time.Millisecond, time.Hour),
-					"max_delay": durationAttr("Longest delay between restarts, e.g. `30s`.", time.Millisecond, time.Hour),
+					"interval":  durationAttr("The window in which `attempts` are counted, e.g. `30m`.", time.Second, 24*time.Hour),
+					"delay":     durationAttr("Delay before the first restart within the interval, e.g. `1s`.", time.Millisecond, time.Hour),
+					"max_delay": durationAttr("Longest delay before a restart, e.g. `30s`. Not shorter than `delay`.", time.Millisecond, time.Hour),
 				},
+				Validators: []validator.Object{restartDelays{}},
 			},
 			"drain_timeout": schema.StringAttribute{
 				MarkdownDescription: "How long a draining container may keep serving the calls in flight before it " +

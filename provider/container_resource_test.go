@@ -276,15 +276,27 @@ func TestAccContainer_drift(t *testing.T) {
 					func(s *terraform.State) error { return checkRegistryContainer(s, res, api.ContainerRunning) }),
 			},
 			{
-				// Kill its process: with restart.attempts = 1 the agent
-				// gives up and reports it failed.
+				// Kill its process twice: with restart.attempts = 1 the
+				// agent restarts it once, then gives up and reports it
+				// failed.
 				PreConfig: func() {
-					ct, err := containerOf(id)
-					if err != nil || ct.Status == nil || ct.Status.PID == 0 {
-						t.Fatalf("container %s: %+v %v", id, ct, err)
-					}
-					if err := syscall.Kill(ct.Status.PID, syscall.SIGKILL); err != nil {
-						t.Fatal(err)
+					for kill := 1; kill <= 2; kill++ {
+						var pid int
+						waitFor(t, "container "+id+" to run", 30*time.Second, func() (bool, error) {
+							ct, err := containerOf(id)
+							if err != nil || ct.Status == nil || ct.Status.State != api.ContainerRunning {
+								return false, err
+							}
+							pid = ct.Status.PID
+							return pid != 0, nil
+						})
+						if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+							t.Fatal(err)
+						}
+						waitFor(t, fmt.Sprintf("container %s to exit after kill %d", id, kill), 30*time.Second, func() (bool, error) {
+							ct, err := containerOf(id)
+							return err == nil && ct.Status != nil && ct.Status.PID != pid, err
+						})
 					}
 					waitFor(t, "container "+id+" to be failed", 30*time.Second, func() (bool, error) {
 						ct, err := containerOf(id)
@@ -366,6 +378,67 @@ import {
 				ImportStateVerify: true,
 			},
 			{Config: cfg, PlanOnly: true},
+		},
+	})
+}
+
+// A container that crashes after it became healthy is restarted with growing
+// delays and reported starting in between: the plan stays empty (no
+// replacement) while it has restarts left, and plans its replacement once it
+// has used them up and is failed for good.
+func TestAccContainer_planStableWhileRestarting(t *testing.T) {
+	testAccPreCheck(t)
+	res := "coexist_container.c"
+	spec := containerSpec{service: "acc-ct-restarts", name: "restarts", args: `["--version", "1.0.0"]`,
+		env:   `{ GREETER_CRASH_AFTER = "1s" }`,
+		extra: "restart = { attempts = 2, interval = \"10m\", delay = \"5s\", max_delay = \"1m\" }"}
+	cfg := containerConfig(spec)
+	var id string
+	status := func() (*api.ContainerStatus, error) {
+		ct, err := containerOf(id)
+		if err != nil || ct.Status == nil {
+			return nil, err
+		}
+		return ct.Status, nil
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps: []resource.TestStep{
+			{Config: cfg, Check: func(s *terraform.State) (err error) {
+				id, err = stateAttr(s, res, "id")
+				return err
+			}},
+			{
+				// Between its first crash and its restart (5s later).
+				PreConfig: func() {
+					waitFor(t, "container "+id+" to exit", 30*time.Second, func() (bool, error) {
+						st, err := status()
+						return st != nil && st.PID == 0, err
+					})
+					if st, _ := status(); st.State != api.ContainerStarting {
+						t.Errorf("between restarts the container is %q, want starting (failed is for good)", st.State)
+					}
+				},
+				Config:   cfg,
+				PlanOnly: true,
+			},
+			{
+				// Two restarts (after 5s and 10s), then the third exit
+				// within the interval fails it for good.
+				PreConfig: func() {
+					waitFor(t, "container "+id+" to be failed", 60*time.Second, func() (bool, error) {
+						st, err := status()
+						return st != nil && st.State == api.ContainerFailed, err
+					})
+					if st, _ := status(); st.Restarts != 2 {
+						t.Errorf("failed after %d restarts, want 2", st.Restarts)
+					}
+				},
+				Config:             cfg,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
 		},
 	})
 }

@@ -270,8 +270,27 @@ func TestContainerFromAPIKeepsForms(t *testing.T) {
 	if d := m.Restart.As(ctx, &r, basetypes.ObjectAsOptions{}); d.HasError() {
 		t.Fatal(d)
 	}
-	if !r.Attempts.IsNull() || !r.Delay.IsNull() || !r.MaxDelay.IsNull() {
+	if !r.Attempts.IsNull() || !r.Interval.IsNull() || !r.Delay.IsNull() || !r.MaxDelay.IsNull() {
 		t.Errorf("restart = %+v, want zero values read as null", r)
+	}
+
+	// The restart policy's durations keep the operator's forms too.
+	prior.Restart, d = types.ObjectValue(restartAttrTypes, map[string]attr.Value{
+		"attempts": types.Int64Value(3), "interval": NewDuration("1m"), "delay": NewDuration("500ms"), "max_delay": NewDuration("60s"),
+	})
+	if d.HasError() {
+		t.Fatal(d)
+	}
+	ct.Restart = &api.RestartPolicy{Attempts: 3, Interval: api.Duration(time.Minute),
+		Delay: api.Duration(500 * time.Millisecond), MaxDelay: api.Duration(time.Minute)}
+	if d := m.fromAPI(ctx, ct, &prior); d.HasError() {
+		t.Fatal(d)
+	}
+	if d := m.Restart.As(ctx, &r, basetypes.ObjectAsOptions{}); d.HasError() {
+		t.Fatal(d)
+	}
+	if r.Attempts.ValueInt64() != 3 || r.Interval.ValueString() != "1m" || r.Delay.ValueString() != "500ms" || r.MaxDelay.ValueString() != "60s" {
+		t.Errorf("restart = %+v, want the operator's forms 3, 1m, 500ms, 60s", r)
 	}
 	if m.Name.ValueString() != "web" || m.PID.ValueInt64() != 42 || m.State.ValueString() != "running" ||
 		m.StartedAt.ValueString() != "2026-01-02T03:04:05Z" {

@@ -224,10 +224,10 @@ func (s *world) carryOut(n *simNode, v *pub, c *ctr, a node.Action) bool {
 	switch a.Kind {
 	case node.ActStart:
 		prev := n.local[c.id]
-		l := &node.Local{ID: c.id, Fingerprint: node.Fingerprint(a.Container), Inflight: map[string]int{}}
+		l := &node.Local{ID: c.id, Fingerprint: node.Fingerprint(a.Container), DrainTimeout: a.Container.DrainTimeout.Std(), Inflight: map[string]int{}}
 		if prev != nil {
 			l.Reported, l.ReportedAt = prev.Reported, prev.ReportedAt
-			l.Failures = prev.Failures
+			l.Exits = prev.Exits
 			l.Restarts = prev.Restarts
 			if prev.Phase == node.PhaseExited {
 				l.Restarts++
@@ -348,7 +348,7 @@ func (s *world) onHealthy(c *ctr, gen uint32) {
 	if l == nil || (l.Phase != node.PhaseStarting && l.Phase != node.PhaseUnhealthy) {
 		return
 	}
-	l.Phase, l.HealthyOnce, l.Failures = node.PhaseRunning, true, 0
+	l.Phase, l.HealthyOnce = node.PhaseRunning, true
 	if l.Restarts == 0 {
 		l.Message = ""
 	}
@@ -380,7 +380,7 @@ func (s *world) onExited(c *ctr, gen uint32) {
 		case node.PhaseFailed:
 		default:
 			l.Phase, l.ExitedAt, l.ExitCode = node.PhaseExited, s.time(), 0
-			l.Failures++
+			l.Exits = node.RecordExit(l.Exits, l.ExitedAt)
 			l.Message = "exited with code 0"
 		}
 	}
@@ -445,8 +445,13 @@ func (s *world) onReportAck(c *ctr, ngen uint32, ok bool) {
 	}
 	c.reporting = false
 	if ok {
-		if l := n.local[c.id]; l != nil {
+		switch l := n.local[c.id]; {
+		case l != nil:
 			l.Reported, l.ReportedAt = c.sending, s.time()
+		case c.sending != nil && c.sending.State == api.ContainerStopped:
+			// As Agent.report: remember a report of a container that
+			// never ran here.
+			n.local[c.id] = &node.Local{ID: c.id, Phase: node.PhaseStopped, Reported: c.sending, ReportedAt: s.time(), Inflight: map[string]int{}}
 		}
 	}
 	c.sending = nil
@@ -511,7 +516,7 @@ func (s *world) restoreNode(n *simNode) {
 			continue
 		}
 		n.local[c.id] = &node.Local{ID: c.id, Fingerprint: c.localFP, Restarts: c.restarts, Inflight: map[string]int{},
-			Phase: node.PhaseExited, ExitedAt: s.time(), ExitCode: -1, Failures: 1, Message: "exited while the agent was down"}
+			Phase: node.PhaseExited, ExitedAt: s.time(), ExitCode: -1, Exits: node.RecordExit(nil, s.time()), Message: "exited while the agent was down"}
 	}
 	s.kick(n)
 }
@@ -529,7 +534,7 @@ func (s *world) crashContainer(c *ctr) {
 	}
 	if l := n.local[c.id]; l != nil && l.Phase != node.PhaseStopped && l.Phase != node.PhaseFailed {
 		l.Phase, l.ExitedAt, l.ExitCode = node.PhaseExited, s.time(), 137
-		l.Failures++
+		l.Exits = node.RecordExit(l.Exits, l.ExitedAt)
 		l.Message = "exited with code 137"
 	}
 	n.epoch++

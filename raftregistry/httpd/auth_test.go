@@ -39,7 +39,7 @@ func TestAuth(t *testing.T) {
 		{"PUT", "/v1/containers/c1/status", running, want{"management": 200, "agent-n1": 200, "agent-n2": 403, "operator": 403, "read": 403, "none": 401}},
 		{"PUT", "/v1/nodes/n1", `{"gateway":"10.0.0.1:8081"}`, want{"management": 200, "agent-n1": 200, "agent-n2": 403, "operator": 403, "read": 403}},
 		{"PUT", "/v1/nodes/n1/heartbeat", "", want{"management": 200, "agent-n1": 200, "agent-n2": 403, "operator": 403, "read": 403, "none": 401}},
-		{"DELETE", "/v1/nodes/n2", "", want{"management": 200, "operator": 200, "agent-n2": 403, "read": 403}},
+		{"DELETE", "/v1/nodes/n2?force=true", "", want{"management": 200, "operator": 200, "agent-n2": 403, "read": 403}},
 		{"POST", "/v1/acl/tokens", `{"role":"read"}`, want{"management": 200, "operator": 403, "agent-n1": 403, "read": 403, "none": 401}},
 		{"GET", "/v1/acl/tokens", "", want{"management": 200, "operator": 403, "read": 403}},
 		{"DELETE", "/v1/acl/tokens/read-accessor", "", want{"management": 200, "operator": 403}},

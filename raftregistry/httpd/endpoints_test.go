@@ -149,7 +149,7 @@ func TestEndpoints(t *testing.T) {
 					t.Error("no index header")
 				}
 			}},
-		{name: "purge node", method: "DELETE", path: "/v1/nodes/n1", token: opSecret,
+		{name: "purge node", method: "DELETE", path: "/v1/nodes/n1?force=true", token: opSecret,
 			check: func(t *testing.T, e *testEnv, r *response) {
 				if strings.TrimSpace(r.body) != "{}" {
 					t.Errorf("body = %s", r.body)
@@ -315,7 +315,7 @@ func TestRestoreSnapshot(t *testing.T) {
 	if saved.code != http.StatusOK {
 		t.Fatalf("save = %d %s", saved.code, saved.body)
 	}
-	if r := e.do("DELETE", "/v1/nodes/n1", opSecret, ""); r.code != http.StatusOK {
+	if r := e.do("DELETE", "/v1/nodes/n1?force", opSecret, ""); r.code != http.StatusOK {
 		t.Fatalf("purge = %d %s", r.code, r.body)
 	}
 	r := e.do("PUT", "/v1/snapshot", mgmtSecret, saved.body)

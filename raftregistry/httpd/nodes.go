@@ -83,7 +83,11 @@ func (s *Server) purgeNode(w http.ResponseWriter, r *http.Request, _ *call) erro
 	if err != nil {
 		return err
 	}
-	if _, err := s.apply(w, r, &state.PurgeNode{ID: id}); err != nil {
+	force, err := flag(r.URL.Query().Has("force"), r.URL.Query().Get("force"), "force")
+	if err != nil {
+		return err
+	}
+	if _, err := s.apply(w, r, &state.PurgeNode{ID: id, OnlyIfDown: !force}); err != nil {
 		return err
 	}
 	writeEmpty(w)

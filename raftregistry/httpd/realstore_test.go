@@ -167,7 +167,7 @@ func TestRealStore(t *testing.T) {
 
 	// Snapshot round trip: save, purge, restore.
 	snap := mustOK(follower.do(t, "GET", "/v1/snapshot", mgmtSecret, ""), "save snapshot")
-	mustOK(follower.do(t, "DELETE", "/v1/nodes/n1", mgmtSecret, ""), "purge")
+	mustOK(follower.do(t, "DELETE", "/v1/nodes/n1?force=true", mgmtSecret, ""), "purge")
 	if r := follower.do(t, "GET", "/v1/containers/c1", mgmtSecret, ""); r.code != http.StatusNotFound {
 		t.Errorf("c1 after purge = %d", r.code)
 	}

@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coexist-dev/coexist/raftregistry/state"
 )
 
 const nameRule = "is not a valid name: use 1 to 63 lowercase letters, digits and dashes, starting with a letter or digit"
@@ -82,6 +85,15 @@ func TestValidation(t *testing.T) {
 		{"negative drain timeout", "PUT", "/v1/containers/c9",
 			`{"node":"n1","services":[{"service":"orders","version":"1.0.0"}],"config":{"command":"/bin/x"},"drain_timeout":"-1s"}`, 400,
 			`drain_timeout: must be between 0 and 24h0m0s, got -1s`, true},
+		{"too many restart attempts", "PUT", "/v1/containers/c9",
+			`{"node":"n1","services":[{"service":"orders","version":"1.0.0"}],"config":{"command":"/bin/x"},"restart":{"attempts":1001}}`, 400,
+			`restart.attempts: must be between 0 and 1000 (0: the agent's default), got 1001`, true},
+		{"negative restart interval", "PUT", "/v1/containers/c9",
+			`{"node":"n1","services":[{"service":"orders","version":"1.0.0"}],"config":{"command":"/bin/x"},"restart":{"interval":"-1m"}}`, 400,
+			`restart.interval: must be between 0 and 24h (0: the agent's default), got -1m0s`, true},
+		{"restart max_delay below delay", "PUT", "/v1/containers/c9",
+			`{"node":"n1","services":[{"service":"orders","version":"1.0.0"}],"config":{"command":"/bin/x"},"restart":{"delay":"10s","max_delay":"5s"}}`, 400,
+			`restart.max_delay: must not be shorter than restart.delay (10s), got 5s`, true},
 		{"bad cas", "PUT", "/v1/containers/c9?cas=latest", good, 400,
 			`cas: "latest" is not a modify index (a non-negative integer; 0 means create only)`, true},
 		{"undeclared version", "PUT", "/v1/containers/c9",
@@ -109,6 +121,11 @@ func TestValidation(t *testing.T) {
 			`id: "N3" ` + nameRule, true},
 		{"unknown node heartbeat", "PUT", "/v1/nodes/n9/heartbeat", "", 404, `not found`, false},
 		{"purge unknown node", "DELETE", "/v1/nodes/n9", "", 404, `node "n9": not found`, false},
+		{"purge ready node", "DELETE", "/v1/nodes/n1", "", 409,
+			`node "n1" is ready: its agent is alive, and purging it would stop its 1 container(s) under their calls; ` +
+				`a purge is for a node that is down (stop its agent first, or delete its containers so that they drain), ` +
+				`or pass ?force=true to purge it anyway: conflict`, false},
+		{"bad force", "DELETE", "/v1/nodes/n1?force=yes", "", 400, `force: "yes" is not true or false (a bare ?force is true)`, true},
 		{"bad token role", "POST", "/v1/acl/tokens", `{"role":"root"}`, 400,
 			`role: "root" is not one of management, operator, agent, read`, true},
 		{"agent token without node", "POST", "/v1/acl/tokens", `{"role":"agent"}`, 400,
@@ -165,5 +182,34 @@ func TestWriteIsOneCommand(t *testing.T) {
 	}
 	if n := e.fake.applies(); n != 1 {
 		t.Errorf("%d commands proposed, want 1", n)
+	}
+}
+
+// TestContainerRulesOfState: a container on a retired version is a 400 that
+// names the field and the way back; a change of what runs is a 409 even with
+// the right ?cas; a change of drain_timeout is written in place.
+func TestContainerRulesOfState(t *testing.T) {
+	e := newEnv(t)
+	e.fake.applyNow(t, &state.RetireVersion{Service: "orders", Version: "2.0.0", Now: time.Now()})
+	e.fake.applyNow(t, &state.MarkRetired{Versions: e.fake.st.DueRetirements(time.Now()), Now: time.Now()})
+	r := e.do("PUT", "/v1/containers/c9", opSecret,
+		`{"node":"n1","services":[{"service":"orders","version":"2.0.0"}],"config":{"command":"/bin/x"}}`)
+	if got := r.errorMessage(t); r.code != http.StatusBadRequest ||
+		got != "services[0].version: orders 2.0.0 is retired; declare it again to roll back" {
+		t.Errorf("container on a retired version: %d %q", r.code, got)
+	}
+
+	_, c1, _ := e.fake.st.Container("c1")
+	cas := strconv.FormatUint(c1.ModifyIndex, 10)
+	r = e.do("PUT", "/v1/containers/c1?cas="+cas, mgmtSecret,
+		`{"node":"n1","services":[{"service":"orders","version":"1.0.0"}],"config":{"command":"/bin/orders","args":["--new"],"env":{"SECRET":"`+envSecret+`"}}}`)
+	if got := r.errorMessage(t); r.code != http.StatusConflict || !strings.HasPrefix(got, `container "c1": config.args differs`) ||
+		!strings.Contains(got, "declare a new container") {
+		t.Errorf("in-place change of what runs: %d %q", r.code, got)
+	}
+	r = e.do("PUT", "/v1/containers/c1?cas="+cas, mgmtSecret,
+		`{"node":"n1","services":[{"service":"orders","version":"1.0.0"}],"config":{"command":"/bin/orders","env":{"SECRET":"`+envSecret+`"}},"drain_timeout":"1m"}`)
+	if r.code != http.StatusOK {
+		t.Errorf("drain_timeout in place: %d %s", r.code, r.body)
 	}
 }

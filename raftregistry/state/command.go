@@ -52,9 +52,14 @@ type SetNodeStatus struct {
 	Status string `json:"status"`
 }
 
-// PurgeNode removes a node and every container on it.
+// PurgeNode removes a node and every container on it. With OnlyIfDown it
+// refuses a node that is ready: its agent lives, and purging would take its
+// containers out from under their calls (the HTTP API sets it unless
+// ?force). It is a "only if" rather than a "force" flag so that entries
+// written before it existed apply as they did.
 type PurgeNode struct {
-	ID string `json:"id"`
+	ID         string `json:"id"`
+	OnlyIfDown bool   `json:"only_if_down,omitempty"`
 }
 
 // DeclareVersion declares a service version, cancels its drain, or brings a

@@ -63,7 +63,7 @@ func (c *Container) API(showEnv bool) api.Container {
 			Interval: api.Duration(s.Health.Interval), Timeout: api.Duration(s.Health.Timeout)}
 	}
 	if s.Restart != nil {
-		out.Restart = &api.RestartPolicy{Attempts: s.Restart.Attempts,
+		out.Restart = &api.RestartPolicy{Attempts: s.Restart.Attempts, Interval: api.Duration(s.Restart.Interval),
 			Delay: api.Duration(s.Restart.Delay), MaxDelay: api.Duration(s.Restart.MaxDelay)}
 	}
 	if st := c.Status; st != nil {

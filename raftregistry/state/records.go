@@ -93,30 +93,43 @@ type HealthCheck struct {
 // RestartPolicy is the persisted form of a restart policy.
 type RestartPolicy struct {
 	Attempts int           `json:"attempts"`
+	Interval time.Duration `json:"interval,omitempty"`
 	Delay    time.Duration `json:"delay"`
 	MaxDelay time.Duration `json:"max_delay"`
 }
 
-// Equal reports whether two specs declare the same container: the same name
-// and the same thing run the same way.
+// Equal reports whether two specs are the same declaration: the same name,
+// the same thing run the same way.
 func (s *ContainerSpec) Equal(o *ContainerSpec) bool {
-	if s.Name != o.Name || s.Node != o.Node || s.Driver != o.Driver || s.Command != o.Command ||
-		s.DrainTimeout != o.DrainTimeout {
+	if s.Name != o.Name || s.RunChange(o) != "" || s.DrainTimeout != o.DrainTimeout {
 		return false
 	}
-	if !slices.Equal(s.Services, o.Services) || !slices.Equal(s.Args, o.Args) {
-		return false
+	return (s.Restart == nil) == (o.Restart == nil) && (s.Restart == nil || *s.Restart == *o.Restart)
+}
+
+// RunChange names the first field in which o would run something else than
+// s (another node, service set, driver, command, arguments, environment or
+// health check), or "" when both run the same thing. Fields outside it
+// (drain_timeout, restart) change how the agent supervises the process, not
+// the process.
+func (s *ContainerSpec) RunChange(o *ContainerSpec) string {
+	switch {
+	case s.Node != o.Node:
+		return "node"
+	case !slices.Equal(s.Services, o.Services):
+		return "services"
+	case s.Driver != o.Driver:
+		return "driver"
+	case s.Command != o.Command:
+		return "config.command"
+	case !slices.Equal(s.Args, o.Args):
+		return "config.args"
+	case len(s.Env) != len(o.Env) || !maps.Equal(s.Env, o.Env):
+		return "config.env"
+	case (s.Health == nil) != (o.Health == nil) || (s.Health != nil && *s.Health != *o.Health):
+		return "health"
 	}
-	if len(s.Env) != len(o.Env) || !maps.Equal(s.Env, o.Env) {
-		return false
-	}
-	if (s.Health == nil) != (o.Health == nil) || (s.Health != nil && *s.Health != *o.Health) {
-		return false
-	}
-	if (s.Restart == nil) != (o.Restart == nil) || (s.Restart != nil && *s.Restart != *o.Restart) {
-		return false
-	}
-	return true
+	return ""
 }
 
 // Holds reports whether the spec holds the given service version.

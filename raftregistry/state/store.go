@@ -204,6 +204,17 @@ func (s *Store) purgeNode(index uint64, c *PurgeNode) (*Node, error) {
 	if old == nil {
 		return nil, notFound("node %q", c.ID)
 	}
+	if c.OnlyIfDown && old.Status != api.NodeDown {
+		n := 0
+		for _, ct := range s.containers {
+			if ct.Spec.Node == c.ID {
+				n++
+			}
+		}
+		return nil, conflict("node %q is %s: its agent is alive, and purging it would stop its %d container(s) under their calls; "+
+			"a purge is for a node that is down (stop its agent first, or delete its containers so that they drain), "+
+			"or pass ?force=true to purge it anyway", c.ID, old.Status, n)
+	}
 	delete(s.nodes, c.ID)
 	s.touch(TableNodes, index)
 	removed := false
@@ -324,6 +335,21 @@ func (s *Store) putContainer(index uint64, c *PutContainer) (*Container, error) 
 		}
 		if !same && c.CAS == nil {
 			return nil, conflict("container %q exists with a different body; containers are not changed in place: declare a new one, or write with ?cas=%d", c.ID, old.ModifyIndex)
+		}
+		// Changing what runs would stop the process under its calls
+		// (docs/design.md §5: every stop drains); a new container beside
+		// it takes over without a failed call.
+		if field := old.Spec.RunChange(&c.Spec); field != "" {
+			return nil, conflict("container %q: %s differs, and what a container runs is not changed in place "+
+				"(its process would stop without draining): declare a new container, and delete this one once the new one serves; "+
+				"only drain_timeout and restart change in place", c.ID, field)
+		}
+	}
+	// A container holding a retired version would never start, and its
+	// agent would have nothing to do but report it stopped.
+	for i, ref := range c.Spec.Services {
+		if v := s.version(ref); v.State == api.VersionRetired {
+			return nil, invalid(fmt.Sprintf("services[%d].version", i), "%s %s is retired; declare it again to roll back", ref.Service, ref.Version)
 		}
 	}
 	ct := &Container{ID: c.ID, Spec: c.Spec, Desired: api.DesiredPresent, CreateIndex: index, ModifyIndex: index}

@@ -179,6 +179,28 @@ func TestMarkRetiredSkipsChangedVersions(t *testing.T) {
 	}
 }
 
+// A purge asked only for a down node refuses a ready one (its agent lives)
+// and changes nothing; once the node is down it goes, containers and all.
+func TestPurgeNodeOnlyIfDown(t *testing.T) {
+	f := newFixture(t)
+	f.seed()
+	f.must(&PutContainer{ID: "c1", Spec: spec("n1", VersionKey{"greeter", "1.0.0"})})
+	before := f.st.Index(TableNodes, TableContainers)
+	r := f.apply(&PurgeNode{ID: "n1", OnlyIfDown: true})
+	if !errors.Is(r.Err, ErrConflict) || !strings.Contains(r.Err.Error(), `node "n1" is ready`) ||
+		!strings.Contains(r.Err.Error(), "?force=true") {
+		t.Fatalf("purge of a ready node: %v", r.Err)
+	}
+	if f.st.Index(TableNodes, TableContainers) != before {
+		t.Fatal("a refused purge changed the state")
+	}
+	f.must(&SetNodeStatus{ID: "n1", Status: api.NodeDown})
+	f.must(&PurgeNode{ID: "n1", OnlyIfDown: true})
+	if _, c, _ := f.st.Container("c1"); c != nil {
+		t.Fatal("purged node's container remains")
+	}
+}
+
 func TestPutContainer(t *testing.T) {
 	f := newFixture(t)
 	f.seed()
@@ -210,8 +232,15 @@ func TestPutContainer(t *testing.T) {
 	if r := f.apply(&PutContainer{ID: "c1", Spec: s2, CAS: &stale}); !errors.Is(r.Err, ErrConflict) {
 		t.Fatalf("stale cas: %v", r.Err)
 	}
-	r = f.must(&PutContainer{ID: "c1", Spec: s2, CAS: &created})
-	if got := r.Value.(*Container); got.Spec.Services[0].Version != "2.0.0" || got.CreateIndex != c.CreateIndex {
+	// With the right one, what runs still does not change in place.
+	if r := f.apply(&PutContainer{ID: "c1", Spec: s2, CAS: &created}); !errors.Is(r.Err, ErrConflict) ||
+		!strings.Contains(r.Err.Error(), "services differs") || !strings.Contains(r.Err.Error(), "declare a new container") {
+		t.Fatalf("cas change of what runs: %v", r.Err)
+	}
+	longer := s1
+	longer.DrainTimeout = time.Minute
+	r = f.must(&PutContainer{ID: "c1", Spec: longer, CAS: &created})
+	if got := r.Value.(*Container); got.Spec.DrainTimeout != time.Minute || got.CreateIndex != c.CreateIndex {
 		t.Fatalf("cas write = %+v", got)
 	}
 	// cas on a missing record.
@@ -232,6 +261,81 @@ func TestPutContainer(t *testing.T) {
 	if _, c, _ := f.st.Container("c3"); c != nil {
 		t.Fatal("a rejected container was written")
 	}
+}
+
+// What runs is never changed in place: each field that decides it is
+// refused with 409 even with the right ?cas, naming the field; drain_timeout
+// and restart change in place.
+func TestPutContainerRefusesChangesOfWhatRuns(t *testing.T) {
+	f := newFixture(t)
+	f.seed()
+	f.must(&RegisterNode{ID: "n2", Address: "127.0.0.1", Gateway: "127.0.0.1:7781"})
+	base := spec("n1", VersionKey{"greeter", "1.0.0"})
+	base.Args, base.Env = []string{"--a"}, map[string]string{"K": "V"}
+	base.Health = &HealthCheck{HTTP: "/healthz", Interval: time.Second, Timeout: time.Second}
+	f.must(&PutContainer{ID: "c1", Spec: base})
+	for _, tc := range []struct {
+		field  string
+		change func(s *ContainerSpec)
+	}{
+		{"node", func(s *ContainerSpec) { s.Node = "n2" }},
+		{"services", func(s *ContainerSpec) { s.Services = []VersionKey{{"greeter", "2.0.0"}} }},
+		{"config.command", func(s *ContainerSpec) { s.Command = "/bin/other" }},
+		{"config.args", func(s *ContainerSpec) { s.Args = []string{"--b"} }},
+		{"config.env", func(s *ContainerSpec) { s.Env = map[string]string{"K": "W"} }},
+		{"health", func(s *ContainerSpec) {
+			s.Health = &HealthCheck{TCP: true, Interval: time.Second, Timeout: time.Second}
+		}},
+	} {
+		_, cur, _ := f.st.Container("c1")
+		cas := cur.ModifyIndex
+		next := base
+		tc.change(&next)
+		r := f.apply(&PutContainer{ID: "c1", Spec: next, CAS: &cas})
+		if !errors.Is(r.Err, ErrConflict) || !strings.Contains(r.Err.Error(), `container "c1": `+tc.field+" differs") {
+			t.Errorf("%s changed in place: err = %v", tc.field, r.Err)
+		}
+	}
+	_, cur, _ := f.st.Container("c1")
+	cas := cur.ModifyIndex
+	next := base
+	next.DrainTimeout = time.Minute
+	next.Restart = &RestartPolicy{Attempts: 3, Delay: time.Second}
+	if r := f.apply(&PutContainer{ID: "c1", Spec: next, CAS: &cas}); r.Err != nil {
+		t.Fatalf("drain_timeout and restart in place: %v", r.Err)
+	}
+}
+
+// A container declared on a retired version would never start: refused,
+// naming the field and the way back. A draining version is accepted (it
+// still serves until it retires).
+func TestPutContainerRefusesRetiredVersion(t *testing.T) {
+	f := newFixture(t)
+	f.seed()
+	f.must(&RetireVersion{Service: "greeter", Version: "1.0.0", Now: t0})
+	f.must(&PutContainer{ID: "on-draining", Spec: spec("n1", VersionKey{"greeter", "1.0.0"})})
+	f.must(&DeleteContainer{ID: "on-draining"})
+	f.must(&MarkRetired{Versions: f.st.DueRetirements(t0), Now: t0})
+	if v := f.st.Version(VersionKey{"greeter", "1.0.0"}); v.State != api.VersionRetired {
+		t.Fatalf("1.0.0 is %s", v.State)
+	}
+	before := f.st.Index(TableContainers)
+	r := f.apply(&PutContainer{ID: "c1", Spec: spec("n1", VersionKey{"greeter", "2.0.0"}, VersionKey{"greeter2", "1.0.0"})})
+	if r.Err == nil {
+		t.Fatal("undeclared version accepted")
+	}
+	f.must(&DeclareVersion{Service: "other", Version: "1.0.0", Clients: ">= 1.0"})
+	r = f.apply(&PutContainer{ID: "c1", Spec: spec("n1", VersionKey{"other", "1.0.0"}, VersionKey{"greeter", "1.0.0"})})
+	var fe *FieldError
+	if !errors.As(r.Err, &fe) || r.Err.Error() != "services[1].version: greeter 1.0.0 is retired; declare it again to roll back" {
+		t.Fatalf("retired version: err = %v", r.Err)
+	}
+	if f.st.Index(TableContainers) != before {
+		t.Fatal("a refused container was written")
+	}
+	// Declared again (a rollback), it is accepted.
+	f.must(&DeclareVersion{Service: "greeter", Version: "1.0.0", Clients: ">= 1.0, < 2.0"})
+	f.must(&PutContainer{ID: "c1", Spec: spec("n1", VersionKey{"greeter", "1.0.0"})})
 }
 
 func TestDeleteContainerAndReap(t *testing.T) {

@@ -23,6 +23,10 @@ const (
 	maxMessage            = 4096
 )
 
+// MaxRestartAttempts bounds restart.attempts (restarts within the policy's
+// interval); agents keep as many exits as it allows.
+const MaxRestartAttempts = 1000
+
 // Drivers the registry accepts.
 var knownDrivers = map[string]bool{"exec": true}
 
@@ -136,7 +140,8 @@ func SpecFromAPI(r *api.ContainerRequest) ContainerSpec {
 		s.Health = &h
 	}
 	if r.Restart != nil {
-		p := RestartPolicy{Attempts: r.Restart.Attempts, Delay: r.Restart.Delay.Std(), MaxDelay: r.Restart.MaxDelay.Std()}
+		p := RestartPolicy{Attempts: r.Restart.Attempts, Interval: r.Restart.Interval.Std(),
+			Delay: r.Restart.Delay.Std(), MaxDelay: r.Restart.MaxDelay.Std()}
 		s.Restart = &p
 	}
 	return s
@@ -206,12 +211,24 @@ func validateContainer(id string, s *ContainerSpec, r rules) error {
 			return invalid("health.timeout", "must be between 0 and 1h, got %s", h.Timeout)
 		}
 	}
-	if s.Restart != nil {
-		if s.Restart.Attempts < 0 {
-			return invalid("restart.attempts", "must not be negative")
+	if p := s.Restart; p != nil {
+		if p.Attempts < 0 || p.Attempts > MaxRestartAttempts {
+			return invalid("restart.attempts", "must be between 0 and %d (0: the agent's default), got %d", MaxRestartAttempts, p.Attempts)
 		}
-		if s.Restart.Delay < 0 || s.Restart.MaxDelay < 0 {
-			return invalid("restart.delay", "must not be negative")
+		for _, d := range []struct {
+			field, most string
+			v, max      time.Duration
+		}{
+			{"restart.interval", "24h", p.Interval, 24 * time.Hour},
+			{"restart.delay", "1h", p.Delay, time.Hour},
+			{"restart.max_delay", "1h", p.MaxDelay, time.Hour},
+		} {
+			if d.v < 0 || d.v > d.max {
+				return invalid(d.field, "must be between 0 and %s (0: the agent's default), got %s", d.most, d.v)
+			}
+		}
+		if p.MaxDelay > 0 && p.Delay > p.MaxDelay {
+			return invalid("restart.max_delay", "must not be shorter than restart.delay (%s), got %s", p.Delay, p.MaxDelay)
 		}
 	}
 	if s.DrainTimeout < 0 || s.DrainTimeout > MaxDrainTimeout {

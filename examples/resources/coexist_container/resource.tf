@@ -36,6 +36,7 @@ resource "coexist_container" "greeter_1" {
 
   restart = {
     attempts  = 5
+    interval  = "30m"
     delay     = "1s"
     max_delay = "30s"
   }
