@@ -66,7 +66,11 @@ func (f *sdkFlags) parseClient() (string, string, error) {
 	if i <= 0 || i == len(f.client)-1 {
 		return "", "", fmt.Errorf("--client %q: want name@version, e.g. web@1.3.0", f.client)
 	}
-	return f.client[:i], f.client[i+1:], nil
+	name, ver := f.client[:i], f.client[i+1:]
+	if err := api.CheckVersion(ver); err != nil {
+		return "", "", fmt.Errorf("--client %q: %w", f.client, err)
+	}
+	return name, ver, nil
 }
 
 // newClient starts an SDK client with the flags' identity and registry.

@@ -152,12 +152,14 @@ func TestCallAndRouteUsage(t *testing.T) {
 		{"call", "--client", "web@1.0.0"},
 		{"route", "--client", "web@1.0.0"},
 		{"route", "--client", "web@1.0.0", "a", "b"},
+		{"call", "--client", "web@one", "greeter"},
+		{"call", "--client", "web@v1.0", "greeter"},
 	} {
 		if code, _, errOut := f.run(args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errOut)
 		}
 	}
-	if code, _, errOut := f.run("call", "--client", "web@one", "greeter"); code != 1 || !strings.Contains(errOut, `client version "one"`) {
+	if code, _, errOut := f.run("call", "--client", "web@v1.0", "greeter"); code != 2 || !strings.Contains(errOut, `--client "web@v1.0": "v1.0" is not canonical; write "1.0.0"`) {
 		t.Errorf("bad version: exit %d, %s", code, errOut)
 	}
 }

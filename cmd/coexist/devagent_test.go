@@ -84,9 +84,11 @@ func TestDevAgentContainerOutput(t *testing.T) {
 		}
 	}
 	lines := strings.Split(msg, "\n")
+	// The last run's lines: with restart.attempts = 1 the container runs
+	// twice, and the tail may hold both runs.
 	idx := func(s string) int {
-		for i, l := range lines {
-			if l == s {
+		for i := len(lines) - 1; i >= 0; i-- {
+			if lines[i] == s {
 				return i
 			}
 		}
