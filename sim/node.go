@@ -34,6 +34,7 @@ type simNode struct {
 
 	kickPending bool
 	reconcileAt int64 // when a periodic reconcile is queued, or -1
+	retryReport bool  // a report failed: the next tick plans
 	epoch       uint32
 
 	gwView    int32
@@ -102,6 +103,7 @@ func (s *world) startNode(n *simNode, first bool) {
 	n.gwClients = nil
 	n.kickPending = false
 	n.reconcileAt = -1
+	n.retryReport = false
 	if first {
 		n.delay = int64(s.sc.Registry.NodePropagation.Sample(s.rnd))
 	}
@@ -128,6 +130,12 @@ func (s *world) onReconcile(n *simNode, gen uint32, periodic int32) {
 			return
 		}
 		n.reconcileAt = -1
+		if !s.busy(n) && !n.retryReport && !s.inflightUnreported(n) {
+			// An idle tick with nothing time could change: every other
+			// change kicks the agent at once, so the plan would be empty.
+			s.schedulePlan(n, s.now+int64(s.sc.Agent.ReconcileInterval))
+			return
+		}
 	} else {
 		n.kickPending = false
 	}
@@ -186,14 +194,101 @@ func (s *world) reconcile(n *simNode) {
 			changed = true
 		}
 	}
+	n.retryReport = false
 	if changed {
 		n.epoch++
 		s.kick(n)
 	}
-	if s.busy(n) && n.reconcileAt < 0 {
-		n.reconcileAt = s.now + int64(s.sc.Agent.ReconcileInterval)
-		s.schedule(n.reconcileAt, evReconcile, n.idx, 1, n.gen, nil)
+	// The agent plans again at its next tick (every reconcile_interval,
+	// as Agent.reconcileLoop does when idle), or sooner when a timer of
+	// the plan is due: a restart, a start or drain timeout.
+	next := s.now + int64(s.sc.Agent.ReconcileInterval)
+	if s.busy(n) {
+		if due, ok := s.nextDue(n, mine, v.versions, next); ok {
+			next = due
+		}
 	}
+	s.schedulePlan(n, next)
+}
+
+// schedulePlan queues the agent's next timed plan at t, unless one is
+// queued sooner.
+func (s *world) schedulePlan(n *simNode, t int64) {
+	if !n.up || (n.reconcileAt >= 0 && n.reconcileAt <= t) {
+		return
+	}
+	n.reconcileAt = t
+	s.schedule(t, evReconcile, n.idx, 1, n.gen, nil)
+}
+
+// nextDue asks the planner when, before limit, the plan of one of the
+// node's containers changes with time alone: the planner is pure, and each
+// of its timers (a restart's backoff, a start or drain timeout) only ever
+// turns an action on, so the first time the plan differs from now's is
+// found by bisection, to the millisecond. node.Plan exports no "next due
+// time"; were it to, this would ask it instead.
+func (s *world) nextDue(n *simNode, mine []api.Container, versions map[string]string, limit int64) (int64, bool) {
+	due, found := limit, false
+	for i := range mine {
+		l := n.local[mine[i].ID]
+		if l == nil {
+			continue
+		}
+		switch l.Phase {
+		case node.PhaseExited, node.PhaseStarting, node.PhaseDraining:
+		default:
+			continue
+		}
+		d := node.Desired{Containers: mine[i : i+1], Versions: versions}
+		o := node.Observed{l.ID: l}
+		plan := func(t int64) uint64 {
+			var h uint64
+			for _, a := range s.hooks.Planner(d, o, epoch.Add(time.Duration(t)), s.planCfg) {
+				h = h<<4 | uint64(a.Kind)
+			}
+			return h
+		}
+		base := plan(s.now)
+		if plan(due) == base {
+			continue
+		}
+		lo, hi := s.now, due
+		for hi-lo > int64(time.Millisecond) {
+			mid := lo + (hi-lo)/2
+			if plan(mid) != base {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		due, found = hi, true
+	}
+	return due, found
+}
+
+// inflightUnreported reports whether a container's calls in flight differ
+// from those its last accepted report gave, which the plan reports once
+// inflight_report_interval has passed.
+func (s *world) inflightUnreported(n *simNode) bool {
+	if s.planCfg.InflightReportInterval <= 0 {
+		return false
+	}
+	for _, ci := range n.ctrs {
+		c := s.ctrs[ci]
+		l := n.local[c.id]
+		if l == nil || l.Reported == nil {
+			continue
+		}
+		if len(l.Reported.Services) != len(c.keys) {
+			return true
+		}
+		for j, ss := range l.Reported.Services {
+			if ss.Inflight != int(c.inflight[j]) || ss.Service+"@"+ss.Version != c.keys[j] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // busy is Agent.busy, and a report waiting to be sent again.
@@ -460,10 +555,8 @@ func (s *world) onReportFail(c *ctr, ngen uint32) {
 	}
 	c.reporting = false
 	c.sending = nil
-	if n.reconcileAt < 0 && n.up {
-		n.reconcileAt = s.now + int64(s.sc.Agent.ReconcileInterval)
-		s.schedule(n.reconcileAt, evReconcile, n.idx, 1, n.gen, nil)
-	}
+	n.retryReport = true
+	s.schedulePlan(n, s.now+int64(s.sc.Agent.ReconcileInterval))
 }
 
 func (s *world) onHeartbeat(n *simNode, gen uint32) {

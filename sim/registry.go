@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"reflect"
 	"slices"
 	"time"
 
@@ -141,7 +142,14 @@ func (r *registry) commit(gen uint32) {
 	}
 	r.index++
 	before := [3]uint64{r.store.Index(state.TableServices), r.store.Index(state.TableContainers), r.store.Index(state.TableNodes)}
+	var old *state.Container
+	if e.report {
+		_, old, _ = r.store.Container(s.ctrs[e.ctr].id)
+	}
 	res := r.store.Apply(r.index, e.cmd)
+	if e.report && res.Err == nil {
+		r.statusCommitted(s.ctrs[e.ctr], old)
+	}
 	r.commitAt = append(r.commitAt, s.now)
 	s.tr.word(r.index<<8 | uint64(e.cmd.Type()))
 	if res.Err != nil {
@@ -194,6 +202,36 @@ func (r *registry) commit(gen uint32) {
 			s.schedule(s.now+s.net.sample(s), evReportFail, e.ctr, int32(e.ngen), 0, nil)
 		}
 	}
+}
+
+// statusCommitted accounts a container status report the store accepted;
+// old is the record before it.
+func (r *registry) statusCommitted(c *ctr, old *state.Container) {
+	_, rec, _ := r.store.Container(c.id)
+	if rec == nil || rec == old || old == nil || old.Status == nil || rec.Status == nil {
+		return
+	}
+	if displayOnly(old.Status, rec.Status) {
+		r.s.res.InflightReports++
+	}
+}
+
+// displayOnly reports whether a status differs from the one before only
+// in its calls in flight (and when it was recorded): such a report is for
+// display (docs/design.md §6), and changes nothing a caller routes by.
+func displayOnly(a, b *state.ContainerStatus) bool {
+	x, y := *a, *b
+	x.UpdatedAt, y.UpdatedAt = time.Time{}, time.Time{}
+	x.Services, y.Services = withoutInflight(a.Services), withoutInflight(b.Services)
+	return reflect.DeepEqual(x, y)
+}
+
+func withoutInflight(ss []state.ServiceStatus) []state.ServiceStatus {
+	out := slices.Clone(ss)
+	for i := range out {
+		out[i].Inflight = 0
+	}
+	return out
 }
 
 func (r *registry) affect(nodeID string) {

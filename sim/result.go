@@ -40,6 +40,9 @@ type Result struct {
 	FaultRestarts int // of which after a fault; the others follow a desired change
 	NodeRestarts  int
 	DrainTimeouts int
+	// InflightReports counts the status reports the registry accepted that
+	// changed only calls in flight (inflight_report_interval).
+	InflightReports int
 
 	Events  uint64
 	Virtual time.Duration
@@ -130,6 +133,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	fmt.Fprintf(w, "restarts    containers started again %d (%d after faults, %d wanted again), nodes %d; drain timeouts %d\n",
 		r.Restarts, r.FaultRestarts, r.Restarts-r.FaultRestarts, r.NodeRestarts, r.DrainTimeouts)
+	fmt.Fprintf(w, "reports     %d of calls in flight only\n", r.InflightReports)
 	var inv []string
 	for _, i := range Invariants {
 		switch {
