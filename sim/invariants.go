@@ -190,8 +190,11 @@ func (s *world) hadCandidate(k *call) (bool, string) {
 		for _, ci := range v.holders {
 			c := s.ctrs[ci]
 			_, cr, _ := st.Container(c.id)
+			// Since, by the registry's record, not counting reports of
+			// calls in flight alone: they are for display and change
+			// nothing a caller routes by.
 			if cr == nil || cr.Desired != api.DesiredPresent || cr.Status == nil || cr.Status.State != api.ContainerRunning ||
-				s.reg.commitTime(cr.ModifyIndex) > since {
+				c.regChanged > since {
 				continue
 			}
 			drained := false

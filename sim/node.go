@@ -71,17 +71,20 @@ type ctr struct {
 	gen          uint32
 	proc         procState
 	runningSince int64 // healthy and admitting calls since, or -1
-	fp           string
-	localFP      string // the fingerprint the agent recorded
-	starts       int
-	inflight     []int32
-	total        int32
-	calls        []*call
-	drainHeld    bool // holds a version draining or retired in its node's view
-	draining     bool // its agent drains it
-	killTimeout  bool // its stop passed the drain timeout
-	stopChecked  bool
-	faultCrash   bool // its last end was a fault
+	// regChanged is when the registry's record last changed in anything
+	// but calls in flight (display only): the record's "running since".
+	regChanged  int64
+	fp          string
+	localFP     string // the fingerprint the agent recorded
+	starts      int
+	inflight    []int32
+	total       int32
+	calls       []*call
+	drainHeld   bool // holds a version draining or retired in its node's view
+	draining    bool // its agent drains it
+	killTimeout bool // its stop passed the drain timeout
+	stopChecked bool
+	faultCrash  bool // its last end was a fault
 
 	// What the agent persists across its own restarts.
 	persisted bool

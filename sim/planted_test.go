@@ -108,6 +108,15 @@ type globalRand struct{}
 
 func (globalRand) IntN(n int) int { return rand.IntN(n) }
 
+// failOneInTen is a gateway that fails one call in ten outright, as if
+// the service were unknown, though the container it names is fine.
+func failOneInTen(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
+	if rnd.IntN(10) == 0 {
+		return routing.DecisionUnknownService, routing.Route{}, routing.ErrUnknownService
+	}
+	return routing.Admit(t, c, service, container, rnd)
+}
+
 // twoLines: api 1.0.0 for clients 1.x and api 2.0.0 for clients 2.x, both
 // running, and 1.x clients calling.
 func twoLines() *sim.Scenario {
@@ -182,6 +191,23 @@ var _ = Describe("planted bugs", func() {
 		sc := scaleDown()
 		expectClean(sc)
 		expectCaught(sc, sim.Hooks{Admit: admitDraining}, sim.Available)
+	})
+
+	It("available: a gateway failing calls while the agents report calls in flight is caught on every call", func() {
+		// In-flight counts are reported every second; a report of them
+		// alone is for display and must not make a running container look
+		// just started to the check (docs/design.md §5).
+		sc := steady("inflight-reports-under-failures")
+		sc.Agent.ServiceTime = sim.Uniform(200*time.Millisecond, 400*time.Millisecond)
+		sc.Agent.InflightReportInterval = time.Second
+		expectClean(sc)
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failOneInTen}, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.InflightReports).To(BeNumerically(">", 10), "%s", describe(sc.Name, r))
+			Expect(r.Failed).To(BeNumerically(">", 100), "%s", describe(sc.Name, r))
+			Expect(r.ViolationCounts[sim.Available]).To(BeEquivalentTo(r.Failed), "every failed call is a violation\n%s", describe(sc.Name, r))
+		}
 	})
 
 	It("no restarts: a reconciler that restarts an unchanged container", func() {

@@ -169,8 +169,10 @@ func (r *registry) commit(gen uint32) {
 		switch c := e.cmd.(type) {
 		case *state.PutContainer:
 			r.affect(c.Spec.Node)
+			s.ctrs[s.ctrByID[c.ID]].regChanged = s.now
 		case *state.DeleteContainer:
 			r.affect(s.nodes[s.ctrs[s.ctrByID[c.ID]].node].id)
+			s.ctrs[s.ctrByID[c.ID]].regChanged = s.now
 		case *state.SetContainerStatus:
 			if _, rec, _ := r.store.Container(c.ID); rec == nil {
 				r.affect(c.Node) // reaped: its agent forgets it
@@ -208,12 +210,18 @@ func (r *registry) commit(gen uint32) {
 // old is the record before it.
 func (r *registry) statusCommitted(c *ctr, old *state.Container) {
 	_, rec, _ := r.store.Container(c.id)
-	if rec == nil || rec == old || old == nil || old.Status == nil || rec.Status == nil {
+	if rec == old {
+		return
+	}
+	if rec == nil || old == nil || old.Status == nil || rec.Status == nil {
+		c.regChanged = r.s.now
 		return
 	}
 	if displayOnly(old.Status, rec.Status) {
 		r.s.res.InflightReports++
+		return
 	}
+	c.regChanged = r.s.now
 }
 
 // displayOnly reports whether a status differs from the one before only
