@@ -63,6 +63,39 @@ type FaultWindow struct {
 	// Excuses is false for a registry leader loss: routing needs no
 	// leader, so calls are held to Available through it.
 	Excuses bool
+	// Excused counts the failed calls the fault excused.
+	Excused int64
+
+	// What the fault touches (docs/design.md §9, invariant 2): a node
+	// crash or restore its node; a container crash its container's node;
+	// a partition the links it cuts.
+	node int32
+	a, b group
+}
+
+// touches reports whether the fault could have made call k fail: it hit a
+// node one of k's attempts went to (or, for a call a service made, the
+// node it was made from), or cut a link k crossed — caller to a node it
+// tried, or the registry from the caller (whose table it routed on) or
+// from a node it tried (whose gateway admits by its own view).
+func (f *FaultWindow) touches(k *call) bool {
+	if f.a == nil {
+		return k.triedNode(f.node) || (k.from.kind == epKindNode && k.from.id == f.node)
+	}
+	cuts := func(x, y endpoint) bool { return (f.a.has(x) && f.b.has(y)) || (f.a.has(y) && f.b.has(x)) }
+	if cuts(k.from, epRegistry) {
+		return true
+	}
+	if k.triedMore {
+		return true
+	}
+	for i := uint8(0); i < k.nTried; i++ {
+		n := nodeEP(k.tried[i])
+		if cuts(k.from, n) || cuts(n, epRegistry) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *world) violate(inv Invariant, event, detail string) {
@@ -156,7 +189,11 @@ func (s *world) record(k *call) {
 		// The call it made is judged on its own.
 		r.Excused++
 		return
-	case s.inFault(k.start, s.now):
+	case k.lost:
+		// A connection attempt was lost on a link it crossed.
+		r.Excused++
+		return
+	case s.excuse(k):
 		r.Excused++
 		return
 	}

@@ -85,7 +85,7 @@ func (s *world) parseGroup(names []string) group {
 // keep the view they had.
 func (s *world) partition(p Partition) {
 	c := cut{name: p.Name, a: s.parseGroup(p.A), b: s.parseGroup(p.B)}
-	c.fault = s.openFault("partition", p.Describe(), true)
+	c.fault = s.openFault("partition", p.Describe(), true, c.a, c.b)
 	s.net.cuts = append(s.net.cuts, c)
 	for _, n := range s.nodes {
 		if n.frozen < 0 && s.net.cut(nodeEP(n.idx), epRegistry) {

@@ -577,7 +577,7 @@ func (s *world) crashNode(n *simNode) {
 	if !n.up {
 		return
 	}
-	s.instantFault("node-crash", n.id)
+	s.instantFault("node-crash", n.id, n.idx)
 	n.up = false
 	n.gen++
 	for _, ci := range n.ctrs {
@@ -597,7 +597,7 @@ func (s *world) restoreNode(n *simNode) {
 	if n.up {
 		return
 	}
-	s.instantFault("node-restore", n.id)
+	s.instantFault("node-restore", n.id, n.idx)
 	n.restarts++
 	s.res.NodeRestarts++
 	s.startNode(n, false)
@@ -617,7 +617,7 @@ func (s *world) crashContainer(c *ctr) {
 	if c.proc == procNone || c.proc == procDead {
 		return
 	}
-	s.instantFault("container-crash", c.id)
+	s.instantFault("container-crash", c.id, c.node)
 	s.killProcess(c)
 	n := s.nodes[c.node]
 	if !n.up {

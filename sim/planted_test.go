@@ -210,6 +210,31 @@ var _ = Describe("planted bugs", func() {
 		}
 	})
 
+	It("available: failures during an unrelated fault are judged, not excused", func() {
+		// audit runs alone on n-3 and nobody calls it; its container
+		// crashes at 20s. The fault touches no call of web, which only
+		// ever goes to n-1 and n-2: every call the planted gateway fails
+		// is a violation, in the fault's window too.
+		sc := sim.New("unrelated-crash")
+		sc.Duration = 45 * time.Second
+		sc.AddNodes("n", 3)
+		sc.Version("greeter", "1.0.0", ">= 1.0, < 2.0").Version("audit", "1.0.0", ">= 1.0")
+		sc.ContainerGroup("g", 2, []string{"n-1", "n-2"}, "greeter@1.0.0")
+		sc.ContainerGroup("a", 1, []string{"n-3"}, "audit@1.0.0")
+		sc.Cohort(sim.CohortSpec{Name: "web", Clients: 50, Version: "1.2.0", Calls: []string{"greeter"}, Rate: 2})
+		sc.At(20*time.Second, sim.CrashContainer{ID: "a-1"})
+		expectClean(sc)
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failOneInTen}, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.Faults).To(HaveLen(1))
+			Expect(r.Faults[0].Excused).To(BeZero(), "%s", describe(sc.Name, r))
+			Expect(r.Excused).To(BeZero(), "%s", describe(sc.Name, r))
+			Expect(r.Failed).To(BeNumerically(">", 100), "%s", describe(sc.Name, r))
+			Expect(r.ViolationCounts[sim.Available]).To(BeEquivalentTo(r.Failed), "every failed call is a violation\n%s", describe(sc.Name, r))
+		}
+	})
+
 	It("no restarts: a reconciler that restarts an unchanged container", func() {
 		expectCaught(file("rolling-upgrade.hcl"), sim.Hooks{Planner: restartOnAnyChange}, sim.NoRestarts)
 	})

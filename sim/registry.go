@@ -339,7 +339,7 @@ func (r *registry) loseLeader(d int64) {
 		return
 	}
 	r.leaderLost = true
-	r.leaderWindow = s.openFault("leader-loss", "registry leader", false)
+	r.leaderWindow = s.openFault("leader-loss", "registry leader", false, nil, nil)
 	// Writes not yet committed wait for the next leader, in order.
 	r.pending = append(slices.Clone(r.log[r.logHead:]), r.pending...)
 	r.log, r.logHead = r.log[:0], 0

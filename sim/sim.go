@@ -535,8 +535,10 @@ func (s *world) runStep(i int) {
 }
 
 // openFault opens a fault window now; closeFault ends it (plus settle).
-func (s *world) openFault(kind, what string, excuses bool) int {
-	s.faults = append(s.faults, FaultWindow{Kind: kind, What: what, From: time.Duration(s.now), To: -1, Excuses: excuses})
+// A partition touches the links between a and b.
+func (s *world) openFault(kind, what string, excuses bool, a, b group) int {
+	s.faults = append(s.faults, FaultWindow{Kind: kind, What: what, From: time.Duration(s.now), To: -1, Excuses: excuses,
+		node: -1, a: a, b: b})
 	return len(s.faults) - 1
 }
 
@@ -545,9 +547,11 @@ func (s *world) closeFault(i int) {
 	s.extendConvergence(s.now)
 }
 
-// instantFault is a fault with no duration: its window is [now, now+settle].
-func (s *world) instantFault(kind, what string) {
-	s.faults = append(s.faults, FaultWindow{Kind: kind, What: what, From: time.Duration(s.now), To: time.Duration(s.now + s.settle), Excuses: true})
+// instantFault is a fault with no duration on node n: its window is
+// [now, now+settle].
+func (s *world) instantFault(kind, what string, n int32) {
+	s.faults = append(s.faults, FaultWindow{Kind: kind, What: what, From: time.Duration(s.now), To: time.Duration(s.now + s.settle),
+		Excuses: true, node: n})
 	s.extendConvergence(s.now)
 }
 
@@ -565,8 +569,9 @@ func (s *world) extendConvergence(t int64) {
 	}
 }
 
-// inFault reports whether [from, to] overlaps a fault window.
-func (s *world) inFault(from, to int64) bool {
+// excuse reports whether a fault window overlapping call k's lifetime
+// could have touched it, and counts the excuse against the first such.
+func (s *world) excuse(k *call) bool {
 	for i := range s.faults {
 		f := &s.faults[i]
 		if !f.Excuses {
@@ -576,7 +581,8 @@ func (s *world) inFault(from, to int64) bool {
 		if f.To < 0 {
 			end = 1<<62 - 1
 		}
-		if from <= end && to >= int64(f.From) {
+		if k.start <= end && s.now >= int64(f.From) && f.touches(k) {
+			f.Excused++
 			return true
 		}
 	}
