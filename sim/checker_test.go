@@ -62,3 +62,85 @@ var _ = Describe("the simulated agent's timers", func() {
 		}
 	})
 })
+
+// unserved: greeter 1.0.0 serves 1.x clients and 2.0.0 serves 2.x; the
+// cohort legacy, at 0.9.0, is served by neither.
+func unserved() *sim.Scenario {
+	sc := steady("unserved")
+	sc.Version("greeter", "2.0.0", ">= 2.0, < 3.0")
+	sc.ContainerGroup("h", 2, nil, "greeter@2.0.0")
+	sc.Cohort(sim.CohortSpec{Name: "legacy", Clients: 10, Version: "0.9.0", Calls: []string{"greeter"}})
+	return sc
+}
+
+// retiring: the cohort old, at 1.5.0, is served only by greeter 1.0.0,
+// which a step retires at 20s.
+func retiring(force bool) *sim.Scenario {
+	sc := steady("retire-strands")
+	sc.Version("greeter", "2.0.0", ">= 2.0, < 3.0")
+	sc.ContainerGroup("h", 2, nil, "greeter@2.0.0")
+	sc.Cohort(sim.CohortSpec{Name: "new", Clients: 20, Version: "2.1.0", Calls: []string{"greeter"}})
+	sc.At(20*time.Second, sim.RetireVersion{Service: "greeter", Version: "1.0.0", Force: force})
+	return sc
+}
+
+var _ = Describe("every failed call is judged", func() {
+	seeds := []uint64{1, 2, 3}
+
+	It("a cohort no version admits fails the run, with a warning, unless the scenario expects it", func() {
+		sc := unserved()
+		Expect(sc.Warnings()).To(HaveLen(1))
+		Expect(sc.Warnings()[0].String()).To(ContainSubstring(`cohort "legacy" at 0.9.0 calls greeter, which no version ever admits`))
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.OK()).To(BeFalse(), "%s", describe(sc.Name, r))
+			Expect(r.Unjudged).To(BeNumerically(">", 50), "%s", describe(sc.Name, r))
+			Expect(r.Unjudged).To(Equal(r.Failed), "%s", describe(sc.Name, r))
+			Expect(violations(r, sim.Available)[0].Detail).To(HavePrefix("unjudged: call from legacy@0.9.0 to greeter failed"))
+			Expect(r.Warnings).To(HaveLen(1))
+		}
+
+		sc = unserved()
+		sc.Cohorts[1].ExpectUnserved = true
+		Expect(sc.Warnings()).To(BeEmpty())
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			expectClean(sc.Name, r)
+			Expect(r.Failed).To(BeNumerically(">", 50))
+			Expect(r.Judged).To(Equal(r.Failed), "%s", describe(sc.Name, r))
+			Expect(r.Unjudged).To(BeZero())
+		}
+	})
+
+	It("a retirement that strands a cohort fails the run unless the step forces it", func() {
+		for _, seed := range seeds {
+			r, err := sim.Run(retiring(false), sim.Options{Seed: seed, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.OK()).To(BeFalse(), "%s", describe("retire-strands", r))
+			Expect(r.Unjudged).To(BeNumerically(">", 50), "%s", describe("retire-strands", r))
+			Expect(r.StrandedByForce).To(BeZero())
+
+			r, err = sim.Run(retiring(true), sim.Options{Seed: seed, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			expectClean("retire-strands, forced", r)
+			Expect(r.StrandedByForce).To(BeNumerically(">", 50), "%s", describe("retire-strands, forced", r))
+			Expect(r.Unjudged).To(BeZero())
+			Expect(r.Judged + r.Excused + r.StrandedByForce + r.Unjudged).To(Equal(r.Failed))
+		}
+	})
+
+	It("reads expect_unserved and force from a scenario file, and existing files unchanged", func() {
+		src := base + "cohort \"legacy\" {\n  clients = 5\n  version = \"0.9.0\"\n  calls = [\"greeter\"]\n  expect_unserved = true\n}\n" +
+			"step \"20s\" {\n  retire_version {\n    service = \"greeter\"\n    version = \"1.0.0\"\n    force = true\n  }\n}\n"
+		sc, err := sim.Parse([]byte(src), "t.hcl")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sc.Cohorts[1].ExpectUnserved).To(BeTrue())
+		Expect(sc.Steps[0].Actions[0]).To(Equal(sim.RetireVersion{Service: "greeter", Version: "1.0.0", Force: true, Pos: sc.Steps[0].Actions[0].(sim.RetireVersion).Pos}))
+		Expect(sc.Warnings()).To(BeEmpty())
+		for _, f := range exampleFiles() {
+			Expect(example(f).Warnings()).To(BeEmpty(), f)
+		}
+	})
+})

@@ -197,11 +197,71 @@ func (s *world) record(k *call) {
 		r.Excused++
 		return
 	}
+	ck := s.ckeys[k.ckey]
 	if ok, why := s.hadCandidate(k); ok {
-		ck := s.ckeys[k.ckey]
+		r.Judged++
 		s.violate(Available, fmt.Sprintf("reply call %d", k.id), fmt.Sprintf("call from %s@%s to %s failed (%s) after %d attempts, though %s",
 			ck.name, ck.version, s.services[k.svc].name, k.reason, k.attempts, why))
+		return
 	}
+	// No candidate the whole time. That is a judgement when the fleet
+	// offered the caller something during the call (a version admitting
+	// it, held by a container, was in motion) or the scenario expects the
+	// cohort unserved; when nothing was on offer, a forced retirement may
+	// have stranded it; otherwise the failure is unjudged, which breaks
+	// the invariant as surely as a violation does.
+	switch {
+	case s.offered(k):
+		r.Judged++
+	case k.client >= 0 && s.cohorts[k.cohort].spec.ExpectUnserved:
+		r.Judged++
+	case s.forcedAway(k):
+		r.StrandedByForce++
+	default:
+		r.Unjudged++
+		s.violate(Available, fmt.Sprintf("reply call %d", k.id), fmt.Sprintf("unjudged: call from %s@%s to %s failed (%s) and no version admitting it was held by any container; "+
+			"no fault touched it, no forced retirement stranded it and its cohort does not expect_unserved",
+			ck.name, ck.version, s.services[k.svc].name, k.reason))
+	}
+}
+
+// offered reports whether, during call k (from the staleness bound before
+// it began), a version admitting the caller was active or draining and
+// held by a container the registry had: the call may have found nothing
+// stable, but the fleet was serving the caller or moving to.
+func (s *world) offered(k *call) bool {
+	since := k.start - s.stale
+	st := s.reg.store
+	for _, vid := range s.services[k.svc].versions {
+		v := s.vers[vid]
+		rec := st.Version(v.key)
+		if rec == nil || !s.admits(k.ckey, v, k.start) {
+			continue
+		}
+		if rec.State == api.VersionRetired && s.reg.commitTime(rec.ModifyIndex) <= since {
+			continue
+		}
+		for _, ci := range v.holders {
+			c := s.ctrs[ci]
+			_, cr, _ := st.Container(c.id)
+			if (cr != nil && cr.Desired == api.DesiredPresent) || (c.regChanged >= 0 && c.regChanged > since) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// forcedAway reports whether a retirement forced by a step took away a
+// version that admitted the caller of k.
+func (s *world) forcedAway(k *call) bool {
+	for _, vid := range s.services[k.svc].versions {
+		v := s.vers[vid]
+		if v.forcedAt >= 0 && v.forcedAt <= s.now && s.admits(k.ckey, v, k.start) {
+			return true
+		}
+	}
+	return false
 }
 
 // hadCandidate reports whether the caller had a compatible version running

@@ -131,6 +131,8 @@ type verInfo struct {
 	// begun under the old range is judged by it.
 	prevCons  version.Constraints
 	changedAt int64
+	// forcedAt is when a step retired it with force, or -1.
+	forcedAt int64
 }
 
 // clientKey is one caller identity: a name, a version and requirements.
@@ -193,6 +195,9 @@ func newWorld(sc *Scenario, opt Options) (*world, error) {
 	s.compile()
 	s.res = &Result{Scenario: sc.Name, Seed: opt.Seed, ConvergeBound: sc.ConvergeWithin,
 		ViolationCounts: map[Invariant]int{}, FailedByReason: map[string]int64{}}
+	for _, w := range sc.Warnings() {
+		s.res.Warnings = append(s.res.Warnings, w.String())
+	}
 	s.reg.init(s)
 	s.initClients()
 
@@ -235,7 +240,7 @@ func (s *world) compile() {
 		}
 		v := &verInfo{id: id, svc: svc, service: vs.Service, version: vs.Version, ref: vs.Ref(),
 			key: state.VersionKey{Service: vs.Service, Version: vs.Version}, parsed: version.Must(version.NewVersion(vs.Version)),
-			serviceTime: st, failsHealth: vs.FailsHealth, releaseSet: -1, changedAt: -1}
+			serviceTime: st, failsHealth: vs.FailsHealth, releaseSet: -1, changedAt: -1, forcedAt: -1}
 		s.vers = append(s.vers, v)
 		s.verByRef[vs.Ref()] = id
 		s.services[svc].versions = append(s.services[svc].versions, id)
@@ -282,7 +287,7 @@ func (s *world) compile() {
 		req := api.ContainerRequest{Node: cs.Node, Driver: "exec",
 			Config: api.DriverConfig{Command: "/sim/" + cs.ID}, DrainTimeout: api.Duration(cs.DrainTimeout),
 			Health: &api.HealthCheck{HTTP: "/healthz"}}
-		c := &ctr{idx: idx, id: cs.ID, node: n, runningSince: -1,
+		c := &ctr{idx: idx, id: cs.ID, node: n, runningSince: -1, regChanged: -1,
 			endpoint: endpointOf(idx)}
 		for _, ref := range cs.Services {
 			svc, ver, _ := splitRef(ref)
@@ -496,6 +501,9 @@ func (s *world) runStep(i int) {
 		case DeclareVersion:
 			s.reg.propose(entry{cmd: &state.DeclareVersion{Service: a.Service, Version: a.Version, Clients: a.Clients}})
 		case RetireVersion:
+			if v := s.vers[s.verByRef[a.Service+"@"+a.Version]]; a.Force && v.forcedAt < 0 {
+				v.forcedAt = s.now
+			}
 			s.reg.propose(entry{cmd: &state.RetireVersion{Service: a.Service, Version: a.Version, Now: s.time()}})
 		case AddContainer:
 			c := s.ctrs[s.ctrByID[a.ID]]
