@@ -496,6 +496,10 @@ func (s *world) arrive(k *call) {
 		return
 	}
 	k.ver = c.vers[j]
+	if c.proc == procStopping {
+		s.violate(Drained, fmt.Sprintf("admit call %d", k.id), fmt.Sprintf("the gateway of node %s admitted a call to container %s after its stop began",
+			n.id, c.id))
+	}
 	s.checkCompatible(k)
 	k.ic = n.inflight.Begin(c.id, c.keys[j])
 	c.inflight[j]++

@@ -386,6 +386,10 @@ func (s *world) convergedNow() (bool, string) {
 		switch {
 		case wanted && state != api.ContainerRunning && state != api.ContainerFailed:
 			return false, fmt.Sprintf("container %s is wanted but %s", c.ID, orNone(state))
+		case wanted && state == api.ContainerFailed:
+			if why := s.failedWrongly(s.ctrs[s.ctrByID[c.ID]]); why != "" {
+				return false, fmt.Sprintf("container %s is failed, but %s", c.ID, why)
+			}
 		case !wanted && state != api.ContainerStopped && state != api.ContainerFailed && state != "":
 			return false, fmt.Sprintf("container %s is not wanted but %s", c.ID, state)
 		}
@@ -393,6 +397,13 @@ func (s *world) convergedNow() (bool, string) {
 	for _, n := range s.nodes {
 		if !n.up {
 			continue
+		}
+		if _, nr, _ := r.store.Node(n.id); nr == nil || nr.Status != api.NodeReady {
+			status := "not registered"
+			if nr != nil {
+				status = nr.Status
+			}
+			return false, fmt.Sprintf("node %s is up but %s in the registry", n.id, status)
 		}
 		if v := s.nodeView(n); v == nil || v.idx != latest.idx {
 			return false, "node " + n.id + " has not seen the last change"
@@ -464,6 +475,26 @@ func (s *world) convergedNow() (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// failedWrongly says why a wanted container the registry has failed
+// should not be: a container is failed only when it never became healthy
+// since its last start, or used up its restarts, which takes at least
+// restart_attempts exits ("" when it may be failed).
+func (s *world) failedWrongly(c *ctr) string {
+	attempts := s.planCfg.RestartAttempts
+	if p := c.spec.Restart; p != nil && p.Attempts > 0 {
+		attempts = p.Attempts
+	}
+	switch {
+	case !c.healthy:
+		return ""
+	case attempts > 0 && c.exits >= attempts:
+		return ""
+	case attempts <= 0:
+		return fmt.Sprintf("it became healthy and its restarts are unlimited (%d exits)", c.exits)
+	}
+	return fmt.Sprintf("it became healthy and exited %d times, fewer than its %d restart attempts", c.exits, attempts)
 }
 
 // wantedIn is the reconciler's notion of a container that should run.

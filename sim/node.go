@@ -85,6 +85,10 @@ type ctr struct {
 	killTimeout bool // its stop passed the drain timeout
 	stopChecked bool
 	faultCrash  bool // its last end was a fault
+	// healthy: it passed a health check since its last start; exits
+	// counts the times its process ended on its own or by a fault.
+	healthy bool
+	exits   int
 
 	// What the agent persists across its own restarts.
 	persisted bool
@@ -336,6 +340,7 @@ func (s *world) carryOut(n *simNode, v *pub, c *ctr, a node.Action) bool {
 		c.draining = false
 		c.runningSince = -1
 		c.killTimeout, c.stopChecked = false, false
+		c.healthy = false
 		l.Phase, l.PID, l.Endpoint, l.StartedAt = node.PhaseStarting, int(c.idx)*1000+int(c.gen), c.endpoint, s.time()
 		if l.Restarts > 0 {
 			l.Message = fmt.Sprintf("restarted %d times", l.Restarts)
@@ -451,6 +456,7 @@ func (s *world) onHealthy(c *ctr, gen uint32) {
 		l.Message = ""
 	}
 	c.runningSince = s.now
+	c.healthy = true
 	n.epoch++
 	s.kick(n)
 }
@@ -479,6 +485,7 @@ func (s *world) onExited(c *ctr, gen uint32) {
 		default:
 			l.Phase, l.ExitedAt, l.ExitCode = node.PhaseExited, s.time(), 0
 			l.Failures++
+			c.exits++
 			l.Message = "exited with code 0"
 		}
 	}
@@ -563,7 +570,7 @@ func (s *world) onReportFail(c *ctr, ngen uint32) {
 }
 
 func (s *world) onHeartbeat(n *simNode, gen uint32) {
-	if n.gen != gen || !n.up {
+	if n.gen != gen || !n.up || s.hooks.NoHeartbeats {
 		return
 	}
 	if !s.net.cut(nodeEP(n.idx), epRegistry) {
@@ -634,6 +641,7 @@ func (s *world) crashContainer(c *ctr) {
 
 // killProcess ends a process at once, failing its calls: a fault.
 func (s *world) killProcess(c *ctr) {
+	c.exits++
 	c.gen++
 	c.proc = procDead
 	c.runningSince = -1

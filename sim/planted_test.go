@@ -117,6 +117,18 @@ func failOneInTen(t *routing.Table, c routing.Client, service, container string,
 	return routing.Admit(t, c, service, container, rnd)
 }
 
+// giveUpOnExit is a reconciler that fails a container at its first exit
+// instead of restarting it.
+func giveUpOnExit(d node.Desired, o node.Observed, now time.Time, cfg node.PlanConfig) []node.Action {
+	acts := node.Plan(d, o, now, cfg)
+	for i, a := range acts {
+		if l := o[a.ID]; a.Kind == node.ActStart && l != nil && l.Phase == node.PhaseExited {
+			acts[i] = node.Action{Kind: node.ActFail, ID: a.ID, Grace: cfg.KillTimeout, Reason: "gave up"}
+		}
+	}
+	return acts
+}
+
 // twoLines: api 1.0.0 for clients 1.x and api 2.0.0 for clients 2.x, both
 // running, and 1.x clients calling.
 func twoLines() *sim.Scenario {
@@ -169,6 +181,17 @@ var _ = Describe("planted bugs", func() {
 				Expect(v.Detail).NotTo(BeEmpty())
 				Expect(v.String()).To(ContainSubstring("seed " + strconv.FormatUint(seed, 10)))
 			}
+		}
+	}
+	// expectCaughtFor is expectCaught, with at least one violation saying
+	// what.
+	expectCaughtFor := func(sc *sim.Scenario, hooks sim.Hooks, inv sim.Invariant, what string) {
+		GinkgoHelper()
+		expectCaught(sc, hooks, inv)
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: hooks, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(violations(r, inv)).To(ContainElement(HaveField("Detail", ContainSubstring(what))), "seed %d\n%s", seed, describe(sc.Name, r))
 		}
 	}
 	expectClean := func(sc *sim.Scenario) {
@@ -241,6 +264,19 @@ var _ = Describe("planted bugs", func() {
 
 	It("drained: a drain that stops a container with calls in flight", func() {
 		expectCaught(file("retire-under-load.hcl"), sim.Hooks{Planner: drainIgnoringInflight}, sim.Drained)
+	})
+
+	It("drained: a gateway that admits calls to a container whose stop began", func() {
+		expectCaughtFor(scaleDown(), sim.Hooks{Admit: admitDraining}, sim.Drained, "after its stop began")
+	})
+
+	It("converges: agents that never heartbeat, so that every node is down in the registry", func() {
+		expectCaughtFor(file("rolling-upgrade.hcl"), sim.Hooks{NoHeartbeats: true}, sim.Converges, "is up but down in the registry")
+	})
+
+	It("converges: a reconciler that fails a container at its first exit instead of restarting it", func() {
+		expectCaughtFor(file("node-crash-during-upgrade.hcl"), sim.Hooks{Planner: giveUpOnExit}, sim.Converges,
+			"fewer than its 5 restart attempts")
 	})
 
 	It("converges: a client that never refreshes its table", func() {

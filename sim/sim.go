@@ -36,6 +36,9 @@ type Hooks struct {
 	Planner Planner
 	// NoClientRefresh makes every client keep the first table it loaded.
 	NoClientRefresh bool
+	// NoHeartbeats makes every agent register its node but never
+	// heartbeat.
+	NoHeartbeats bool
 }
 
 // Options configure one run.
