@@ -144,3 +144,41 @@ var _ = Describe("every failed call is judged", func() {
 		}
 	})
 })
+
+// rangeChurn declares api 2.0.0 with three ranges within two seconds,
+// A → B → C, under load, while every watcher lags the registry by up to
+// 1.5 s: calls that began under A are served after C is committed, by
+// views that still hold A. Each cohort is admitted by a different range
+// of 2.0.0; 1.0.0 admits them all.
+func rangeChurn() *sim.Scenario {
+	sc := sim.New("range-churn")
+	sc.Duration = 50 * time.Second
+	sc.Registry.Propagation = sim.Uniform(300*time.Millisecond, 1500*time.Millisecond)
+	sc.Registry.NodePropagation = sim.Uniform(300*time.Millisecond, 1500*time.Millisecond)
+	sc.AddNodes("n", 3)
+	sc.Version("api", "1.0.0", ">= 1.0, < 3.0").Version("api", "2.0.0", ">= 2.0, < 3.0") // A
+	sc.ContainerGroup("a1", 3, nil, "api@1.0.0")
+	sc.ContainerGroup("a2", 3, nil, "api@2.0.0")
+	sc.Cohort(sim.CohortSpec{Name: "app", Clients: 50, Version: "2.5.0", Calls: []string{"api"}, Rate: 4})
+	sc.Cohort(sim.CohortSpec{Name: "web", Clients: 50, Version: "1.7.0", Calls: []string{"api"}, Rate: 4})
+	sc.Cohort(sim.CohortSpec{Name: "mobile", Clients: 50, Version: "1.2.0", Calls: []string{"api"}, Rate: 4})
+	declare := func(clients string) sim.Action {
+		return sim.DeclareVersion{VersionSpec: sim.VersionSpec{Service: "api", Version: "2.0.0", Clients: clients}}
+	}
+	sc.At(20*time.Second, declare(">= 1.0, < 2.0")) // B
+	sc.At(21*time.Second, declare(">= 1.0, < 1.5")) // C
+	sc.At(22*time.Second, declare(">= 1.5, < 3.0")) // D
+	return sc
+}
+
+var _ = Describe("ranges in force", func() {
+	It("a call is judged by every range in force when it began, however many changes follow", func() {
+		sc := rangeChurn()
+		for _, seed := range []uint64{1, 2, 3, 4, 5} {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			expectClean(sc.Name, r)
+			Expect(r.Calls).To(BeNumerically(">", 10000))
+		}
+	})
+})

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	version "github.com/hashicorp/go-version"
+
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/node"
 	"github.com/coexist-dev/coexist/routing"
@@ -112,14 +114,68 @@ func (r *Result) addViolation(max int, v Violation) {
 	}
 }
 
-// admits reports whether the committed range of version v admits caller
-// key, with its requirement, judging a call begun before a range change by
-// either range.
+// rangeEntry is one range a version was declared with: committed at at
+// (index), first published at pubAt, and seen by every watcher — every
+// client and agent view in the simulation — from seenAt (-1: not known
+// yet).
+type rangeEntry struct {
+	cons          version.Constraints
+	at            int64
+	index         uint64
+	pubAt, seenAt int64
+}
+
+// rangesSeen works out when the range changes published so far are seen
+// by every watcher: a watcher sees a publication its delay after it, or,
+// cut from the registry, once the cut heals. While a watcher is cut off
+// (or never refreshes) the changes stay unseen.
+func (s *world) rangesSeen() {
+	if len(s.unseen) == 0 {
+		return
+	}
+	p := s.reg.latest()
+	frozen := len(s.reg.frozen) > 0
+	keep := s.unseen[:0]
+	for _, ref := range s.unseen {
+		e := &s.vers[ref[0]].ranges[ref[1]]
+		if e.pubAt < 0 && p != nil && p.index >= e.index {
+			e.pubAt = p.at
+		}
+		if e.pubAt < 0 || frozen {
+			keep = append(keep, ref)
+			continue
+		}
+		e.seenAt = max(e.pubAt, s.reg.thawedAt) + s.watchDelay
+	}
+	s.unseen = keep
+}
+
+// rangesFrozen is a partition cutting watchers off: the changes they may
+// not have seen yet stay unseen until it heals.
+func (s *world) rangesFrozen() {
+	if len(s.reg.frozen) == 0 {
+		return
+	}
+	for _, v := range s.vers {
+		for i := range v.ranges {
+			if e := &v.ranges[i]; e.seenAt > s.now {
+				e.seenAt = -1
+				s.unseen = append(s.unseen, [2]int32{v.id, int32(i)})
+			}
+		}
+	}
+}
+
+// admits reports whether version v admits caller key, with its
+// requirement, by a range in force when the call began (docs/design.md §9,
+// invariant 1): the range committed then, the ranges before it that some
+// watcher had not yet replaced, and any committed since (a gateway whose
+// view is newer admits by those).
 func (s *world) admits(key int32, v *verInfo, callStart int64) bool {
 	ck := uint64(key)<<32 | uint64(uint32(v.id))
 	ok, seen := s.compat[ck]
+	k := s.ckeys[key]
 	if !seen {
-		k := s.ckeys[key]
 		ok = v.cons != nil && v.cons.Check(k.parsed)
 		if ok {
 			if rc, has := k.reqCons[v.service]; has {
@@ -128,14 +184,25 @@ func (s *world) admits(key int32, v *verInfo, callStart int64) bool {
 		}
 		s.compat[ck] = ok
 	}
-	if !ok && callStart < v.changedAt && v.prevCons != nil {
-		k := s.ckeys[key]
-		ok = v.prevCons.Check(k.parsed)
-		if rc, has := k.reqCons[v.service]; ok && has {
-			ok = rc != nil && rc.Check(v.parsed)
+	if ok || len(v.ranges) < 2 {
+		return ok
+	}
+	if rc, has := k.reqCons[v.service]; has && (rc == nil || !rc.Check(v.parsed)) {
+		return false
+	}
+	j := len(v.ranges) - 1
+	for j > 0 && v.ranges[j].at > callStart {
+		j--
+	}
+	for j > 0 && (v.ranges[j].seenAt < 0 || v.ranges[j].seenAt > callStart) {
+		j-- // v.ranges[j] was not yet seen by all: the one before was in force
+	}
+	for _, e := range v.ranges[j:] {
+		if e.cons.Check(k.parsed) {
+			return true
 		}
 	}
-	return ok
+	return false
 }
 
 // checkCompatible runs as a container takes a call.

@@ -210,6 +210,20 @@ var _ = Describe("planted bugs", func() {
 		expectCaught(sc, sim.Hooks{Router: ignoreRanges, Admit: admitIgnoringRanges}, sim.Compatible)
 	})
 
+	It("compatible: a router that ignores client ranges, while a range changes three times in two seconds", func() {
+		// The range history accepts what views not yet updated admit; it
+		// must not accept what no range in force admits.
+		sc := rangeChurn()
+		hooks := sim.Hooks{Router: ignoreRanges, Admit: admitIgnoringRanges}
+		expectCaught(sc, hooks, sim.Compatible)
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: hooks, NoRecord: true, MaxViolations: 1 << 20})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(violations(r, sim.Compatible)).To(ContainElement(HaveField("At", BeNumerically(">", 26*time.Second))),
+				"seed %d: caught after the last change is seen by all\n%s", seed, describe(sc.Name, r))
+		}
+	})
+
 	It("available: a gateway that admits calls to a draining container instead of refusing them as safe to retry", func() {
 		sc := scaleDown()
 		expectClean(sc)

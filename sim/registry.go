@@ -53,6 +53,7 @@ type registry struct {
 	lastPubAt    int64
 	gcFrom       int
 	frozen       map[int32]int // publication index -> watchers frozen on it
+	thawedAt     int64         // when a watcher last caught up after a partition
 	maxDelay     int64
 
 	dirtyServices   bool
@@ -274,12 +275,11 @@ func (r *registry) versionsChanged(cmd state.Command) {
 		}
 		v.state = rec.State
 		if !v.declared || v.clients != rec.Clients {
-			if v.declared {
-				v.prevCons, v.changedAt = v.cons, s.now
-			}
 			v.declared = true
 			v.clients = rec.Clients
 			v.cons, _ = version.NewConstraint(rec.Clients)
+			v.ranges = append(v.ranges, rangeEntry{cons: v.cons, at: s.now, index: r.index, pubAt: -1, seenAt: -1})
+			s.unseen = append(s.unseen, [2]int32{v.id, int32(len(v.ranges) - 1)})
 			clear(s.compat)
 		}
 	}
@@ -477,6 +477,7 @@ func (r *registry) publish() {
 	}
 	r.affectAll = false
 	r.gc()
+	s.rangesSeen()
 }
 
 // gc drops the tables of publications no watcher can see any more: every
@@ -509,6 +510,7 @@ func (r *registry) thaw(i int32) {
 	if i < 0 {
 		return
 	}
+	r.thawedAt = r.s.now
 	if r.frozen[i]--; r.frozen[i] <= 0 {
 		delete(r.frozen, i)
 		if int(i) < r.gcFrom {

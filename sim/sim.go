@@ -84,10 +84,14 @@ type world struct {
 	ckeys     []*clientKey
 	steps     []Step
 
-	reg          registry
-	net          network
-	planCfg      node.PlanConfig
-	stale        int64 // G: the staleness bound of a watcher's view
+	reg        registry
+	net        network
+	planCfg    node.PlanConfig
+	stale      int64 // G: the staleness bound of a watcher's view
+	watchDelay int64 // the longest delay of a watcher behind a publication
+	// unseen are the range changes some watcher may not have seen yet:
+	// (version, index in its ranges).
+	unseen       [][2]int32
 	settle       int64
 	faults       []FaultWindow
 	compat       map[uint64]bool
@@ -130,10 +134,9 @@ type verInfo struct {
 	clients  string
 	cons     version.Constraints
 	state    string
-	// The range before the last change and when it changed, so that a call
-	// begun under the old range is judged by it.
-	prevCons  version.Constraints
-	changedAt int64
+	// ranges is every range committed, oldest first (cons is the last):
+	// a call is judged by the ranges in force when it began.
+	ranges []rangeEntry
 	// forcedAt is when a step retired it with force, or -1.
 	forcedAt int64
 }
@@ -243,7 +246,7 @@ func (s *world) compile() {
 		}
 		v := &verInfo{id: id, svc: svc, service: vs.Service, version: vs.Version, ref: vs.Ref(),
 			key: state.VersionKey{Service: vs.Service, Version: vs.Version}, parsed: version.Must(version.NewVersion(vs.Version)),
-			serviceTime: st, failsHealth: vs.FailsHealth, releaseSet: -1, changedAt: -1, forcedAt: -1}
+			serviceTime: st, failsHealth: vs.FailsHealth, releaseSet: -1, forcedAt: -1}
 		s.vers = append(s.vers, v)
 		s.verByRef[vs.Ref()] = id
 		s.services[svc].versions = append(s.services[svc].versions, id)
@@ -402,6 +405,10 @@ func (s *world) run() {
 	}
 	for _, n := range s.nodes {
 		s.startNode(n, true)
+		s.watchDelay = max(s.watchDelay, n.delay)
+	}
+	for _, d := range s.cl.delay {
+		s.watchDelay = max(s.watchDelay, d)
 	}
 	// The initial fleet, declared at time 0 after the nodes registered.
 	for _, v := range s.sc.Versions {
