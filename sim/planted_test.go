@@ -272,6 +272,39 @@ var _ = Describe("planted bugs", func() {
 		}
 	})
 
+	It("available: failures during a partition of other links are judged, not excused", func() {
+		// ops is cut from n-3, where audit runs, for five seconds: its
+		// calls fail and are excused. web never crosses that link; every
+		// call of web the planted gateway fails is a violation.
+		sc := sim.New("unrelated-partition")
+		sc.Duration = 45 * time.Second
+		sc.AddNodes("n", 3)
+		sc.Version("greeter", "1.0.0", ">= 1.0, < 2.0").Version("audit", "1.0.0", ">= 1.0")
+		sc.ContainerGroup("g", 2, []string{"n-1", "n-2"}, "greeter@1.0.0")
+		sc.ContainerGroup("a", 1, []string{"n-3"}, "audit@1.0.0")
+		sc.Cohort(sim.CohortSpec{Name: "web", Clients: 50, Version: "1.2.0", Calls: []string{"greeter"}, Rate: 2})
+		sc.Cohort(sim.CohortSpec{Name: "ops", Clients: 10, Version: "1.0.0", Calls: []string{"audit"}, Rate: 2})
+		sc.At(20*time.Second, sim.Partition{Name: "p", A: []string{"cohort:ops"}, B: []string{"node:n-3"}})
+		sc.At(25*time.Second, sim.Heal{Name: "p"})
+		expectClean(sc)
+		for _, seed := range seeds {
+			planted := 0
+			failGreeter := func(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
+				if service == "greeter" && rnd.IntN(10) == 0 {
+					planted++
+					return routing.DecisionUnknownService, routing.Route{}, routing.ErrUnknownService
+				}
+				return routing.Admit(t, c, service, container, rnd)
+			}
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failGreeter}, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(planted).To(BeNumerically(">", 100))
+			Expect(r.Excused).To(BeNumerically(">", 0), "ops's calls across the cut are excused\n%s", describe(sc.Name, r))
+			Expect(r.ViolationCounts[sim.Available]).To(Equal(planted), "every call the gateway failed is a violation\n%s", describe(sc.Name, r))
+			Expect(r.Failed).To(Equal(r.Excused+int64(planted)), "%s", describe(sc.Name, r))
+		}
+	})
+
 	It("no restarts: a reconciler that restarts an unchanged container", func() {
 		expectCaught(file("rolling-upgrade.hcl"), sim.Hooks{Planner: restartOnAnyChange}, sim.NoRestarts)
 	})
