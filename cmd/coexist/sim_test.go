@@ -161,3 +161,39 @@ func TestSimBenchRunsTheScaleScenario(t *testing.T) {
 		t.Errorf("bench output:\n%s", out)
 	}
 }
+
+func TestSimValidateWarnsOfUnservedCohort(t *testing.T) {
+	src := `scenario "unserved" {}
+nodes {
+  prefix = "n"
+  count  = 1
+}
+service "greeter" {
+  version "1.0.0" {
+    clients = ">= 1.0, < 2.0"
+  }
+}
+cohort "legacy" {
+  clients = 5
+  version = "0.9.0"
+  calls   = ["greeter"]
+}
+`
+	path := filepath.Join(t.TempDir(), "unserved.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runSimCmd(t, "validate", path)
+	if code != 0 || !strings.Contains(out, "is valid") ||
+		!strings.Contains(out, `warning: `+path+`:11:1: cohort "legacy" at 0.9.0 calls greeter, which no version ever admits`) {
+		t.Errorf("validate: exit %d, want 0 and a warning naming the cohort:\n%s", code, out)
+	}
+	code, out, _ = runSimCmd(t, "run", path, "--no-recheck")
+	if code != 1 || !strings.Contains(out, "unjudged: call from legacy@0.9.0") || !strings.Contains(out, "warning: ") {
+		t.Errorf("run: exit %d, want 1 with unjudged failures and the warning:\n%s", code, out)
+	}
+	code, out, _ = runSimCmd(t, "validate", filepath.Join(simExamples, "rolling-upgrade.hcl"))
+	if code != 0 || strings.Contains(out, "warning") {
+		t.Errorf("validate rolling-upgrade: exit %d, want no warning:\n%s", code, out)
+	}
+}
