@@ -206,6 +206,14 @@ type call struct {
 	attempts int32
 	backoff  int64
 
+	// The nodes its attempts went to (the first few; more sets
+	// triedMore), and whether a connection attempt was lost: what a
+	// fault must have touched to excuse its failure.
+	tried     [4]int32
+	nTried    uint8
+	triedMore bool
+	lost      bool
+
 	avoid  [4]int32
 	avoidQ [4]uint32
 	nAvoid int
@@ -322,10 +330,13 @@ func (s *world) attempt(k *call) {
 	}
 	c := s.ctrs[ci]
 	k.target, k.tnode = ci, c.node
+	k.tryNode(c.node)
 	s.tr.word(uint64(k.id)<<24 | uint64(ci))
 	n := s.nodes[c.node]
+	cut := s.net.cut(k.from, nodeEP(c.node))
 	switch {
-	case s.net.cut(k.from, nodeEP(c.node)) || s.net.lost(s):
+	case cut || s.net.lost(s):
+		k.lost = k.lost || !cut
 		k.answered = true
 		k.outcome, k.reason = outRetry, "connection never made"
 		s.res.DialErrors++
@@ -363,6 +374,35 @@ func (s *world) pick(r *routing.Route, k *call) routing.Target {
 		}
 	}
 	return tgt
+}
+
+// tryNode notes a node an attempt went to.
+func (k *call) tryNode(n int32) {
+	for i := uint8(0); i < k.nTried; i++ {
+		if k.tried[i] == n {
+			return
+		}
+	}
+	if int(k.nTried) == len(k.tried) {
+		k.triedMore = true
+		return
+	}
+	k.tried[k.nTried] = n
+	k.nTried++
+}
+
+// triedNode reports whether an attempt of the call went to node n (every
+// node, once it tried more than it keeps).
+func (k *call) triedNode(n int32) bool {
+	if k.triedMore {
+		return true
+	}
+	for i := uint8(0); i < k.nTried; i++ {
+		if k.tried[i] == n {
+			return true
+		}
+	}
+	return false
 }
 
 func (k *call) refusedAt(t *routing.Target, s *world) (uint32, bool) {
@@ -456,6 +496,10 @@ func (s *world) arrive(k *call) {
 		return
 	}
 	k.ver = c.vers[j]
+	if c.proc == procStopping {
+		s.violate(Drained, fmt.Sprintf("admit call %d", k.id), fmt.Sprintf("the gateway of node %s admitted a call to container %s after its stop began",
+			n.id, c.id))
+	}
 	s.checkCompatible(k)
 	k.ic = n.inflight.Begin(c.id, c.keys[j])
 	c.inflight[j]++

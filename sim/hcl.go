@@ -401,7 +401,7 @@ func (d *decoder) group(sc *Scenario, body hcl.Body, prefix string, r hcl.Range,
 }
 
 func (d *decoder) cohort(sc *Scenario, b *hcl.Block) {
-	c := d.content(b.Body, []string{"clients", "version", "requires", "calls", "rate", "deadline", "on_nodes", "start"},
+	c := d.content(b.Body, []string{"clients", "version", "requires", "calls", "rate", "deadline", "on_nodes", "start", "expect_unserved"},
 		[]string{"clients", "version", "calls"}, nil)
 	if c == nil {
 		return
@@ -415,6 +415,7 @@ func (d *decoder) cohort(sc *Scenario, b *hcl.Block) {
 	d.dur(c, "deadline", &co.Deadline)
 	d.boolean(c, "on_nodes", &co.OnNodes)
 	d.dur(c, "start", &co.Start)
+	d.boolean(c, "expect_unserved", &co.ExpectUnserved)
 	sc.Cohorts = append(sc.Cohorts, co)
 }
 
@@ -444,13 +445,14 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 				st.Actions = append(st.Actions, DeclareVersion{vs})
 			}
 		case "retire_version":
-			cc := d.content(ab.Body, []string{"service", "version"}, []string{"service", "version"}, nil)
+			cc := d.content(ab.Body, []string{"service", "version", "force"}, []string{"service", "version"}, nil)
 			if cc == nil {
 				continue
 			}
 			a := RetireVersion{Pos: p}
 			d.str(cc, "service", &a.Service)
 			d.str(cc, "version", &a.Version)
+			d.boolean(cc, "force", &a.Force)
 			st.Actions = append(st.Actions, a)
 		case "add_container":
 			if cs, ok := d.container(ab.Body, "", ab.DefRange, "id"); ok {

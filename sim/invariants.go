@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	version "github.com/hashicorp/go-version"
+
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/node"
 	"github.com/coexist-dev/coexist/routing"
@@ -63,6 +65,39 @@ type FaultWindow struct {
 	// Excuses is false for a registry leader loss: routing needs no
 	// leader, so calls are held to Available through it.
 	Excuses bool
+	// Excused counts the failed calls the fault excused.
+	Excused int64
+
+	// What the fault touches (docs/design.md §9, invariant 2): a node
+	// crash or restore its node; a container crash its container's node;
+	// a partition the links it cuts.
+	node int32
+	a, b group
+}
+
+// touches reports whether the fault could have made call k fail: it hit a
+// node one of k's attempts went to (or, for a call a service made, the
+// node it was made from), or cut a link k crossed — caller to a node it
+// tried, or the registry from the caller (whose table it routed on) or
+// from a node it tried (whose gateway admits by its own view).
+func (f *FaultWindow) touches(k *call) bool {
+	if f.a == nil {
+		return k.triedNode(f.node) || (k.from.kind == epKindNode && k.from.id == f.node)
+	}
+	cuts := func(x, y endpoint) bool { return (f.a.has(x) && f.b.has(y)) || (f.a.has(y) && f.b.has(x)) }
+	if cuts(k.from, epRegistry) {
+		return true
+	}
+	if k.triedMore {
+		return true
+	}
+	for i := uint8(0); i < k.nTried; i++ {
+		n := nodeEP(k.tried[i])
+		if cuts(k.from, n) || cuts(n, epRegistry) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *world) violate(inv Invariant, event, detail string) {
@@ -79,14 +114,68 @@ func (r *Result) addViolation(max int, v Violation) {
 	}
 }
 
-// admits reports whether the committed range of version v admits caller
-// key, with its requirement, judging a call begun before a range change by
-// either range.
+// rangeEntry is one range a version was declared with: committed at at
+// (index), first published at pubAt, and seen by every watcher — every
+// client and agent view in the simulation — from seenAt (-1: not known
+// yet).
+type rangeEntry struct {
+	cons          version.Constraints
+	at            int64
+	index         uint64
+	pubAt, seenAt int64
+}
+
+// rangesSeen works out when the range changes published so far are seen
+// by every watcher: a watcher sees a publication its delay after it, or,
+// cut from the registry, once the cut heals. While a watcher is cut off
+// (or never refreshes) the changes stay unseen.
+func (s *world) rangesSeen() {
+	if len(s.unseen) == 0 {
+		return
+	}
+	p := s.reg.latest()
+	frozen := len(s.reg.frozen) > 0
+	keep := s.unseen[:0]
+	for _, ref := range s.unseen {
+		e := &s.vers[ref[0]].ranges[ref[1]]
+		if e.pubAt < 0 && p != nil && p.index >= e.index {
+			e.pubAt = p.at
+		}
+		if e.pubAt < 0 || frozen {
+			keep = append(keep, ref)
+			continue
+		}
+		e.seenAt = max(e.pubAt, s.reg.thawedAt) + s.watchDelay
+	}
+	s.unseen = keep
+}
+
+// rangesFrozen is a partition cutting watchers off: the changes they may
+// not have seen yet stay unseen until it heals.
+func (s *world) rangesFrozen() {
+	if len(s.reg.frozen) == 0 {
+		return
+	}
+	for _, v := range s.vers {
+		for i := range v.ranges {
+			if e := &v.ranges[i]; e.seenAt > s.now {
+				e.seenAt = -1
+				s.unseen = append(s.unseen, [2]int32{v.id, int32(i)})
+			}
+		}
+	}
+}
+
+// admits reports whether version v admits caller key, with its
+// requirement, by a range in force when the call began (docs/design.md §9,
+// invariant 1): the range committed then, the ranges before it that some
+// watcher had not yet replaced, and any committed since (a gateway whose
+// view is newer admits by those).
 func (s *world) admits(key int32, v *verInfo, callStart int64) bool {
 	ck := uint64(key)<<32 | uint64(uint32(v.id))
 	ok, seen := s.compat[ck]
+	k := s.ckeys[key]
 	if !seen {
-		k := s.ckeys[key]
 		ok = v.cons != nil && v.cons.Check(k.parsed)
 		if ok {
 			if rc, has := k.reqCons[v.service]; has {
@@ -95,14 +184,25 @@ func (s *world) admits(key int32, v *verInfo, callStart int64) bool {
 		}
 		s.compat[ck] = ok
 	}
-	if !ok && callStart < v.changedAt && v.prevCons != nil {
-		k := s.ckeys[key]
-		ok = v.prevCons.Check(k.parsed)
-		if rc, has := k.reqCons[v.service]; ok && has {
-			ok = rc != nil && rc.Check(v.parsed)
+	if ok || len(v.ranges) < 2 {
+		return ok
+	}
+	if rc, has := k.reqCons[v.service]; has && (rc == nil || !rc.Check(v.parsed)) {
+		return false
+	}
+	j := len(v.ranges) - 1
+	for j > 0 && v.ranges[j].at > callStart {
+		j--
+	}
+	for j > 0 && (v.ranges[j].seenAt < 0 || v.ranges[j].seenAt > callStart) {
+		j-- // v.ranges[j] was not yet seen by all: the one before was in force
+	}
+	for _, e := range v.ranges[j:] {
+		if e.cons.Check(k.parsed) {
+			return true
 		}
 	}
-	return ok
+	return false
 }
 
 // checkCompatible runs as a container takes a call.
@@ -156,15 +256,79 @@ func (s *world) record(k *call) {
 		// The call it made is judged on its own.
 		r.Excused++
 		return
-	case s.inFault(k.start, s.now):
+	case k.lost:
+		// A connection attempt was lost on a link it crossed.
+		r.Excused++
+		return
+	case s.excuse(k):
 		r.Excused++
 		return
 	}
+	ck := s.ckeys[k.ckey]
 	if ok, why := s.hadCandidate(k); ok {
-		ck := s.ckeys[k.ckey]
+		r.Judged++
 		s.violate(Available, fmt.Sprintf("reply call %d", k.id), fmt.Sprintf("call from %s@%s to %s failed (%s) after %d attempts, though %s",
 			ck.name, ck.version, s.services[k.svc].name, k.reason, k.attempts, why))
+		return
 	}
+	// No candidate the whole time. That is a judgement when the fleet
+	// offered the caller something during the call (a version admitting
+	// it, held by a container, was in motion) or the scenario expects the
+	// cohort unserved; when nothing was on offer, a forced retirement may
+	// have stranded it; otherwise the failure is unjudged, which breaks
+	// the invariant as surely as a violation does.
+	switch {
+	case s.offered(k):
+		r.Judged++
+	case k.client >= 0 && s.cohorts[k.cohort].spec.ExpectUnserved:
+		r.Judged++
+	case s.forcedAway(k):
+		r.StrandedByForce++
+	default:
+		r.Unjudged++
+		s.violate(Available, fmt.Sprintf("reply call %d", k.id), fmt.Sprintf("unjudged: call from %s@%s to %s failed (%s) and no version admitting it was held by any container; "+
+			"no fault touched it, no forced retirement stranded it and its cohort does not expect_unserved",
+			ck.name, ck.version, s.services[k.svc].name, k.reason))
+	}
+}
+
+// offered reports whether, during call k (from the staleness bound before
+// it began), a version admitting the caller was active or draining and
+// held by a container the registry had: the call may have found nothing
+// stable, but the fleet was serving the caller or moving to.
+func (s *world) offered(k *call) bool {
+	since := k.start - s.stale
+	st := s.reg.store
+	for _, vid := range s.services[k.svc].versions {
+		v := s.vers[vid]
+		rec := st.Version(v.key)
+		if rec == nil || !s.admits(k.ckey, v, k.start) {
+			continue
+		}
+		if rec.State == api.VersionRetired && s.reg.commitTime(rec.ModifyIndex) <= since {
+			continue
+		}
+		for _, ci := range v.holders {
+			c := s.ctrs[ci]
+			_, cr, _ := st.Container(c.id)
+			if (cr != nil && cr.Desired == api.DesiredPresent) || (c.regChanged >= 0 && c.regChanged > since) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// forcedAway reports whether a retirement forced by a step took away a
+// version that admitted the caller of k.
+func (s *world) forcedAway(k *call) bool {
+	for _, vid := range s.services[k.svc].versions {
+		v := s.vers[vid]
+		if v.forcedAt >= 0 && v.forcedAt <= s.now && s.admits(k.ckey, v, k.start) {
+			return true
+		}
+	}
+	return false
 }
 
 // hadCandidate reports whether the caller had a compatible version running
@@ -190,8 +354,11 @@ func (s *world) hadCandidate(k *call) (bool, string) {
 		for _, ci := range v.holders {
 			c := s.ctrs[ci]
 			_, cr, _ := st.Container(c.id)
+			// Since, by the registry's record, not counting reports of
+			// calls in flight alone: they are for display and change
+			// nothing a caller routes by.
 			if cr == nil || cr.Desired != api.DesiredPresent || cr.Status == nil || cr.Status.State != api.ContainerRunning ||
-				s.reg.commitTime(cr.ModifyIndex) > since {
+				c.regChanged > since {
 				continue
 			}
 			drained := false
@@ -286,6 +453,10 @@ func (s *world) convergedNow() (bool, string) {
 		switch {
 		case wanted && state != api.ContainerRunning && state != api.ContainerFailed:
 			return false, fmt.Sprintf("container %s is wanted but %s", c.ID, orNone(state))
+		case wanted && state == api.ContainerFailed:
+			if why := s.failedWrongly(s.ctrs[s.ctrByID[c.ID]]); why != "" {
+				return false, fmt.Sprintf("container %s is failed, but %s", c.ID, why)
+			}
 		case !wanted && state != api.ContainerStopped && state != api.ContainerFailed && state != "":
 			return false, fmt.Sprintf("container %s is not wanted but %s", c.ID, state)
 		}
@@ -293,6 +464,13 @@ func (s *world) convergedNow() (bool, string) {
 	for _, n := range s.nodes {
 		if !n.up {
 			continue
+		}
+		if _, nr, _ := r.store.Node(n.id); nr == nil || nr.Status != api.NodeReady {
+			status := "not registered"
+			if nr != nil {
+				status = nr.Status
+			}
+			return false, fmt.Sprintf("node %s is up but %s in the registry", n.id, status)
 		}
 		if v := s.nodeView(n); v == nil || v.idx != latest.idx {
 			return false, "node " + n.id + " has not seen the last change"
@@ -364,6 +542,26 @@ func (s *world) convergedNow() (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// failedWrongly says why a wanted container the registry has failed
+// should not be: a container is failed only when it never became healthy
+// since its last start, or used up its restarts, which takes at least
+// restart_attempts exits ("" when it may be failed).
+func (s *world) failedWrongly(c *ctr) string {
+	attempts := s.planCfg.RestartAttempts
+	if p := c.spec.Restart; p != nil && p.Attempts > 0 {
+		attempts = p.Attempts
+	}
+	switch {
+	case !c.healthy:
+		return ""
+	case attempts > 0 && c.exits >= attempts:
+		return ""
+	case attempts <= 0:
+		return fmt.Sprintf("it became healthy and its restarts are unlimited (%d exits)", c.exits)
+	}
+	return fmt.Sprintf("it became healthy and exited %d times, fewer than its %d restart attempts", c.exits, attempts)
 }
 
 // wantedIn is the reconciler's notion of a container that should run.

@@ -85,8 +85,9 @@ func (s *world) parseGroup(names []string) group {
 // keep the view they had.
 func (s *world) partition(p Partition) {
 	c := cut{name: p.Name, a: s.parseGroup(p.A), b: s.parseGroup(p.B)}
-	c.fault = s.openFault("partition", p.Describe(), true)
+	c.fault = s.openFault("partition", p.Describe(), true, c.a, c.b)
 	s.net.cuts = append(s.net.cuts, c)
+	defer s.rangesFrozen()
 	for _, n := range s.nodes {
 		if n.frozen < 0 && s.net.cut(nodeEP(n.idx), epRegistry) {
 			if v := s.nodeView(n); v != nil {
@@ -141,4 +142,5 @@ func (s *world) heal(name string) {
 			}
 		}
 	}
+	s.rangesSeen()
 }

@@ -34,6 +34,7 @@ type simNode struct {
 
 	kickPending bool
 	reconcileAt int64 // when a periodic reconcile is queued, or -1
+	retryReport bool  // a report failed: the next tick plans
 	epoch       uint32
 
 	gwView    int32
@@ -70,17 +71,24 @@ type ctr struct {
 	gen          uint32
 	proc         procState
 	runningSince int64 // healthy and admitting calls since, or -1
-	fp           string
-	localFP      string // the fingerprint the agent recorded
-	starts       int
-	inflight     []int32
-	total        int32
-	calls        []*call
-	drainHeld    bool // holds a version draining or retired in its node's view
-	draining     bool // its agent drains it
-	killTimeout  bool // its stop passed the drain timeout
-	stopChecked  bool
-	faultCrash   bool // its last end was a fault
+	// regChanged is when the registry's record last changed in anything
+	// but calls in flight (display only): the record's "running since".
+	regChanged  int64
+	fp          string
+	localFP     string // the fingerprint the agent recorded
+	starts      int
+	inflight    []int32
+	total       int32
+	calls       []*call
+	drainHeld   bool // holds a version draining or retired in its node's view
+	draining    bool // its agent drains it
+	killTimeout bool // its stop passed the drain timeout
+	stopChecked bool
+	faultCrash  bool // its last end was a fault
+	// healthy: it passed a health check since its last start; exits
+	// counts the times its process ended on its own or by a fault.
+	healthy bool
+	exits   int
 
 	// What the agent persists across its own restarts.
 	persisted bool
@@ -102,6 +110,7 @@ func (s *world) startNode(n *simNode, first bool) {
 	n.gwClients = nil
 	n.kickPending = false
 	n.reconcileAt = -1
+	n.retryReport = false
 	if first {
 		n.delay = int64(s.sc.Registry.NodePropagation.Sample(s.rnd))
 	}
@@ -128,6 +137,12 @@ func (s *world) onReconcile(n *simNode, gen uint32, periodic int32) {
 			return
 		}
 		n.reconcileAt = -1
+		if !s.busy(n) && !n.retryReport && !s.inflightUnreported(n) {
+			// An idle tick with nothing time could change: every other
+			// change kicks the agent at once, so the plan would be empty.
+			s.schedulePlan(n, s.now+int64(s.sc.Agent.ReconcileInterval))
+			return
+		}
 	} else {
 		n.kickPending = false
 	}
@@ -186,14 +201,101 @@ func (s *world) reconcile(n *simNode) {
 			changed = true
 		}
 	}
+	n.retryReport = false
 	if changed {
 		n.epoch++
 		s.kick(n)
 	}
-	if s.busy(n) && n.reconcileAt < 0 {
-		n.reconcileAt = s.now + int64(s.sc.Agent.ReconcileInterval)
-		s.schedule(n.reconcileAt, evReconcile, n.idx, 1, n.gen, nil)
+	// The agent plans again at its next tick (every reconcile_interval,
+	// as Agent.reconcileLoop does when idle), or sooner when a timer of
+	// the plan is due: a restart, a start or drain timeout.
+	next := s.now + int64(s.sc.Agent.ReconcileInterval)
+	if s.busy(n) {
+		if due, ok := s.nextDue(n, mine, v.versions, next); ok {
+			next = due
+		}
 	}
+	s.schedulePlan(n, next)
+}
+
+// schedulePlan queues the agent's next timed plan at t, unless one is
+// queued sooner.
+func (s *world) schedulePlan(n *simNode, t int64) {
+	if !n.up || (n.reconcileAt >= 0 && n.reconcileAt <= t) {
+		return
+	}
+	n.reconcileAt = t
+	s.schedule(t, evReconcile, n.idx, 1, n.gen, nil)
+}
+
+// nextDue asks the planner when, before limit, the plan of one of the
+// node's containers changes with time alone: the planner is pure, and each
+// of its timers (a restart's backoff, a start or drain timeout) only ever
+// turns an action on, so the first time the plan differs from now's is
+// found by bisection, to the millisecond. node.Plan exports no "next due
+// time"; were it to, this would ask it instead.
+func (s *world) nextDue(n *simNode, mine []api.Container, versions map[string]string, limit int64) (int64, bool) {
+	due, found := limit, false
+	for i := range mine {
+		l := n.local[mine[i].ID]
+		if l == nil {
+			continue
+		}
+		switch l.Phase {
+		case node.PhaseExited, node.PhaseStarting, node.PhaseDraining:
+		default:
+			continue
+		}
+		d := node.Desired{Containers: mine[i : i+1], Versions: versions}
+		o := node.Observed{l.ID: l}
+		plan := func(t int64) uint64 {
+			var h uint64
+			for _, a := range s.hooks.Planner(d, o, epoch.Add(time.Duration(t)), s.planCfg) {
+				h = h<<4 | uint64(a.Kind)
+			}
+			return h
+		}
+		base := plan(s.now)
+		if plan(due) == base {
+			continue
+		}
+		lo, hi := s.now, due
+		for hi-lo > int64(time.Millisecond) {
+			mid := lo + (hi-lo)/2
+			if plan(mid) != base {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		due, found = hi, true
+	}
+	return due, found
+}
+
+// inflightUnreported reports whether a container's calls in flight differ
+// from those its last accepted report gave, which the plan reports once
+// inflight_report_interval has passed.
+func (s *world) inflightUnreported(n *simNode) bool {
+	if s.planCfg.InflightReportInterval <= 0 {
+		return false
+	}
+	for _, ci := range n.ctrs {
+		c := s.ctrs[ci]
+		l := n.local[c.id]
+		if l == nil || l.Reported == nil {
+			continue
+		}
+		if len(l.Reported.Services) != len(c.keys) {
+			return true
+		}
+		for j, ss := range l.Reported.Services {
+			if ss.Inflight != int(c.inflight[j]) || ss.Service+"@"+ss.Version != c.keys[j] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // busy is Agent.busy, and a report waiting to be sent again.
@@ -238,6 +340,7 @@ func (s *world) carryOut(n *simNode, v *pub, c *ctr, a node.Action) bool {
 		c.draining = false
 		c.runningSince = -1
 		c.killTimeout, c.stopChecked = false, false
+		c.healthy = false
 		l.Phase, l.PID, l.Endpoint, l.StartedAt = node.PhaseStarting, int(c.idx)*1000+int(c.gen), c.endpoint, s.time()
 		if l.Restarts > 0 {
 			l.Message = fmt.Sprintf("restarted %d times", l.Restarts)
@@ -353,6 +456,7 @@ func (s *world) onHealthy(c *ctr, gen uint32) {
 		l.Message = ""
 	}
 	c.runningSince = s.now
+	c.healthy = true
 	n.epoch++
 	s.kick(n)
 }
@@ -381,6 +485,7 @@ func (s *world) onExited(c *ctr, gen uint32) {
 		default:
 			l.Phase, l.ExitedAt, l.ExitCode = node.PhaseExited, s.time(), 0
 			l.Exits = node.RecordExit(l.Exits, l.ExitedAt)
+			c.exits++
 			l.Message = "exited with code 0"
 		}
 	}
@@ -465,14 +570,12 @@ func (s *world) onReportFail(c *ctr, ngen uint32) {
 	}
 	c.reporting = false
 	c.sending = nil
-	if n.reconcileAt < 0 && n.up {
-		n.reconcileAt = s.now + int64(s.sc.Agent.ReconcileInterval)
-		s.schedule(n.reconcileAt, evReconcile, n.idx, 1, n.gen, nil)
-	}
+	n.retryReport = true
+	s.schedulePlan(n, s.now+int64(s.sc.Agent.ReconcileInterval))
 }
 
 func (s *world) onHeartbeat(n *simNode, gen uint32) {
-	if n.gen != gen || !n.up {
+	if n.gen != gen || !n.up || s.hooks.NoHeartbeats {
 		return
 	}
 	if !s.net.cut(nodeEP(n.idx), epRegistry) {
@@ -486,7 +589,7 @@ func (s *world) crashNode(n *simNode) {
 	if !n.up {
 		return
 	}
-	s.instantFault("node-crash", n.id)
+	s.instantFault("node-crash", n.id, n.idx)
 	n.up = false
 	n.gen++
 	for _, ci := range n.ctrs {
@@ -506,7 +609,7 @@ func (s *world) restoreNode(n *simNode) {
 	if n.up {
 		return
 	}
-	s.instantFault("node-restore", n.id)
+	s.instantFault("node-restore", n.id, n.idx)
 	n.restarts++
 	s.res.NodeRestarts++
 	s.startNode(n, false)
@@ -526,7 +629,7 @@ func (s *world) crashContainer(c *ctr) {
 	if c.proc == procNone || c.proc == procDead {
 		return
 	}
-	s.instantFault("container-crash", c.id)
+	s.instantFault("container-crash", c.id, c.node)
 	s.killProcess(c)
 	n := s.nodes[c.node]
 	if !n.up {
@@ -543,6 +646,7 @@ func (s *world) crashContainer(c *ctr) {
 
 // killProcess ends a process at once, failing its calls: a fault.
 func (s *world) killProcess(c *ctr) {
+	c.exits++
 	c.gen++
 	c.proc = procDead
 	c.runningSince = -1

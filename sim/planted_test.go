@@ -108,6 +108,27 @@ type globalRand struct{}
 
 func (globalRand) IntN(n int) int { return rand.IntN(n) }
 
+// failOneInTen is a gateway that fails one call in ten outright, as if
+// the service were unknown, though the container it names is fine.
+func failOneInTen(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
+	if rnd.IntN(10) == 0 {
+		return routing.DecisionUnknownService, routing.Route{}, routing.ErrUnknownService
+	}
+	return routing.Admit(t, c, service, container, rnd)
+}
+
+// giveUpOnExit is a reconciler that fails a container at its first exit
+// instead of restarting it.
+func giveUpOnExit(d node.Desired, o node.Observed, now time.Time, cfg node.PlanConfig) []node.Action {
+	acts := node.Plan(d, o, now, cfg)
+	for i, a := range acts {
+		if l := o[a.ID]; a.Kind == node.ActStart && l != nil && l.Phase == node.PhaseExited {
+			acts[i] = node.Action{Kind: node.ActFail, ID: a.ID, Grace: cfg.KillTimeout, Reason: "gave up"}
+		}
+	}
+	return acts
+}
+
 // twoLines: api 1.0.0 for clients 1.x and api 2.0.0 for clients 2.x, both
 // running, and 1.x clients calling.
 func twoLines() *sim.Scenario {
@@ -162,6 +183,17 @@ var _ = Describe("planted bugs", func() {
 			}
 		}
 	}
+	// expectCaughtFor is expectCaught, with at least one violation saying
+	// what.
+	expectCaughtFor := func(sc *sim.Scenario, hooks sim.Hooks, inv sim.Invariant, what string) {
+		GinkgoHelper()
+		expectCaught(sc, hooks, inv)
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: hooks, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(violations(r, inv)).To(ContainElement(HaveField("Detail", ContainSubstring(what))), "seed %d\n%s", seed, describe(sc.Name, r))
+		}
+	}
 	expectClean := func(sc *sim.Scenario) {
 		GinkgoHelper()
 		for _, seed := range seeds {
@@ -178,10 +210,99 @@ var _ = Describe("planted bugs", func() {
 		expectCaught(sc, sim.Hooks{Router: ignoreRanges, Admit: admitIgnoringRanges}, sim.Compatible)
 	})
 
+	It("compatible: a router that ignores client ranges, while a range changes three times in two seconds", func() {
+		// The range history accepts what views not yet updated admit; it
+		// must not accept what no range in force admits.
+		sc := rangeChurn()
+		hooks := sim.Hooks{Router: ignoreRanges, Admit: admitIgnoringRanges}
+		expectCaught(sc, hooks, sim.Compatible)
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: hooks, NoRecord: true, MaxViolations: 1 << 20})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(violations(r, sim.Compatible)).To(ContainElement(HaveField("At", BeNumerically(">", 26*time.Second))),
+				"seed %d: caught after the last change is seen by all\n%s", seed, describe(sc.Name, r))
+		}
+	})
+
 	It("available: a gateway that admits calls to a draining container instead of refusing them as safe to retry", func() {
 		sc := scaleDown()
 		expectClean(sc)
 		expectCaught(sc, sim.Hooks{Admit: admitDraining}, sim.Available)
+	})
+
+	It("available: a gateway failing calls while the agents report calls in flight is caught on every call", func() {
+		// In-flight counts are reported every second; a report of them
+		// alone is for display and must not make a running container look
+		// just started to the check (docs/design.md §5).
+		sc := steady("inflight-reports-under-failures")
+		sc.Agent.ServiceTime = sim.Uniform(200*time.Millisecond, 400*time.Millisecond)
+		sc.Agent.InflightReportInterval = time.Second
+		expectClean(sc)
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failOneInTen}, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.InflightReports).To(BeNumerically(">", 10), "%s", describe(sc.Name, r))
+			Expect(r.Failed).To(BeNumerically(">", 100), "%s", describe(sc.Name, r))
+			Expect(r.ViolationCounts[sim.Available]).To(BeEquivalentTo(r.Failed), "every failed call is a violation\n%s", describe(sc.Name, r))
+		}
+	})
+
+	It("available: failures during an unrelated fault are judged, not excused", func() {
+		// audit runs alone on n-3 and nobody calls it; its container
+		// crashes at 20s. The fault touches no call of web, which only
+		// ever goes to n-1 and n-2: every call the planted gateway fails
+		// is a violation, in the fault's window too.
+		sc := sim.New("unrelated-crash")
+		sc.Duration = 45 * time.Second
+		sc.AddNodes("n", 3)
+		sc.Version("greeter", "1.0.0", ">= 1.0, < 2.0").Version("audit", "1.0.0", ">= 1.0")
+		sc.ContainerGroup("g", 2, []string{"n-1", "n-2"}, "greeter@1.0.0")
+		sc.ContainerGroup("a", 1, []string{"n-3"}, "audit@1.0.0")
+		sc.Cohort(sim.CohortSpec{Name: "web", Clients: 50, Version: "1.2.0", Calls: []string{"greeter"}, Rate: 2})
+		sc.At(20*time.Second, sim.CrashContainer{ID: "a-1"})
+		expectClean(sc)
+		for _, seed := range seeds {
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failOneInTen}, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.Faults).To(HaveLen(1))
+			Expect(r.Faults[0].Excused).To(BeZero(), "%s", describe(sc.Name, r))
+			Expect(r.Excused).To(BeZero(), "%s", describe(sc.Name, r))
+			Expect(r.Failed).To(BeNumerically(">", 100), "%s", describe(sc.Name, r))
+			Expect(r.ViolationCounts[sim.Available]).To(BeEquivalentTo(r.Failed), "every failed call is a violation\n%s", describe(sc.Name, r))
+		}
+	})
+
+	It("available: failures during a partition of other links are judged, not excused", func() {
+		// ops is cut from n-3, where audit runs, for five seconds: its
+		// calls fail and are excused. web never crosses that link; every
+		// call of web the planted gateway fails is a violation.
+		sc := sim.New("unrelated-partition")
+		sc.Duration = 45 * time.Second
+		sc.AddNodes("n", 3)
+		sc.Version("greeter", "1.0.0", ">= 1.0, < 2.0").Version("audit", "1.0.0", ">= 1.0")
+		sc.ContainerGroup("g", 2, []string{"n-1", "n-2"}, "greeter@1.0.0")
+		sc.ContainerGroup("a", 1, []string{"n-3"}, "audit@1.0.0")
+		sc.Cohort(sim.CohortSpec{Name: "web", Clients: 50, Version: "1.2.0", Calls: []string{"greeter"}, Rate: 2})
+		sc.Cohort(sim.CohortSpec{Name: "ops", Clients: 10, Version: "1.0.0", Calls: []string{"audit"}, Rate: 2})
+		sc.At(20*time.Second, sim.Partition{Name: "p", A: []string{"cohort:ops"}, B: []string{"node:n-3"}})
+		sc.At(25*time.Second, sim.Heal{Name: "p"})
+		expectClean(sc)
+		for _, seed := range seeds {
+			planted := 0
+			failGreeter := func(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
+				if service == "greeter" && rnd.IntN(10) == 0 {
+					planted++
+					return routing.DecisionUnknownService, routing.Route{}, routing.ErrUnknownService
+				}
+				return routing.Admit(t, c, service, container, rnd)
+			}
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failGreeter}, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(planted).To(BeNumerically(">", 100))
+			Expect(r.Excused).To(BeNumerically(">", 0), "ops's calls across the cut are excused\n%s", describe(sc.Name, r))
+			Expect(r.ViolationCounts[sim.Available]).To(Equal(planted), "every call the gateway failed is a violation\n%s", describe(sc.Name, r))
+			Expect(r.Failed).To(Equal(r.Excused+int64(planted)), "%s", describe(sc.Name, r))
+		}
 	})
 
 	It("no restarts: a reconciler that restarts an unchanged container", func() {
@@ -190,6 +311,19 @@ var _ = Describe("planted bugs", func() {
 
 	It("drained: a drain that stops a container with calls in flight", func() {
 		expectCaught(file("retire-under-load.hcl"), sim.Hooks{Planner: drainIgnoringInflight}, sim.Drained)
+	})
+
+	It("drained: a gateway that admits calls to a container whose stop began", func() {
+		expectCaughtFor(scaleDown(), sim.Hooks{Admit: admitDraining}, sim.Drained, "after its stop began")
+	})
+
+	It("converges: agents that never heartbeat, so that every node is down in the registry", func() {
+		expectCaughtFor(file("rolling-upgrade.hcl"), sim.Hooks{NoHeartbeats: true}, sim.Converges, "is up but down in the registry")
+	})
+
+	It("converges: a reconciler that fails a container at its first exit instead of restarting it", func() {
+		expectCaughtFor(file("node-crash-during-upgrade.hcl"), sim.Hooks{Planner: giveUpOnExit}, sim.Converges,
+			"fewer than its 5 restart attempts")
 	})
 
 	It("converges: a client that never refreshes its table", func() {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"reflect"
 	"slices"
 	"time"
 
@@ -52,6 +53,7 @@ type registry struct {
 	lastPubAt    int64
 	gcFrom       int
 	frozen       map[int32]int // publication index -> watchers frozen on it
+	thawedAt     int64         // when a watcher last caught up after a partition
 	maxDelay     int64
 
 	dirtyServices   bool
@@ -141,7 +143,14 @@ func (r *registry) commit(gen uint32) {
 	}
 	r.index++
 	before := [3]uint64{r.store.Index(state.TableServices), r.store.Index(state.TableContainers), r.store.Index(state.TableNodes)}
+	var old *state.Container
+	if e.report {
+		_, old, _ = r.store.Container(s.ctrs[e.ctr].id)
+	}
 	res := r.store.Apply(r.index, e.cmd)
+	if e.report && res.Err == nil {
+		r.statusCommitted(s.ctrs[e.ctr], old)
+	}
 	r.commitAt = append(r.commitAt, s.now)
 	s.tr.word(r.index<<8 | uint64(e.cmd.Type()))
 	if res.Err != nil {
@@ -161,8 +170,10 @@ func (r *registry) commit(gen uint32) {
 		switch c := e.cmd.(type) {
 		case *state.PutContainer:
 			r.affect(c.Spec.Node)
+			s.ctrs[s.ctrByID[c.ID]].regChanged = s.now
 		case *state.DeleteContainer:
 			r.affect(s.nodes[s.ctrs[s.ctrByID[c.ID]].node].id)
+			s.ctrs[s.ctrByID[c.ID]].regChanged = s.now
 		case *state.SetContainerStatus:
 			if _, rec, _ := r.store.Container(c.ID); rec == nil {
 				r.affect(c.Node) // reaped: its agent forgets it
@@ -194,6 +205,42 @@ func (r *registry) commit(gen uint32) {
 			s.schedule(s.now+s.net.sample(s), evReportFail, e.ctr, int32(e.ngen), 0, nil)
 		}
 	}
+}
+
+// statusCommitted accounts a container status report the store accepted;
+// old is the record before it.
+func (r *registry) statusCommitted(c *ctr, old *state.Container) {
+	_, rec, _ := r.store.Container(c.id)
+	if rec == old {
+		return
+	}
+	if rec == nil || old == nil || old.Status == nil || rec.Status == nil {
+		c.regChanged = r.s.now
+		return
+	}
+	if displayOnly(old.Status, rec.Status) {
+		r.s.res.InflightReports++
+		return
+	}
+	c.regChanged = r.s.now
+}
+
+// displayOnly reports whether a status differs from the one before only
+// in its calls in flight (and when it was recorded): such a report is for
+// display (docs/design.md §6), and changes nothing a caller routes by.
+func displayOnly(a, b *state.ContainerStatus) bool {
+	x, y := *a, *b
+	x.UpdatedAt, y.UpdatedAt = time.Time{}, time.Time{}
+	x.Services, y.Services = withoutInflight(a.Services), withoutInflight(b.Services)
+	return reflect.DeepEqual(x, y)
+}
+
+func withoutInflight(ss []state.ServiceStatus) []state.ServiceStatus {
+	out := slices.Clone(ss)
+	for i := range out {
+		out[i].Inflight = 0
+	}
+	return out
 }
 
 func (r *registry) affect(nodeID string) {
@@ -228,12 +275,11 @@ func (r *registry) versionsChanged(cmd state.Command) {
 		}
 		v.state = rec.State
 		if !v.declared || v.clients != rec.Clients {
-			if v.declared {
-				v.prevCons, v.changedAt = v.cons, s.now
-			}
 			v.declared = true
 			v.clients = rec.Clients
 			v.cons, _ = version.NewConstraint(rec.Clients)
+			v.ranges = append(v.ranges, rangeEntry{cons: v.cons, at: s.now, index: r.index, pubAt: -1, seenAt: -1})
+			s.unseen = append(s.unseen, [2]int32{v.id, int32(len(v.ranges) - 1)})
 			clear(s.compat)
 		}
 	}
@@ -293,7 +339,7 @@ func (r *registry) loseLeader(d int64) {
 		return
 	}
 	r.leaderLost = true
-	r.leaderWindow = s.openFault("leader-loss", "registry leader", false)
+	r.leaderWindow = s.openFault("leader-loss", "registry leader", false, nil, nil)
 	// Writes not yet committed wait for the next leader, in order.
 	r.pending = append(slices.Clone(r.log[r.logHead:]), r.pending...)
 	r.log, r.logHead = r.log[:0], 0
@@ -431,6 +477,7 @@ func (r *registry) publish() {
 	}
 	r.affectAll = false
 	r.gc()
+	s.rangesSeen()
 }
 
 // gc drops the tables of publications no watcher can see any more: every
@@ -463,6 +510,7 @@ func (r *registry) thaw(i int32) {
 	if i < 0 {
 		return
 	}
+	r.thawedAt = r.s.now
 	if r.frozen[i]--; r.frozen[i] <= 0 {
 		delete(r.frozen, i)
 		if int(i) < r.gcFrom {

@@ -157,8 +157,8 @@ trace hash <code>{{.Hash}}</code>; {{.R.Events}} events over {{.R.Virtual}} of v
 {{range .R.Violations}}<tr><td class="bad">{{.Invariant}}</td><td>{{.At}}</td><td>{{.Event}}</td><td>{{.Seed}}</td><td>{{.Detail}}</td></tr>
 {{end}}</table>{{end}}
 {{if .R.Faults}}<h2>Fault windows</h2>
-<table><tr><th>fault</th><th>what</th><th>from</th><th>until</th><th>excuses failed calls</th></tr>
-{{range .R.Faults}}<tr><td>{{.Kind}}</td><td>{{.What}}</td><td>{{.From}}</td><td>{{if lt .To 0}}end of run{{else}}{{.To}}{{end}}</td><td>{{.Excuses}}</td></tr>
+<table><tr><th>fault</th><th>what</th><th>from</th><th>until</th><th>failed calls it touched and excused</th></tr>
+{{range .R.Faults}}<tr><td>{{.Kind}}</td><td>{{.What}}</td><td>{{.From}}</td><td>{{if lt .To 0}}end of run{{else}}{{.To}}{{end}}</td><td>{{if .Excuses}}{{.Excused}}{{else}}none: excuses no call{{end}}</td></tr>
 {{end}}</table>{{end}}
 <h2>The fleet after each step</h2>
 {{range .R.Snapshots}}

@@ -23,11 +23,18 @@ type Result struct {
 	DeterminismChecked bool
 
 	Calls, Failed, Retries, DialErrors int64
-	// Excused counts failed calls not held to Available: in a fault
-	// window, killed by a drain timeout, or failed for a call they made.
-	Excused        int64
-	FailedByReason map[string]int64
-	PerVersion     []VersionCalls
+	// Every failed call is counted once, in one of four (docs/design.md
+	// §9, invariant 2). Judged: held to Available (a violation when the
+	// caller had a candidate; no violation when it had none while the
+	// fleet was offering it a version, or its cohort expects to be
+	// unserved). Excused: touched by a fault, killed by a drain timeout,
+	// or failed for a call it made (judged on its own). StrandedByForce:
+	// nothing served the caller after a step forced a retirement.
+	// Unjudged: nothing served the caller and nothing explains why; each
+	// is also a violation of Available, so a run with one is not OK.
+	Judged, Excused, StrandedByForce, Unjudged int64
+	FailedByReason                             map[string]int64
+	PerVersion                                 []VersionCalls
 	// Latencies of successful calls, in virtual time, retries included.
 	P50, P90, P99, Max time.Duration
 
@@ -40,6 +47,9 @@ type Result struct {
 	FaultRestarts int // of which after a fault; the others follow a desired change
 	NodeRestarts  int
 	DrainTimeouts int
+	// InflightReports counts the status reports the registry accepted that
+	// changed only calls in flight (inflight_report_interval).
+	InflightReports int
 
 	Events  uint64
 	Virtual time.Duration
@@ -48,8 +58,10 @@ type Result struct {
 	Faults        []FaultWindow
 	CommandErrors []string
 	Notes         []string
-	Chart         *Chart
-	Snapshots     []Snapshot
+	// Warnings are the scenario's (Scenario.Warnings).
+	Warnings  []string
+	Chart     *Chart
+	Snapshots []Snapshot
 
 	latency histogram
 	byVer   map[int32]int64
@@ -117,10 +129,22 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f%%\t\n", v.Service, v.Version, v.Calls, 100*float64(v.Calls)/float64(max(served, 1)))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "calls       %d, failed %d (%d excused by faults or drain timeouts), retries %d, connections never made %d\n",
-		r.Calls, r.Failed, r.Excused, r.Retries, r.DialErrors)
+	fmt.Fprintf(w, "calls       %d, failed %d, retries %d, connections never made %d\n", r.Calls, r.Failed, r.Retries, r.DialErrors)
+	fmt.Fprintf(w, "failures    judged %d (%d violations), excused %d, stranded-by-force %d, unjudged %d (must be 0)\n",
+		r.Judged, r.ViolationCounts[Available]-int(r.Unjudged), r.Excused, r.StrandedByForce, r.Unjudged)
 	for _, reason := range sortedKeys(r.FailedByReason) {
 		fmt.Fprintf(w, "  failed    %d: %s\n", r.FailedByReason[reason], reason)
+	}
+	for _, f := range r.Faults {
+		to := "the end of the run"
+		if f.To >= 0 {
+			to = f.To.String()
+		}
+		excuse := fmt.Sprintf("excused %d failed calls it touched", f.Excused)
+		if !f.Excuses {
+			excuse = "excuses none"
+		}
+		fmt.Fprintf(w, "fault       %s %s: %s to %s (settle included), %s\n", f.Kind, f.What, f.From, to, excuse)
 	}
 	fmt.Fprintf(w, "latency     p50 %s, p90 %s, p99 %s, max %s (virtual, retries included)\n", sig3(r.P50), sig3(r.P90), sig3(r.P99), sig3(r.Max))
 	if r.Converged {
@@ -130,6 +154,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	fmt.Fprintf(w, "restarts    containers started again %d (%d after faults, %d wanted again), nodes %d; drain timeouts %d\n",
 		r.Restarts, r.FaultRestarts, r.Restarts-r.FaultRestarts, r.NodeRestarts, r.DrainTimeouts)
+	fmt.Fprintf(w, "reports     %d of calls in flight only\n", r.InflightReports)
 	var inv []string
 	for _, i := range Invariants {
 		switch {
@@ -158,6 +183,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	for _, n := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", n)
 	}
 	fmt.Fprintf(w, "seed: %d\n", r.Seed)
 	fmt.Fprintf(w, "trace hash: %s\n", r.TraceHex())

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	version "github.com/hashicorp/go-version"
+
 	"github.com/coexist-dev/coexist/raftregistry/state"
 )
 
@@ -172,7 +174,11 @@ type CohortSpec struct {
 	OnNodes bool
 	// Start is when the cohort starts calling; 0: the scenario's Warmup.
 	Start time.Duration
-	Pos   Pos
+	// ExpectUnserved says the scenario means no version to serve the
+	// cohort: its failed calls with nothing on offer are judged, not
+	// unjudged, and Warnings does not name it.
+	ExpectUnserved bool
+	Pos            Pos
 }
 
 // ReleaseSet is a set of service versions released together: a call chain
@@ -201,9 +207,13 @@ type Action interface {
 // cancelled or a rollback).
 type DeclareVersion struct{ VersionSpec }
 
-// RetireVersion starts retiring a service version.
+// RetireVersion starts retiring a service version. Force says the step
+// means it even if it strands a cohort: the failed calls of a cohort left
+// with nothing to call then count as stranded by force; without it they
+// are unjudged, and the run fails.
 type RetireVersion struct {
 	Service, Version string
+	Force            bool
 	Pos              Pos
 }
 
@@ -286,7 +296,12 @@ type SetNetwork struct {
 func (a DeclareVersion) Describe() string {
 	return fmt.Sprintf("declare %s clients %q", a.Ref(), a.Clients)
 }
-func (a RetireVersion) Describe() string { return "retire " + a.Service + "@" + a.Version }
+func (a RetireVersion) Describe() string {
+	if a.Force {
+		return "retire " + a.Service + "@" + a.Version + " (forced)"
+	}
+	return "retire " + a.Service + "@" + a.Version
+}
 func (a AddContainer) Describe() string {
 	return "add container " + a.ID + " on " + a.Node + " holding " + strings.Join(a.Services, ",")
 }
@@ -816,6 +831,77 @@ func (s *Scenario) Validate() error {
 		return &ValidationError{Problems: v.probs}
 	}
 	return nil
+}
+
+// Warnings lists what is valid but likely a mistake: a cohort that calls a
+// service no version ever admits it to (by any range any declaration
+// gives, at any version the cohort is ever moved to), unless the cohort
+// says expect_unserved. Its calls would all fail, as unjudged failures.
+func (s *Scenario) Warnings() []Problem {
+	decls := slices.Clone(s.Versions)
+	for _, st := range s.Steps {
+		for _, a := range st.Actions {
+			if d, ok := a.(DeclareVersion); ok {
+				decls = append(decls, d.VersionSpec)
+			}
+		}
+	}
+	var out []Problem
+	for _, c := range s.Cohorts {
+		if c.ExpectUnserved {
+			continue
+		}
+		vers := []string{c.Version}
+		for _, st := range s.Steps {
+			for _, a := range st.Actions {
+				if m, ok := a.(MoveCohort); ok && m.Cohort == c.Name && !slices.Contains(vers, m.Version) {
+					vers = append(vers, m.Version)
+				}
+			}
+		}
+		for _, cv := range vers {
+			caller, err := version.NewVersion(cv)
+			if err != nil {
+				continue
+			}
+			for _, svc := range c.Calls {
+				if !admittedEver(decls, svc, caller, c.Requires[svc]) {
+					out = append(out, Problem{Pos: c.Pos, Message: fmt.Sprintf("cohort %q at %s calls %s, which no version ever admits: "+
+						"every such call fails; say expect_unserved = true if the scenario means it", c.Name, cv, svc)})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// admittedEver reports whether a declaration of svc admits caller and
+// meets its requirement req ("" for none).
+func admittedEver(decls []VersionSpec, svc string, caller *version.Version, req string) bool {
+	var rc version.Constraints
+	if req != "" {
+		var err error
+		if rc, err = version.NewConstraint(req); err != nil {
+			return true // reported by Validate
+		}
+	}
+	for _, d := range decls {
+		if d.Service != svc {
+			continue
+		}
+		cons, err := version.NewConstraint(d.Clients)
+		if err != nil || !cons.Check(caller) {
+			continue
+		}
+		if rc != nil {
+			v, err := version.NewVersion(d.Version)
+			if err != nil || !rc.Check(v) {
+				continue
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -36,6 +36,9 @@ type Hooks struct {
 	Planner Planner
 	// NoClientRefresh makes every client keep the first table it loaded.
 	NoClientRefresh bool
+	// NoHeartbeats makes every agent register its node but never
+	// heartbeat.
+	NoHeartbeats bool
 }
 
 // Options configure one run.
@@ -81,10 +84,14 @@ type world struct {
 	ckeys     []*clientKey
 	steps     []Step
 
-	reg          registry
-	net          network
-	planCfg      node.PlanConfig
-	stale        int64 // G: the staleness bound of a watcher's view
+	reg        registry
+	net        network
+	planCfg    node.PlanConfig
+	stale      int64 // G: the staleness bound of a watcher's view
+	watchDelay int64 // the longest delay of a watcher behind a publication
+	// unseen are the range changes some watcher may not have seen yet:
+	// (version, index in its ranges).
+	unseen       [][2]int32
 	settle       int64
 	faults       []FaultWindow
 	compat       map[uint64]bool
@@ -127,10 +134,11 @@ type verInfo struct {
 	clients  string
 	cons     version.Constraints
 	state    string
-	// The range before the last change and when it changed, so that a call
-	// begun under the old range is judged by it.
-	prevCons  version.Constraints
-	changedAt int64
+	// ranges is every range committed, oldest first (cons is the last):
+	// a call is judged by the ranges in force when it began.
+	ranges []rangeEntry
+	// forcedAt is when a step retired it with force, or -1.
+	forcedAt int64
 }
 
 // clientKey is one caller identity: a name, a version and requirements.
@@ -193,6 +201,9 @@ func newWorld(sc *Scenario, opt Options) (*world, error) {
 	s.compile()
 	s.res = &Result{Scenario: sc.Name, Seed: opt.Seed, ConvergeBound: sc.ConvergeWithin,
 		ViolationCounts: map[Invariant]int{}, FailedByReason: map[string]int64{}}
+	for _, w := range sc.Warnings() {
+		s.res.Warnings = append(s.res.Warnings, w.String())
+	}
 	s.reg.init(s)
 	s.initClients()
 
@@ -235,7 +246,7 @@ func (s *world) compile() {
 		}
 		v := &verInfo{id: id, svc: svc, service: vs.Service, version: vs.Version, ref: vs.Ref(),
 			key: state.VersionKey{Service: vs.Service, Version: vs.Version}, parsed: version.Must(version.NewVersion(vs.Version)),
-			serviceTime: st, failsHealth: vs.FailsHealth, releaseSet: -1, changedAt: -1}
+			serviceTime: st, failsHealth: vs.FailsHealth, releaseSet: -1, forcedAt: -1}
 		s.vers = append(s.vers, v)
 		s.verByRef[vs.Ref()] = id
 		s.services[svc].versions = append(s.services[svc].versions, id)
@@ -282,7 +293,7 @@ func (s *world) compile() {
 		req := api.ContainerRequest{Node: cs.Node, Driver: "exec",
 			Config: api.DriverConfig{Command: "/sim/" + cs.ID}, DrainTimeout: api.Duration(cs.DrainTimeout),
 			Health: &api.HealthCheck{HTTP: "/healthz"}}
-		c := &ctr{idx: idx, id: cs.ID, node: n, runningSince: -1,
+		c := &ctr{idx: idx, id: cs.ID, node: n, runningSince: -1, regChanged: -1,
 			endpoint: endpointOf(idx)}
 		for _, ref := range cs.Services {
 			svc, ver, _ := splitRef(ref)
@@ -394,6 +405,10 @@ func (s *world) run() {
 	}
 	for _, n := range s.nodes {
 		s.startNode(n, true)
+		s.watchDelay = max(s.watchDelay, n.delay)
+	}
+	for _, d := range s.cl.delay {
+		s.watchDelay = max(s.watchDelay, d)
 	}
 	// The initial fleet, declared at time 0 after the nodes registered.
 	for _, v := range s.sc.Versions {
@@ -496,6 +511,9 @@ func (s *world) runStep(i int) {
 		case DeclareVersion:
 			s.reg.propose(entry{cmd: &state.DeclareVersion{Service: a.Service, Version: a.Version, Clients: a.Clients}})
 		case RetireVersion:
+			if v := s.vers[s.verByRef[a.Service+"@"+a.Version]]; a.Force && v.forcedAt < 0 {
+				v.forcedAt = s.now
+			}
 			s.reg.propose(entry{cmd: &state.RetireVersion{Service: a.Service, Version: a.Version, Now: s.time()}})
 		case AddContainer:
 			c := s.ctrs[s.ctrByID[a.ID]]
@@ -535,8 +553,10 @@ func (s *world) runStep(i int) {
 }
 
 // openFault opens a fault window now; closeFault ends it (plus settle).
-func (s *world) openFault(kind, what string, excuses bool) int {
-	s.faults = append(s.faults, FaultWindow{Kind: kind, What: what, From: time.Duration(s.now), To: -1, Excuses: excuses})
+// A partition touches the links between a and b.
+func (s *world) openFault(kind, what string, excuses bool, a, b group) int {
+	s.faults = append(s.faults, FaultWindow{Kind: kind, What: what, From: time.Duration(s.now), To: -1, Excuses: excuses,
+		node: -1, a: a, b: b})
 	return len(s.faults) - 1
 }
 
@@ -545,9 +565,11 @@ func (s *world) closeFault(i int) {
 	s.extendConvergence(s.now)
 }
 
-// instantFault is a fault with no duration: its window is [now, now+settle].
-func (s *world) instantFault(kind, what string) {
-	s.faults = append(s.faults, FaultWindow{Kind: kind, What: what, From: time.Duration(s.now), To: time.Duration(s.now + s.settle), Excuses: true})
+// instantFault is a fault with no duration on node n: its window is
+// [now, now+settle].
+func (s *world) instantFault(kind, what string, n int32) {
+	s.faults = append(s.faults, FaultWindow{Kind: kind, What: what, From: time.Duration(s.now), To: time.Duration(s.now + s.settle),
+		Excuses: true, node: n})
 	s.extendConvergence(s.now)
 }
 
@@ -565,8 +587,9 @@ func (s *world) extendConvergence(t int64) {
 	}
 }
 
-// inFault reports whether [from, to] overlaps a fault window.
-func (s *world) inFault(from, to int64) bool {
+// excuse reports whether a fault window overlapping call k's lifetime
+// could have touched it, and counts the excuse against the first such.
+func (s *world) excuse(k *call) bool {
 	for i := range s.faults {
 		f := &s.faults[i]
 		if !f.Excuses {
@@ -576,7 +599,8 @@ func (s *world) inFault(from, to int64) bool {
 		if f.To < 0 {
 			end = 1<<62 - 1
 		}
-		if from <= end && to >= int64(f.From) {
+		if k.start <= end && s.now >= int64(f.From) && f.touches(k) {
+			f.Excused++
 			return true
 		}
 	}

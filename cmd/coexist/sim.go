@@ -232,6 +232,9 @@ func simValidate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: scenario %q is valid: %d nodes, %d cohorts, %d steps\n", pos[0], sc.Name, len(sc.Nodes), len(sc.Cohorts), len(sc.Steps))
+	for _, w := range sc.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	return 0
 }
 

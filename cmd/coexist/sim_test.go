@@ -26,7 +26,7 @@ func TestSimRunPrintsSummarySeedAndTraceHash(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for _, want := range []string{"service", "greeter", "1.1.0", "calls", "retries", "latency", "p99", "convergence", "restarts",
-		"deterministic ok", "seed: 3"} {
+		"judged 0 (0 violations), excused 0, stranded-by-force 0, unjudged 0 (must be 0)", "deterministic ok", "seed: 3"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
@@ -53,6 +53,23 @@ func TestSimRunSweepsSeeds(t *testing.T) {
 	}
 	if !strings.Contains(out, "4 passed, 0 failed") || !strings.Contains(errOut, "4/4 seeds") {
 		t.Errorf("want a tally and a progress line;\nstdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
+
+func TestSimRunListsFaultWindows(t *testing.T) {
+	code, out, errOut := runSimCmd(t, "run", filepath.Join(simExamples, "node-crash-during-upgrade.hcl"), "--seed", "2", "--no-recheck")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^fault +node-crash n-2: 22s to [0-9.]+s \(settle included\), excused [0-9]+ failed calls it touched$`),
+		regexp.MustCompile(`(?m)^fault +node-restore n-2: 42s to `),
+		regexp.MustCompile(`(?m)^fault +container-crash g2-1: 50s to `),
+		regexp.MustCompile(`(?m)^failures +judged [0-9]+ \([0-9]+ violations\), excused [0-9]+, stranded-by-force 0, unjudged 0 \(must be 0\)$`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("summary lacks %s:\n%s", want, out)
+		}
 	}
 }
 
@@ -142,5 +159,41 @@ func TestSimBenchRunsTheScaleScenario(t *testing.T) {
 	}
 	if !strings.Contains(out, "events/s") || !traceLine.MatchString(out) {
 		t.Errorf("bench output:\n%s", out)
+	}
+}
+
+func TestSimValidateWarnsOfUnservedCohort(t *testing.T) {
+	src := `scenario "unserved" {}
+nodes {
+  prefix = "n"
+  count  = 1
+}
+service "greeter" {
+  version "1.0.0" {
+    clients = ">= 1.0, < 2.0"
+  }
+}
+cohort "legacy" {
+  clients = 5
+  version = "0.9.0"
+  calls   = ["greeter"]
+}
+`
+	path := filepath.Join(t.TempDir(), "unserved.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runSimCmd(t, "validate", path)
+	if code != 0 || !strings.Contains(out, "is valid") ||
+		!strings.Contains(out, `warning: `+path+`:11:1: cohort "legacy" at 0.9.0 calls greeter, which no version ever admits`) {
+		t.Errorf("validate: exit %d, want 0 and a warning naming the cohort:\n%s", code, out)
+	}
+	code, out, _ = runSimCmd(t, "run", path, "--no-recheck")
+	if code != 1 || !strings.Contains(out, "unjudged: call from legacy@0.9.0") || !strings.Contains(out, "warning: ") {
+		t.Errorf("run: exit %d, want 1 with unjudged failures and the warning:\n%s", code, out)
+	}
+	code, out, _ = runSimCmd(t, "validate", filepath.Join(simExamples, "rolling-upgrade.hcl"))
+	if code != 0 || strings.Contains(out, "warning") {
+		t.Errorf("validate rolling-upgrade: exit %d, want no warning:\n%s", code, out)
 	}
 }

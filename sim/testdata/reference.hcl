@@ -87,6 +87,9 @@ cohort "web" {
   deadline = "2s"                    # the call and its retries
   on_nodes = false                   # true: clients live on the nodes (own-node preference)
   start    = "10s"
+  # true: the scenario means no version to serve it; its failed calls are
+  # judged, not unjudged, and no warning names it
+  expect_unserved = false
 }
 
 step "20s" { # actions run in order
@@ -137,6 +140,7 @@ step "40s" {
   retire_version {
     service = "frontend"
     version = "1.0.0"
+    force   = false # true: meant even if it leaves a cohort nothing to call
   }
 }
 
