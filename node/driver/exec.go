@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -181,6 +180,9 @@ func (e *Exec) Start(ctx context.Context, spec Spec) (*Handle, error) {
 	}
 	if e.isClosed() {
 		return nil, ErrClosed
+	}
+	if spec.Image != "" || spec.Resources != (Resources{}) {
+		return nil, fmt.Errorf("%w: image and resources are for the oci driver; exec runs a command with no limits", ErrInvalidSpec)
 	}
 	path, err := resolveCommand(spec.Command)
 	if err != nil {
@@ -365,31 +367,10 @@ func (e *Exec) finish(t *task, r ExitResult) {
 // capLogs keeps t's log files under LogMaxBytes while t runs, and once more
 // after it exits.
 func (e *Exec) capLogs(t *task) {
-	tick := time.NewTicker(e.cfg.LogCheckInterval)
-	defer tick.Stop()
-	var lastErr string
-	check := func() {
-		for _, p := range []string{t.h.Stdout, t.h.Stderr} {
-			_, err := rotateLog(p, e.cfg.LogMaxBytes, !e.noCollapse)
-			if err != nil && err.Error() != lastErr {
-				e.log.Warn("cap container log", "id", t.h.ID, "path", p, "err", err)
-			}
-			if err != nil {
-				lastErr = err.Error()
-			}
-		}
-	}
-	for {
-		select {
-		case <-e.closed:
-			return
-		case <-t.exit.done:
-			check()
-			return
-		case <-tick.C:
-			check()
-		}
-	}
+	logCap{paths: []string{t.h.Stdout, t.h.Stderr}, max: e.cfg.LogMaxBytes, every: e.cfg.LogCheckInterval,
+		collapse: !e.noCollapse, warn: func(p string, err error) {
+			e.log.Warn("cap container log", "id", t.h.ID, "path", p, "err", err)
+		}}.run(t.exit.done, e.closed)
 }
 
 // lookup returns the task of id, or ErrNotFound.
@@ -616,19 +597,9 @@ func (e *Exec) Tail(id string, lines int) (string, error) {
 	if err := validateID(id); err != nil {
 		return "", err
 	}
-	stdout, stderr := filepath.Join(e.store.dir(id), stdoutFile), filepath.Join(e.store.dir(id), stderrFile)
+	var h *Handle
 	if t, err := e.lookup(id); err == nil {
-		stdout, stderr = t.h.Stdout, t.h.Stderr
-	} else if _, err := os.Stat(e.store.dir(id)); err != nil {
-		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+		h = &t.h
 	}
-	var out []string
-	for _, p := range []string{stdout, stderr} {
-		l, err := tailFile(p, lines)
-		if err != nil {
-			return "", fmt.Errorf("tail %s: %w", id, err)
-		}
-		out = append(out, l...)
-	}
-	return strings.Join(out, "\n"), nil
+	return tailLogs(id, e.store.dir(id), h, lines)
 }

@@ -75,11 +75,20 @@ type ContainerSpec struct {
 	Services     []VersionKey      `json:"services"`
 	Driver       string            `json:"driver"`
 	Command      string            `json:"command"`
+	Image        string            `json:"image,omitempty"`
 	Args         []string          `json:"args,omitempty"`
 	Env          map[string]string `json:"env,omitempty"`
 	Health       *HealthCheck      `json:"health,omitempty"`
 	Restart      *RestartPolicy    `json:"restart,omitempty"`
 	DrainTimeout time.Duration     `json:"drain_timeout"`
+	Resources    *Resources        `json:"resources,omitempty"`
+}
+
+// Resources is the persisted form of a container's limits, as written
+// (validated by api.ParseMemory and api.ParseCPU).
+type Resources struct {
+	Memory string `json:"memory,omitempty"`
+	CPU    string `json:"cpu,omitempty"`
 }
 
 // HealthCheck is the persisted form of a health check.
@@ -100,7 +109,7 @@ type RestartPolicy struct {
 // Equal reports whether two specs run the same thing.
 func (s *ContainerSpec) Equal(o *ContainerSpec) bool {
 	if s.Node != o.Node || s.Driver != o.Driver || s.Command != o.Command ||
-		s.DrainTimeout != o.DrainTimeout {
+		s.Image != o.Image || s.DrainTimeout != o.DrainTimeout {
 		return false
 	}
 	if !slices.Equal(s.Services, o.Services) || !slices.Equal(s.Args, o.Args) {
@@ -113,6 +122,9 @@ func (s *ContainerSpec) Equal(o *ContainerSpec) bool {
 		return false
 	}
 	if (s.Restart == nil) != (o.Restart == nil) || (s.Restart != nil && *s.Restart != *o.Restart) {
+		return false
+	}
+	if (s.Resources == nil) != (o.Resources == nil) || (s.Resources != nil && *s.Resources != *o.Resources) {
 		return false
 	}
 	return true
