@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,9 +41,12 @@ type PackSpec struct {
 // returns its manifest digest. The image is reproducible: the same binary,
 // tag, args and env give the same digest.
 func Pack(s PackSpec) (v1.Hash, error) {
-	t, err := name.NewTag(s.Tag, name.StrictValidation)
-	if err != nil || !strings.Contains(s.Tag, ":") {
-		return v1.Hash{}, fmt.Errorf("%w: tag %q: want NAME:VERSION", ErrBadReference, s.Tag)
+	t, err := name.NewTag(s.Tag)
+	if err != nil || !strings.Contains(s.Tag[strings.LastIndexByte(s.Tag, '/')+1:], ":") {
+		if err == nil {
+			err = errors.New("no version")
+		}
+		return v1.Hash{}, fmt.Errorf("%w: tag %q: want NAME:VERSION: %w", ErrBadReference, s.Tag, err)
 	}
 	for _, kv := range s.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
@@ -91,7 +95,7 @@ func Pack(s PackSpec) (v1.Hash, error) {
 			return v1.Hash{}, fmt.Errorf("create image layout %s: %w", s.Out, err)
 		}
 	}
-	full := t.RepositoryStr() + ":" + t.TagStr()
+	full := s.Tag
 	ann := map[string]string{annotationRefName: t.TagStr(), annotationName: full}
 	if err := lp.ReplaceImage(img, match.Annotation(annotationName, full), layout.WithAnnotations(ann)); err != nil {
 		return v1.Hash{}, fmt.Errorf("write image layout %s: %w", s.Out, err)

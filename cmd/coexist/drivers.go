@@ -1,0 +1,34 @@
+package main
+
+import (
+	"path/filepath"
+
+	"github.com/coexist-dev/coexist/node/driver"
+	"github.com/coexist-dev/coexist/node/image"
+	"github.com/hashicorp/go-hclog"
+)
+
+// newDrivers makes the agent's drivers, by name: exec (the default) always,
+// oci where runc is installed (docs/design.md §6). Each keeps its own
+// directory under the data dir, and takes its own half of the agent's port
+// range, so that the two never hand out one port twice.
+func newDrivers(f *agentFlags, logger hclog.Logger) (*driver.Mux, error) {
+	mid := f.portMin + (f.portMax-f.portMin)/2
+	exec, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: f.portMin, PortMax: mid})
+	if err != nil {
+		return nil, err
+	}
+	drivers := map[string]driver.Driver{"exec": exec}
+	images, err := image.New(image.Config{Dir: filepath.Join(f.dataDir, "oci", "images"), Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	oci, err := driver.NewOCI(driver.OCIConfig{DataDir: filepath.Join(f.dataDir, "oci"), Images: images,
+		PortMin: min(mid+1, f.portMax), PortMax: f.portMax, KillTimeout: f.killTimeout, Logger: logger})
+	if err != nil {
+		logger.Warn("oci driver unavailable; containers with driver \"oci\" will fail to start", "error", err)
+	} else {
+		drivers["oci"] = oci
+	}
+	return driver.NewMux("exec", drivers)
+}
