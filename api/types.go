@@ -120,9 +120,11 @@ type ServiceRef struct {
 
 func (r ServiceRef) String() string { return r.Service + "@" + r.Version }
 
-// DriverConfig is what the driver runs.
+// DriverConfig is what the driver runs. The exec driver runs Command; the oci
+// driver runs Image (its entrypoint, or Command when set), see docs/design.md §6.
 type DriverConfig struct {
-	Command string            `json:"command"`
+	Command string            `json:"command,omitempty"`
+	Image   string            `json:"image,omitempty"`
 	Args    []string          `json:"args,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
 }
@@ -162,6 +164,7 @@ type ContainerRequest struct {
 	Health       *HealthCheck   `json:"health,omitempty"`
 	Restart      *RestartPolicy `json:"restart,omitempty"`
 	DrainTimeout Duration       `json:"drain_timeout,omitempty"`
+	Resources    *Resources     `json:"resources,omitempty"`
 }
 
 // Container is one supervised unit on one node with its desired and observed
@@ -177,6 +180,7 @@ type Container struct {
 	Health       *HealthCheck   `json:"health,omitempty"`
 	Restart      *RestartPolicy `json:"restart,omitempty"`
 	DrainTimeout Duration       `json:"drain_timeout"`
+	Resources    *Resources     `json:"resources,omitempty"`
 	// Desired is DesiredPresent or DesiredDeleted.
 	Desired string `json:"desired"`
 	// Status is what the container's agent last reported; nil until then.

@@ -39,7 +39,8 @@ type AgentConfig struct {
 	Labels map[string]string
 	// DataDir keeps the agent's own state, beside the driver's.
 	DataDir string
-	// Driver runs the containers.
+	// Driver runs the containers; a driver.Mux runs each with the driver
+	// its `driver` field names (exec by default).
 	Driver driver.Driver
 	// Plan holds the reconciler's timings.
 	Plan PlanConfig
@@ -580,10 +581,12 @@ func servicesEnv(c *api.Container) string {
 }
 
 func (a *Agent) start(ctx context.Context, c *api.Container) {
-	spec := driver.Spec{ID: c.ID, NodeID: a.cfg.NodeID, Services: servicesEnv(c),
-		Command: c.Config.Command, Args: c.Config.Args, Env: c.Config.Env}
+	spec, err := specOf(a.cfg.NodeID, c)
 	fp := Fingerprint(c)
-	h, err := a.cfg.Driver.Start(ctx, spec)
+	var h *driver.Handle
+	if err == nil {
+		h, err = a.cfg.Driver.Start(ctx, spec)
+	}
 	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -640,7 +643,7 @@ func (a *Agent) watchProcess(id string, pid int) {
 		default:
 			l.Phase, l.ExitedAt, l.ExitCode = PhaseExited, time.Now(), res.ExitCode
 			l.Exits = RecordExit(l.Exits, l.ExitedAt)
-			l.Message = fmt.Sprintf("exited with code %d", res.ExitCode)
+			l.Message = res.Describe()
 			if tail != "" {
 				l.Message += "\nlast output:\n" + tail
 			}

@@ -518,16 +518,17 @@ func sameStatus(a, b *api.ContainerStatus) bool {
 	return true
 }
 
-// Fingerprint identifies what a container runs: its service set, driver and
-// driver config. Two containers with the same fingerprint run the same
+// Fingerprint identifies what a container runs: its service set, driver,
+// driver config and resources. Two containers with the same fingerprint run the same
 // process.
 func Fingerprint(c *api.Container) string {
 	h := sha256.New()
 	enc := json.NewEncoder(h)
 	_ = enc.Encode(struct {
-		Services []api.ServiceRef
-		Driver   string
-		Config   api.DriverConfig
-	}{c.Services, c.Driver, c.Config})
+		Services  []api.ServiceRef
+		Driver    string
+		Config    api.DriverConfig
+		Resources *api.Resources `json:",omitempty"` // nil leaves older fingerprints as they were
+	}{c.Services, c.Driver, c.Config, c.Resources})
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }

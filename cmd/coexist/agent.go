@@ -20,7 +20,6 @@ import (
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/node"
-	"github.com/coexist-dev/coexist/node/driver"
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
 	"github.com/coexist-dev/coexist/raftregistry/state"
@@ -187,8 +186,7 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 	if err != nil {
 		return err
 	}
-	drv, err := driver.NewExec(driver.ExecConfig{DataDir: filepath.Join(f.dataDir, "containers"), PortMin: f.portMin, PortMax: f.portMax,
-		Logger: logger.Named("driver")})
+	drv, err := newDrivers(f, logger)
 	if err != nil {
 		return err
 	}

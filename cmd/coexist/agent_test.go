@@ -19,9 +19,12 @@ func skipShort(t *testing.T) {
 
 // TestHotAddLeavesOthersRunning adds a container beside one under steady
 // load: the other's pid and start time do not change and no call fails.
-func TestHotAddLeavesOthersRunning(t *testing.T) {
+func TestHotAddLeavesOthersRunning(t *testing.T) { testHotAdd(t, "") }
+
+func testHotAdd(t *testing.T, driver string) {
 	skipShort(t)
 	f := newFleet(t)
+	f.driver = driver
 	a := f.startAgent("n1")
 	ranges := map[string]string{"1.0.0": ">= 1.0, < 2.0", "2.0.0": ">= 2.0, < 3.0"}
 	var mu sync.Mutex
@@ -29,6 +32,9 @@ func TestHotAddLeavesOthersRunning(t *testing.T) {
 	f.declare("greeter", "2.0.0", ranges["2.0.0"])
 	f.greeter("g1", "n1", "1.0.0", nil)
 	before := f.waitState("g1", api.ContainerRunning)
+	if driver == "oci" {
+		assertContainerized(t, before.Status.PID)
+	}
 
 	v1 := newCaller(a.gateway, "web", "1.3.0", ranges, &mu)
 	stop := make(chan struct{})
@@ -63,9 +69,12 @@ func TestHotAddLeavesOthersRunning(t *testing.T) {
 // TestRetireUnderLoad moves 1.x clients from 1.0.0 to a new 1.1.0 and
 // retires 1.0.0 under 500 calls/s: no call fails, and a 2-second call in
 // flight on 1.0.0 during the retire completes before its container stops.
-func TestRetireUnderLoad(t *testing.T) {
+func TestRetireUnderLoad(t *testing.T) { testRetireUnderLoad(t, "") }
+
+func testRetireUnderLoad(t *testing.T, driver string) {
 	skipShort(t)
 	f := newFleet(t)
+	f.driver = driver
 	a := f.startAgent("n1")
 	ranges := map[string]string{"1.0.0": ">= 1.0, < 2.0", "1.1.0": ">= 1.0, < 2.0"}
 	var mu sync.Mutex
@@ -142,9 +151,12 @@ func (f *fleet) inflightOf(id string) string {
 // and starts it again: the containers keep their pids, stay routable, and no
 // call fails for clients that retry refused connections within their
 // deadline.
-func TestAgentRestartReadoptsContainers(t *testing.T) {
+func TestAgentRestartReadoptsContainers(t *testing.T) { testAgentRestart(t, "") }
+
+func testAgentRestart(t *testing.T, driver string) {
 	skipShort(t)
 	f := newFleet(t)
+	f.driver = driver
 	a := f.startAgent("n1")
 	ranges := map[string]string{"1.0.0": ">= 1.0, < 2.0", "2.0.0": ">= 2.0, < 3.0"}
 	var mu sync.Mutex
@@ -154,6 +166,9 @@ func TestAgentRestartReadoptsContainers(t *testing.T) {
 	f.greeter("g2", "n1", "2.0.0", nil)
 	p1 := f.waitState("g1", api.ContainerRunning).Status.PID
 	p2 := f.waitState("g2", api.ContainerRunning).Status.PID
+	if driver == "oci" {
+		assertContainerized(t, p1)
+	}
 
 	v1 := newCaller(a.gateway, "web", "1.0.0", ranges, &mu)
 	v2 := newCaller(a.gateway, "web", "2.0.0", ranges, &mu)

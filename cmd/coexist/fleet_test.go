@@ -43,6 +43,7 @@ func greeterPath(t *testing.T) string {
 		greeterBin = filepath.Join(dir, "greeter")
 		cmd := exec.Command("go", "build", "-o", greeterBin, "./examples/greeter")
 		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static: it goes into images too
 		if out, err := cmd.CombinedOutput(); err != nil {
 			greeterErr = fmt.Errorf("build greeter: %v\n%s", err, out)
 		}
@@ -67,7 +68,10 @@ func portWindow() string {
 
 // fleet is a real registry server process and real agent processes.
 type fleet struct {
-	t      *testing.T
+	t *testing.T
+	// driver runs the greeter containers: "" (exec) or "oci" (from images
+	// of the same static greeter, see greeterImage).
+	driver string
 	server *serverProc
 	api    *api.Client
 	agents map[string]*agentProc
@@ -176,6 +180,9 @@ func (f *fleet) greeter(id, nodeID, ver string, env map[string]string) {
 		Config:       api.DriverConfig{Command: greeterPath(f.t), Args: []string{"--version", ver}, Env: env},
 		Health:       &api.HealthCheck{HTTP: "/healthz", Interval: api.Duration(200 * time.Millisecond)},
 		DrainTimeout: api.Duration(20 * time.Second)}
+	if f.driver == "oci" {
+		req.Driver, req.Config.Command, req.Config.Image = "oci", "", greeterImage(f.t, ver)
+	}
 	if _, _, err := f.api.Containers().Declare(context.Background(), id, req, &api.WriteOptions{CAS: api.CAS(0)}); err != nil {
 		f.t.Fatalf("declare container %s: %v", id, err)
 	}

@@ -21,6 +21,7 @@ var commands = map[string]command{
 	"call":   {"make one call routed as a client would (--client name@version)", runCall},
 	"route":  {"show which version and container a client's call would go to, and why", runRoute},
 	"load":   {"call a service through a gateway at a steady rate, as one client version", runLoad},
+	"image":  {"pack a static binary into an OCI image layout, for the oci driver", runImage},
 	"sim":    {"simulate a fleet on a virtual clock: run scenarios, check the invariants", runSim},
 }
 

@@ -1,7 +1,8 @@
 // Package driver runs containers on a node: the Driver interface the node
 // agent programs against, the exec driver (Exec) that runs a container as a
-// child process in its own process group, and an in-memory fake (Fake) for
-// the agent's unit tests.
+// child process in its own process group, the oci driver (OCI) that runs one
+// from an image with runc (oci.go), a Mux that picks one per container, and
+// an in-memory fake (Fake) for the agent's unit tests.
 //
 // What it owns: starting, watching, signalling and stopping container
 // processes; the port each container listens on; the per-container directory
@@ -10,8 +11,8 @@
 //
 // What it does not do: decide what should run (package node plans), health
 // checks, draining, or anything the registry knows. It is a leaf: it imports
-// the standard library, golang.org/x/sys/unix and hashicorp/go-hclog only,
-// and must never import
+// the standard library, golang.org/x/sys/unix, hclog and the OCI runtime
+// spec's types only (images come through the ImageStore interface), and must never import
 // the api, routing or registry packages, so that a driver can be reused and
 // tested without the rest of the system. It logs through the hclog.Logger
 // of its config, as the rest of coexist does, so that its warnings reach

@@ -60,9 +60,17 @@ type Spec struct {
 	// Services is the service set, "orders@1.4.2,payments@1.1.0"
 	// (COEXIST_SERVICES).
 	Services string
+	// Driver names the driver that runs the container, for a Mux ("" is
+	// the Mux's default).
+	Driver string
 	// Command is an absolute path, or a name looked up in the agent's PATH.
+	// For the oci driver it is optional and replaces the image's entrypoint.
 	Command string
-	Args    []string
+	// Image is the image the oci driver runs (node/image resolves it).
+	Image string
+	// Resources are the container's limits (oci only).
+	Resources Resources
+	Args      []string
 	// Env is added to the agent's minimal environment (PATH, HOME). The
 	// driver's own variables (PORT, COEXIST_*) win over it.
 	Env map[string]string
@@ -76,8 +84,11 @@ func (s Spec) Validate() error {
 	if err := validateID(s.ID); err != nil {
 		return err
 	}
-	if s.Command == "" {
+	if s.Command == "" && s.Image == "" {
 		return fmt.Errorf("%w: command: must not be empty", ErrInvalidSpec)
+	}
+	if s.Resources.MemoryBytes < 0 || s.Resources.CPU < 0 {
+		return fmt.Errorf("%w: resources: must not be negative", ErrInvalidSpec)
 	}
 	for k, v := range s.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -116,8 +127,11 @@ func validateID(id string) error {
 // process for the life of the machine, where a pid alone may be reused.
 // It is what the exec driver persists in handle.json.
 type Handle struct {
-	ID  string `json:"id"`
-	PID int    `json:"pid"`
+	ID string `json:"id"`
+	// Driver is the driver that started it ("" for the exec driver's
+	// handles of before there were several).
+	Driver string `json:"driver,omitempty"`
+	PID    int    `json:"pid"`
 	// StartTime is the process start time in clock ticks since boot, field
 	// 22 of /proc/<pid>/stat.
 	StartTime uint64    `json:"start_time"`
@@ -131,6 +145,10 @@ type Handle struct {
 	// and stderr.log; a container they left running keeps its two files.)
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
+	// Image is the manifest digest an oci container runs; Cgroup its
+	// memory cgroup directory, read for OOM kills.
+	Image  string `json:"image,omitempty"`
+	Cgroup string `json:"cgroup,omitempty"`
 }
 
 // logs returns the distinct paths of h's log files.
@@ -182,9 +200,47 @@ type ExitResult struct {
 	Err error
 	// At is when the driver saw the exit.
 	At time.Time
+	// OOMKilled: the kernel killed it for going over its memory limit.
+	OOMKilled bool
+}
+
+// Describe says how the process ended, for a container's message.
+func (r ExitResult) Describe() string {
+	if r.OOMKilled {
+		return fmt.Sprintf("killed: out of memory (over its resources.memory limit; exit code %d)", r.ExitCode)
+	}
+	return fmt.Sprintf("exited with code %d", r.ExitCode)
 }
 
 // Successful reports whether the process exited by itself with status 0.
 func (r ExitResult) Successful() bool {
 	return r.ExitCode == 0 && r.Signal == 0 && r.Err == nil
+}
+
+// Image is an image unpacked for the oci driver: a root file system shared
+// read-only by every container of the image, and the image's config.
+type Image struct {
+	// Digest is the image's manifest digest, "sha256:<hex>".
+	Digest string
+	// Rootfs is the absolute path of the unpacked file system.
+	Rootfs     string
+	Entrypoint []string
+	Cmd        []string
+	// Env is the image's environment, KEY=VALUE.
+	Env        []string
+	WorkingDir string
+}
+
+// ImageStore unpacks images for the oci driver (package node/image; a fake
+// in tests). Unpack resolves ref and unpacks it once per digest.
+type ImageStore interface {
+	Unpack(ctx context.Context, ref string) (Image, error)
+}
+
+// Resources are a container's limits, applied by the oci driver as cgroup
+// limits; zero means no limit.
+type Resources struct {
+	MemoryBytes int64
+	// CPU is in cores (0.5: half of one core's time).
+	CPU float64
 }

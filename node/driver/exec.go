@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +27,9 @@ type ExecConfig struct {
 	// 21000-21999: below the kernel's ephemeral range, so that outgoing
 	// connections never take them).
 	PortMin, PortMax int
+	// Ports, when set, is a pool shared with the agent's other drivers;
+	// PortMin and PortMax are then ignored.
+	Ports *Ports
 	// KillTimeout is how long Stop waits after SIGTERM before SIGKILL when
 	// it is given no grace (default 5s).
 	KillTimeout time.Duration
@@ -114,7 +116,7 @@ type Exec struct {
 	mu       sync.Mutex
 	tasks    map[string]*task    // by container id; exited tasks stay until replaced or removed
 	starting map[string]struct{} // ids between the check and the registration in Start
-	ports    *portPool
+	ports    *Ports
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -149,7 +151,7 @@ func NewExec(cfg ExecConfig) (*Exec, error) {
 		store:    st,
 		tasks:    map[string]*task{},
 		starting: map[string]struct{}{},
-		ports:    newPortPool(cfg.PortMin, cfg.PortMax),
+		ports:    portsOf(cfg.Ports, cfg.PortMin, cfg.PortMax),
 		closed:   make(chan struct{}),
 	}, nil
 }
@@ -183,6 +185,9 @@ func (e *Exec) Start(ctx context.Context, spec Spec) (*Handle, error) {
 	}
 	if e.isClosed() {
 		return nil, ErrClosed
+	}
+	if spec.Image != "" || spec.Resources != (Resources{}) {
+		return nil, fmt.Errorf("%w: image and resources are for the oci driver; exec runs a command with no limits", ErrInvalidSpec)
 	}
 	path, err := resolveCommand(spec.Command)
 	if err != nil {
@@ -366,31 +371,10 @@ func (e *Exec) finish(t *task, r ExitResult) {
 // capLogs keeps t's log files under LogMaxBytes while t runs, and once more
 // after it exits.
 func (e *Exec) capLogs(t *task) {
-	tick := time.NewTicker(e.cfg.LogCheckInterval)
-	defer tick.Stop()
-	var lastErr string
-	check := func() {
-		for _, p := range t.h.logs() {
-			_, err := rotateLog(p, e.cfg.LogMaxBytes, !e.noCollapse)
-			if err != nil && err.Error() != lastErr {
-				e.log.Warn("cap container log", "id", t.h.ID, "path", p, "err", err)
-			}
-			if err != nil {
-				lastErr = err.Error()
-			}
-		}
-	}
-	for {
-		select {
-		case <-e.closed:
-			return
-		case <-t.exit.done:
-			check()
-			return
-		case <-tick.C:
-			check()
-		}
-	}
+	logCap{paths: t.h.logs(), max: e.cfg.LogMaxBytes, every: e.cfg.LogCheckInterval,
+		collapse: !e.noCollapse, warn: func(p string, err error) {
+			e.log.Warn("cap container log", "id", t.h.ID, "path", p, "err", err)
+		}}.run(t.exit.done, e.closed)
 }
 
 // lookup returns the task of id, or ErrNotFound.
@@ -619,23 +603,9 @@ func (e *Exec) Tail(id string, lines int) (string, error) {
 	if err := validateID(id); err != nil {
 		return "", err
 	}
-	var paths []string
+	var h *Handle
 	if t, err := e.lookup(id); err == nil {
-		paths = t.h.logs()
-	} else if _, err := os.Stat(e.store.dir(id)); err != nil {
-		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
-	} else if h, err := e.store.load(id); err == nil {
-		paths = h.logs()
-	} else {
-		paths = []string{filepath.Join(e.store.dir(id), outputFile)}
+		h = &t.h
 	}
-	var out []string
-	for _, p := range paths {
-		l, err := tailFile(p, lines)
-		if err != nil {
-			return "", fmt.Errorf("tail %s: %w", id, err)
-		}
-		out = append(out, l...)
-	}
-	return strings.Join(out, "\n"), nil
+	return tailLogs(id, e.store.dir(id), h, lines)
 }

@@ -23,6 +23,9 @@ const (
 	containersDir = "containers"
 	handleFile    = "handle.json"
 	outputFile    = "output.log"
+	// stdoutFile and stderrFile are what older agents wrote.
+	stdoutFile = "stdout.log"
+	stderrFile = "stderr.log"
 )
 
 // store is the exec driver's persisted task store: one handle.json per

@@ -42,7 +42,7 @@ func (c *Container) API(showEnv bool) api.Container {
 	s := &c.Spec
 	out := api.Container{
 		ID: c.ID, Name: s.Name, Node: s.Node, Driver: s.Driver,
-		Config:       api.DriverConfig{Command: s.Command, Args: s.Args},
+		Config:       api.DriverConfig{Command: s.Command, Image: s.Image, Args: s.Args},
 		DrainTimeout: api.Duration(s.DrainTimeout),
 		Desired:      c.Desired, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex,
 	}
@@ -57,6 +57,9 @@ func (c *Container) API(showEnv bool) api.Container {
 			}
 			out.Config.Env[k] = v
 		}
+	}
+	if s.Resources != nil {
+		out.Resources = &api.Resources{Memory: s.Resources.Memory, CPU: s.Resources.CPU}
 	}
 	if s.Health != nil {
 		out.Health = &api.HealthCheck{HTTP: s.Health.HTTP, TCP: s.Health.TCP,

@@ -75,11 +75,20 @@ type ContainerSpec struct {
 	Services     []VersionKey      `json:"services"`
 	Driver       string            `json:"driver"`
 	Command      string            `json:"command"`
+	Image        string            `json:"image,omitempty"`
 	Args         []string          `json:"args,omitempty"`
 	Env          map[string]string `json:"env,omitempty"`
 	Health       *HealthCheck      `json:"health,omitempty"`
 	Restart      *RestartPolicy    `json:"restart,omitempty"`
 	DrainTimeout time.Duration     `json:"drain_timeout"`
+	Resources    *Resources        `json:"resources,omitempty"`
+}
+
+// Resources is the persisted form of a container's limits, as written
+// (validated by api.ParseMemory and api.ParseCPU).
+type Resources struct {
+	Memory string `json:"memory,omitempty"`
+	CPU    string `json:"cpu,omitempty"`
 }
 
 // HealthCheck is the persisted form of a health check.
@@ -108,8 +117,9 @@ func (s *ContainerSpec) Equal(o *ContainerSpec) bool {
 }
 
 // RunChange names the first field in which o would run something else than
-// s (another node, service set, driver, command, arguments, environment or
-// health check), or "" when both run the same thing. Fields outside it
+// s (another node, service set, driver, command, image, arguments,
+// environment, health check or resource limits), or "" when both run the
+// same thing. Fields outside it
 // (drain_timeout, restart) change how the agent supervises the process, not
 // the process.
 func (s *ContainerSpec) RunChange(o *ContainerSpec) string {
@@ -122,12 +132,16 @@ func (s *ContainerSpec) RunChange(o *ContainerSpec) string {
 		return "driver"
 	case s.Command != o.Command:
 		return "config.command"
+	case s.Image != o.Image:
+		return "config.image"
 	case !slices.Equal(s.Args, o.Args):
 		return "config.args"
 	case len(s.Env) != len(o.Env) || !maps.Equal(s.Env, o.Env):
 		return "config.env"
 	case (s.Health == nil) != (o.Health == nil) || (s.Health != nil && *s.Health != *o.Health):
 		return "health"
+	case (s.Resources == nil) != (o.Resources == nil) || (s.Resources != nil && *s.Resources != *o.Resources):
+		return "resources"
 	}
 	return ""
 }

@@ -28,7 +28,7 @@ const (
 const MaxRestartAttempts = 1000
 
 // Drivers the registry accepts.
-var knownDrivers = map[string]bool{"exec": true}
+var knownDrivers = map[string]bool{"exec": true, "oci": true}
 
 // The rules for names, versions and ranges are the wire rules of package api
 // (api.CheckName, api.CheckVersion, api.CheckRange), so that the HTTP API,
@@ -107,6 +107,7 @@ func SpecFromAPI(r *api.ContainerRequest) ContainerSpec {
 		Node:         r.Node,
 		Driver:       r.Driver,
 		Command:      r.Config.Command,
+		Image:        r.Config.Image,
 		Args:         r.Config.Args,
 		Env:          r.Config.Env,
 		DrainTimeout: r.DrainTimeout.Std(),
@@ -138,6 +139,9 @@ func SpecFromAPI(r *api.ContainerRequest) ContainerSpec {
 			h.TCP = true
 		}
 		s.Health = &h
+	}
+	if r.Resources != nil && (r.Resources.Memory != "" || r.Resources.CPU != "") {
+		s.Resources = &Resources{Memory: r.Resources.Memory, CPU: r.Resources.CPU}
 	}
 	if r.Restart != nil {
 		p := RestartPolicy{Attempts: r.Restart.Attempts, Interval: r.Restart.Interval.Std(),
@@ -182,11 +186,8 @@ func validateContainer(id string, s *ContainerSpec, r rules) error {
 		}
 		seen[ref.Service] = i
 	}
-	if !knownDrivers[s.Driver] {
-		return invalid("driver", "unknown driver %q (known: exec)", s.Driver)
-	}
-	if strings.TrimSpace(s.Command) == "" {
-		return invalid("config.command", "must not be empty")
+	if err := validateRun(s); err != nil {
+		return err
 	}
 	if len(s.Args) > maxArgs {
 		return invalid("config.args", "has more than %d entries", maxArgs)
@@ -295,6 +296,46 @@ func ValidateToken(c *CreateToken) error {
 	}
 	if len(c.Description) > maxDescription {
 		return invalid("description", "is longer than %d characters", maxDescription)
+	}
+	return nil
+}
+
+// validateRun checks what a container runs against its driver
+// (docs/design.md §6): exec runs a command and applies no limits; oci runs an
+// image, with limits from resources.
+func validateRun(s *ContainerSpec) error {
+	switch s.Driver {
+	case "exec":
+		if strings.TrimSpace(s.Command) == "" {
+			return invalid("config.command", "must not be empty")
+		}
+		if s.Image != "" {
+			return invalid("config.image", "is for the oci driver; the exec driver runs config.command")
+		}
+		if s.Resources != nil {
+			return invalid("resources", "the exec driver applies no resource limits; use driver \"oci\"")
+		}
+	case "oci":
+		if strings.TrimSpace(s.Image) == "" {
+			return invalid("config.image", "must not be empty for the oci driver")
+		}
+		if len(s.Image) > 4096 || strings.ContainsAny(s.Image, "\x00\n") {
+			return invalid("config.image", "%q is not an image reference", s.Image)
+		}
+	default:
+		return invalid("driver", "unknown driver %q (known: exec, oci)", s.Driver)
+	}
+	if r := s.Resources; r != nil {
+		if r.Memory != "" {
+			if _, err := api.ParseMemory(r.Memory); err != nil {
+				return invalid("resources.memory", "%s", err.Error())
+			}
+		}
+		if r.CPU != "" {
+			if _, err := api.ParseCPU(r.CPU); err != nil {
+				return invalid("resources.cpu", "%s", err.Error())
+			}
+		}
 	}
 	return nil
 }

@@ -1,0 +1,136 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// staticGreeter builds examples/greeter with CGO_ENABLED=0, once.
+func staticGreeter(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "image-test-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "greeter")
+		cmd := exec.Command("go", "build", "-o", binPath, "../../examples/greeter")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = errors.New(string(out))
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func TestPackUnpack(t *testing.T) {
+	bin := staticGreeter(t)
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	d1, err := Pack(PackSpec{Binary: bin, Tag: "greeter:1.0.0", Out: layoutDir, Env: []string{"GREETER_VERSION=1.0.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := Pack(PackSpec{Binary: bin, Tag: "greeter:1.1.0", Out: layoutDir, Env: []string{"GREETER_VERSION=1.1.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Pack(PackSpec{Binary: bin, Tag: "greeter:1.0.0", Out: layoutDir, Env: []string{"GREETER_VERSION=1.0.0"}})
+	if err != nil || again != d1 || d1 == d2 {
+		t.Fatalf("digests %s, %s, again %s (%v); want packing to be reproducible and the tags apart", d1, d2, again, err)
+	}
+
+	c, err := New(Config{Dir: filepath.Join(t.TempDir(), "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := c.Unpack(context.Background(), "oci:"+layoutDir+":1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Digest != d2.String() || !strings.HasPrefix(img.Rootfs, c.dir) {
+		t.Fatalf("image = %+v; want digest %s in the cache", img, d2)
+	}
+	if len(img.Entrypoint) != 1 || img.Entrypoint[0] != "/greeter" || !slices.Contains(img.Env, "GREETER_VERSION=1.1.0") {
+		t.Fatalf("image config = %+v", img)
+	}
+	if fi, err := os.Stat(filepath.Join(img.Rootfs, "greeter")); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("unpacked binary: %v, %v", fi, err)
+	}
+	for _, p := range []string{"proc", "dev", "tmp", "etc/resolv.conf"} {
+		if _, err := os.Stat(filepath.Join(img.Rootfs, p)); err != nil {
+			t.Errorf("mount point %s: %v", p, err)
+		}
+	}
+	// A second use of the digest comes from the cache: the rootfs is not
+	// written again.
+	marker := filepath.Join(img.Rootfs, "tmp", "marker")
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img2, err := c.Unpack(context.Background(), "oci:"+layoutDir+":greeter:1.1.0")
+	if err != nil || img2.Rootfs != img.Rootfs {
+		t.Fatalf("second unpack = %+v, %v; want the cached %s", img2, err, img.Rootfs)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the cached rootfs was unpacked again")
+	}
+
+	if _, err := c.Unpack(context.Background(), "oci:"+layoutDir+":9.9.9"); !errors.Is(err, ErrNoSuchImage) {
+		t.Fatalf("unknown tag: %v; want ErrNoSuchImage", err)
+	}
+	if _, err := c.Unpack(context.Background(), "oci:"+layoutDir); !errors.Is(err, ErrBadReference) {
+		t.Fatalf("two images and no tag: %v; want ErrBadReference", err)
+	}
+}
+
+// A layer whose bytes do not match its digest is refused, not unpacked.
+func TestUnpackVerifiesDigests(t *testing.T) {
+	bin := staticGreeter(t)
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	if _, err := Pack(PackSpec{Binary: bin, Tag: "greeter:1.0.0", Out: layoutDir}); err != nil {
+		t.Fatal(err)
+	}
+	blobs, _ := filepath.Glob(filepath.Join(layoutDir, "blobs", "sha256", "*"))
+	var biggest string
+	var size int64
+	for _, b := range blobs {
+		if fi, err := os.Stat(b); err == nil && fi.Size() > size {
+			biggest, size = b, fi.Size()
+		}
+	}
+	f, err := os.OpenFile(biggest, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("tampered"), size/2); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	c, err := New(Config{Dir: filepath.Join(t.TempDir(), "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unpack(context.Background(), "oci:"+layoutDir+":1.0.0"); err == nil || !strings.Contains(err.Error(), "verify") {
+		t.Fatalf("unpack of a tampered layer: %v; want a verify error", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(c.dir, "sha256")); len(ents) != 0 {
+		t.Fatalf("the cache holds %d images after a failed verify; want none", len(ents))
+	}
+}
