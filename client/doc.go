@@ -1,4 +1,4 @@
-// Package client is the service-calling SDK of coexist (DESIGN.md §7): it
+// Package client is the service-calling SDK of coexist (docs/design.md §7): it
 // watches the registry, keeps a route table in memory, and routes every call
 // a process makes to a service version compatible with the process's own
 // version, through the gateway of a node that holds the chosen container.
@@ -9,7 +9,7 @@
 //	resp, err := c.HTTPClient().Get("http://greeter/hello")
 //
 // A request to http://{service}/path reaches the container as
-// /{service}/path, the path every container receives (DESIGN.md §6); the
+// /{service}/path, the path every container receives (docs/design.md §6); the
 // SDK names the service in the path rather than leaving the gateway to
 // guess it from Host, so that a path whose first segment happens to be
 // another service's name still reaches this one. Besides Coexist-Client,

@@ -109,7 +109,7 @@ type GatewayConfig struct {
 	Limits netlimit.Limits
 }
 
-// Gateway is a node's HTTP entry point (DESIGN.md §4, §6): every call to a
+// Gateway is a node's HTTP entry point (docs/design.md §4, §6): every call to a
 // service on the node enters through it, so that the node counts in-flight
 // calls and drains honestly.
 //
@@ -325,7 +325,7 @@ type refusal struct {
 	err     error
 }
 
-// decide routes a call (DESIGN.md §4): it fills rt and returns nil, or
+// decide routes a call (docs/design.md §4): it fills rt and returns nil, or
 // returns why the call is refused. A call to a local container is counted in
 // flight in rt.ic from before the table is read a second time (see Gateway);
 // the caller ends rt.ic once the answer is copied.

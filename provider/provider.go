@@ -4,7 +4,7 @@
 // which nodes; the registry and the node agents do the rest.
 //
 // It speaks to the registry only through package api, and never imports
-// raftregistry, node or cmd (DESIGN.md §3).
+// raftregistry, node or cmd (docs/design.md §3).
 package provider
 
 import (

@@ -1,6 +1,6 @@
 // Package routing is the one place where compatibility is decided: which
 // service version, and which of its containers, serves client C calling
-// service S (DESIGN.md §4).
+// service S (docs/design.md §4).
 //
 // It owns the routing rule and nothing else:
 //

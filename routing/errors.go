@@ -10,7 +10,7 @@ import (
 
 var (
 	// ErrNoCompatibleVersion means no version of the service is a candidate
-	// for the client (DESIGN.md §4). The error returned is a
+	// for the client (docs/design.md §4). The error returned is a
 	// *NoCompatibleError that says why.
 	ErrNoCompatibleVersion = errors.New("no compatible version")
 

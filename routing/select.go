@@ -49,7 +49,7 @@ const (
 	whyNamed                        // named by the call and admissible
 )
 
-// Select applies the routing rule of DESIGN.md §4: of the versions of service
+// Select applies the routing rule of docs/design.md §4: of the versions of service
 // whose client range admits c, that meet c's own requirement for service and
 // that have at least one usable container, the highest active one, or when
 // there is none the highest draining one. Its containers are ordered: c's own

@@ -292,7 +292,7 @@ func serviceStatus(c *api.Container, ref api.ServiceRef) *api.ServiceStatus {
 }
 
 // unusable says why a container holding a version cannot serve it now, or
-// returns "" when it can (DESIGN.md §4, clause 3).
+// returns "" when it can (docs/design.md §4, clause 3).
 func unusable(c *api.Container, node *api.Node, st *api.ServiceStatus) string {
 	switch {
 	case c.Desired != api.DesiredPresent:

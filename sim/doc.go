@@ -1,7 +1,7 @@
 // Package sim is coexist's deterministic simulator: whole fleets — registry,
 // nodes, containers, clients and the network between them — in one process,
 // on a virtual clock, driven by scenarios (HCL files or the Go builder), with
-// the invariants of DESIGN.md §9 checked on every event.
+// the invariants of docs/design.md §9 checked on every event.
 //
 // It reuses the pure cores and simulates only what surrounds them:
 //

@@ -12,7 +12,7 @@ import (
 	"github.com/coexist-dev/coexist/routing"
 )
 
-// Invariant names one of the promises of DESIGN.md §9.
+// Invariant names one of the promises of docs/design.md §9.
 type Invariant string
 
 // The invariants.
@@ -37,7 +37,7 @@ const (
 	Deterministic Invariant = "deterministic"
 )
 
-// Invariants lists them in the order of DESIGN.md §9.
+// Invariants lists them in the order of docs/design.md §9.
 var Invariants = []Invariant{Compatible, Available, NoRestarts, Drained, Converges, Deterministic}
 
 // Violation is one broken promise: when, on which event, with which seed.

@@ -1,5 +1,5 @@
 // Package httpd is the registry's v1 HTTP API over the replicated store:
-// routing of the endpoints of DESIGN.md §5, bearer-token authentication and
+// routing of the endpoints of docs/design.md §5, bearer-token authentication and
 // role checks, decoding and full validation of request bodies before
 // anything is proposed to Raft, blocking queries over the state store's
 // watch sets, forwarding to the leader, and the API's Prometheus metrics.
