@@ -20,7 +20,7 @@ const simUsage = `Usage:
   coexist sim bench [--nodes 1000] [--clients 100000] [--rate 0.05] [--duration 10m] [--seed 1]
 
 run simulates the scenario on a virtual clock and checks the invariants of
-DESIGN.md §9 on every event. Each seed is run twice, and a different trace
+docs/design.md §9 on every event. Each seed is run twice, and a different trace
 hash is a violation of determinism (--no-recheck runs it once). It prints a
 summary table and "trace hash: <hex>" per seed, and exits 1 when any
 invariant was violated.
