@@ -78,6 +78,10 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	f := agentFlags{labels: labelFlag{}}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	describe(fs, "[flags]", "Runs a node agent: it registers the node, starts and stops the containers the registry\n"+
+		"assigns to it, checks their health, and fronts them with the node's gateway. With --dev it also\n"+
+		"runs a one-server registry in the same process, for trying coexist on one machine.",
+		"COEXIST_TOKEN=... coexist agent --node-id n1 --registry http://10.0.0.1:7700 --data-dir /var/lib/coexist\ncoexist agent --dev")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's id (default: the host name)")
 	f.registry = envOr("COEXIST_ADDR", api.DefaultAddress)
 	fs.Var(&addrListFlag{list: &f.registry}, "registry", "registry server URL; repeat it or separate URLs with commas, the agent learns the other servers (env COEXIST_ADDR)")

@@ -40,6 +40,9 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	var f serverFlags
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	describe(fs, "[flags]", "Runs a registry server, a Raft member holding the desired and observed state of the fleet.\n"+
+		"Start the first with --bootstrap and the others with --join.",
+		"COEXIST_MANAGEMENT_TOKEN=... coexist server --node-id s1 --data-dir /var/lib/coexist --bootstrap")
 	fs.StringVar(&f.nodeID, "node-id", "", "this server's unique id (default: the host name)")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:7700", "address the HTTP API listens on")
 	fs.StringVar(&f.advertiseHTTP, "advertise-http", "", "URL other servers use to reach this one's API (default: derived from --http-addr)")

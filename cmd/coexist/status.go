@@ -37,6 +37,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cf.register(fs)
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for answers")
+	describe(fs, "[flags]", "Prints the registry's leader and peers, the services with their versions, states and\n"+
+		"the containers behind each, and the counts of containers and nodes.", "COEXIST_TOKEN=... coexist status")
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
