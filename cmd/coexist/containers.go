@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/node"
 )
 
 var containersNoun = noun{
@@ -34,6 +38,17 @@ var containersNoun = noun{
 				}
 				return ct, func(w io.Writer) error { return printContainer(w, ct, time.Now()) }, nil
 			},
+		},
+		"logs": {
+			synopsis: "print a container's output (stdout and stderr in the order written)",
+			usage:    "[--tail N] [--follow] [--node N] <id>",
+			args:     []string{"<id>"},
+			about: "The CLI finds the container's node through the registry and reads the output from that " +
+				"node's agent; it needs an operator or management token, as output may hold secrets. The " +
+				"output of a container that was removed is kept on its node (the last 1 MiB of each, up to " +
+				"100 containers and 32 MiB per node) for a post-mortem: name its node with --node.",
+			example: "coexist containers logs greeter-1 --tail 20\ncoexist containers logs greeter-1 --follow\n" +
+				"coexist containers logs greeter-old --node n1",
 		},
 	},
 }
@@ -125,4 +140,76 @@ func pidString(pid int) string {
 		return "-"
 	}
 	return strconv.Itoa(pid)
+}
+
+func init() {
+	l := containersNoun.verbs["logs"]
+	var follow *bool
+	var tail *int
+	var nodeID *string
+	l.flags = func(fs *flag.FlagSet) {
+		nodeID = fs.String("node", "", "the container's node, for one the registry no longer holds (its kept output)")
+		follow = fs.Bool("follow", false, "keep printing what the container writes, until interrupted")
+		tail = fs.Int("tail", 100, "how many of the last lines to print first (0: all that is kept)")
+	}
+	l.noTimeout = func() bool { return *follow }
+	l.stream = func(ctx context.Context, c *api.Client, cf *clientFlags, pos []string, stdout io.Writer, asJSON bool) error {
+		if asJSON {
+			return fmt.Errorf("--json: logs are text, the container's own output: %w", errUsage)
+		}
+		if *tail < 0 {
+			return fmt.Errorf("--tail %d: want 0 or more lines: %w", *tail, errUsage)
+		}
+		return containerLogs(ctx, c, cf.cfg.Token, pos[0], *nodeID, *tail, *follow, stdout)
+	}
+}
+
+// containerLogs finds the node of container id through the registry
+// (unless nodeID names it) and copies its output from that node's agent
+// (docs/api.md, agent endpoints).
+func containerLogs(ctx context.Context, c *api.Client, token, id, nodeID string, tail int, follow bool, w io.Writer) error {
+	if nodeID == "" {
+		ct, _, err := c.Containers().Info(ctx, id, nil)
+		if api.IsNotFound(err) {
+			return fmt.Errorf("%w (for the kept output of a removed container, name its node with --node)", err)
+		}
+		if err != nil {
+			return err
+		}
+		nodeID = ct.Node
+	}
+	n, _, err := c.Nodes().Info(ctx, nodeID, nil)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", nodeID, err)
+	}
+	if n.Gateway == "" {
+		return fmt.Errorf("node %s has no known gateway address", n.ID)
+	}
+	u := url.URL{Scheme: "http", Host: n.Gateway, Path: node.LogsPathPrefix + id + "/logs",
+		RawQuery: url.Values{"tail": {strconv.Itoa(tail)}, "follow": {strconv.FormatBool(follow)}}.Encode()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent of node %s: %w", n.ID, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return &api.StatusError{Code: resp.StatusCode, Body: fmt.Sprintf("agent of node %s: %s", n.ID, e.Error)}
+	}
+	_, err = io.Copy(w, resp.Body)
+	if err != nil && ctx.Err() != nil {
+		return nil // interrupted while following
+	}
+	return err
 }
