@@ -24,6 +24,7 @@ import (
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
 	"github.com/coexist-dev/coexist/raftregistry/state"
+	"github.com/coexist-dev/coexist/ui"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -245,6 +246,7 @@ func startDevRegistry(ctx context.Context, f *agentFlags, stdout io.Writer, logg
 		return nil, fmt.Errorf("listen on --http-addr: %w", err)
 	}
 	srv, ln := h.HTTPServer(ln, netlimit.Limits{}, false)
+	srv.Handler = ui.Mount(srv.Handler) // the operator's UI at /ui/
 	go func() { _ = srv.Serve(ln) }()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -19,6 +19,7 @@ import (
 	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
+	"github.com/coexist-dev/coexist/ui"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -170,6 +171,7 @@ func serve(ctx context.Context, f *serverFlags, logger hclog.Logger) error {
 	}
 	srv, ln := h.HTTPServer(ln, netlimit.Limits{MaxConns: f.maxConns}, tlsCfg != nil)
 	srv.TLSConfig = tlsCfg
+	srv.Handler = ui.Mount(srv.Handler) // the operator's UI at /ui/
 	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	errCh := make(chan error, 1)
 	go func() {
