@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -83,6 +85,7 @@ func TestFleetCLIOnRealProcesses(t *testing.T) {
 		detail.Versions[0].Containers[0] != (containerRef{ID: "g1", Node: "n1", State: api.ContainerRunning, Version: api.ServiceServing}) {
 		t.Errorf("services show greeter --json: %+v", detail)
 	}
+	contains("status", cli(0, "status"), "Service: greeter", "1.0.0", "active", "g1@n1 running")
 	contains("services show", cli(0, "services", "show", "greeter"), "1.0.0", "active", ">= 1.0, < 2.0", "g1@n1 running")
 	contains("services show of an unknown service", cli(1, "services", "show", "nope"), "coexist services show:", "nope")
 
@@ -126,4 +129,29 @@ func TestFleetCLIOnRealProcesses(t *testing.T) {
 	contains("purge of a held version", cli(1, "versions", "purge", "greeter", "1.0.0"), "held by container g1")
 	contains("version", cli(0, "version"), "coexist ")
 	contains("--version", cli(0, "--version"), "coexist ")
+}
+
+// TestBashCompletion sources `coexist completion bash` in a real bash and
+// completes a command, a noun's verbs and acl tokens' verbs.
+func TestBashCompletion(t *testing.T) {
+	code, script, stderr := runBinary(t, nil, "completion", "bash")
+	if code != 0 {
+		t.Fatalf("completion bash: exit %d, %s", code, stderr)
+	}
+	for words, want := range map[string]string{
+		"coexist contai":        "containers",
+		"coexist containers l":  "list logs",
+		"coexist acl tokens ''": "create list revoke",
+		"coexist versions ''":   "declare purge retire",
+	} {
+		n := len(strings.Fields(words)) - 1
+		cmd := exec.Command("bash", "-c", script+"\nCOMP_WORDS=("+words+"); COMP_CWORD="+strconv.Itoa(n)+`; _coexist; echo "${COMPREPLY[@]}"`)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("%s<TAB>: %q, %v; want %q", words, out, err, want)
+		}
+	}
+	if code, _, _ := runBinary(t, nil, "completion", "fish"); code != 2 {
+		t.Errorf("completion fish: exit %d, want 2", code)
+	}
 }

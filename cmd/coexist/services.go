@@ -228,3 +228,16 @@ func versionDone(v *api.ServiceVersion, what string, err error) (any, func(io.Wr
 		return err
 	}, nil
 }
+
+// printVersions prints, per service, each version with its state, range
+// and the containers behind it (for `coexist status`).
+func printVersions(w io.Writer, services []api.Service, containers []api.Container) error {
+	for i := range services {
+		fmt.Fprintln(w)
+		d := serviceDetail{Name: services[i].Name, Versions: versionsWithContainers(&services[i], containers)}
+		if err := d.print(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -114,5 +114,5 @@ func printStatus(ctx context.Context, c *api.Client, w io.Writer) error {
 		versions[api.VersionActive], versions[api.VersionDraining], versions[api.VersionRetired])
 	fmt.Fprintf(w, "Containers: %d (%d running)\n", len(containers), running)
 	fmt.Fprintf(w, "Nodes:      %d (%d ready)\n", len(nodes), ready)
-	return nil
+	return printVersions(w, services, containers)
 }
