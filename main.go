@@ -10,10 +10,12 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
+	"github.com/coexist-dev/coexist/internal/buildinfo"
 	"github.com/coexist-dev/coexist/provider"
 )
 
@@ -22,8 +24,14 @@ var version = "dev"
 
 func main() {
 	var debug bool
+	var showVersion bool
 	flag.BoolVar(&debug, "debug", false, "serve the provider for a debugger (prints TF_REATTACH_PROVIDERS)")
+	flag.BoolVar(&showVersion, "version", false, "print the version and exit")
 	flag.Parse()
+	if showVersion {
+		fmt.Printf("terraform-provider-coexist %s (%s)\n", version, buildinfo.String())
+		return
+	}
 
 	err := providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
 		Address:         "registry.terraform.io/coexist-dev/coexist",

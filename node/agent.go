@@ -79,6 +79,8 @@ type Agent struct {
 	kickCh   chan struct{}
 	gwAddr   atomic.Value // string: the gateway's bound address
 	ready    atomic.Bool  // the first view of all three tables is in
+	tokens   *registryTokens
+	keeper   *logKeeper // the output of removed containers (logs.go)
 
 	mu         sync.Mutex
 	local      Observed
@@ -141,11 +143,13 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		checkers:  map[string]context.CancelFunc{},
 		lastErr:   map[string]string{},
 		reporting: map[string]bool{},
+		tokens:    registryTokensOf(cfg.Client),
+		keeper:    newLogKeeper(cfg.DataDir),
 	}
 	a.table.Store(routing.NewTable(nil, nil, nil))
 	gw, err := NewGateway(GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
 		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load,
-		Authorize: RegistryAuthorizer(cfg.Client), Limits: cfg.GatewayLimits})
+		Authorize: a.tokens.authorize, Logs: http.HandlerFunc(a.serveLogs), Limits: cfg.GatewayLimits})
 	if err != nil {
 		return nil, err
 	}
@@ -562,6 +566,7 @@ func (a *Agent) carryOut(ctx context.Context, act Action, now time.Time) bool {
 		a.savePersistedLocked()
 		a.mu.Unlock()
 		a.inflight.Forget(act.ID)
+		a.keepLogs(act.ID)
 		if r, ok := a.cfg.Driver.(driver.Remover); ok {
 			if err := r.Remove(act.ID); err != nil && !errors.Is(err, driver.ErrNotFound) {
 				a.logger.Warn("remove container files", "container", act.ID, "error", err)

@@ -103,6 +103,9 @@ type GatewayConfig struct {
 	// gateway's listener does not serve /v1/metrics (Metrics still returns
 	// the handler, for a listener of the caller's).
 	Authorize func(ctx context.Context, secret string) error
+	// Logs, when set, answers the calls under LogsPathPrefix: the agent's
+	// endpoint of its containers' output, which checks its own tokens.
+	Logs http.Handler
 	// Limits bound what callers may hold of the listeners of Serve, and of
 	// the calls ServeHTTP answers (their body progress); a zero field takes
 	// its default (netlimit.Defaults).
@@ -254,6 +257,10 @@ func (g *Gateway) Metrics() http.Handler { return g.metrics }
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == MetricsPath {
 		g.serveMetrics(w, r)
+		return
+	}
+	if g.cfg.Logs != nil && strings.HasPrefix(r.URL.Path, LogsPathPrefix) {
+		g.cfg.Logs.ServeHTTP(w, r)
 		return
 	}
 	// A body that stalls does not hold the connection (docs/design.md §5).

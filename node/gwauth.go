@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,65 +33,102 @@ const (
 	tokenCheckTimeout = 5 * time.Second
 )
 
-// errTokenChecksBusy: too many lookups are in progress.
-var errTokenChecksBusy = errors.New("too many token checks in progress")
+var (
+	// errTokenChecksBusy: too many lookups are in progress.
+	errTokenChecksBusy = errors.New("too many token checks in progress")
+	// ErrForbidden: the token is known but its role may not do this; the
+	// agent answers 403.
+	ErrForbidden = errors.New("forbidden")
+)
+
+// admission is what is kept of an admitted token.
+type admission struct {
+	until time.Time
+	role  string
+}
 
 // registryTokens admits the tokens a registry knows.
 type registryTokens struct {
-	self func(ctx context.Context, secret string) error // asks the registry
+	self func(ctx context.Context, secret string) (role string, err error) // asks the registry
 	now  func() time.Time
 	sem  chan struct{}
 
 	mu       sync.Mutex
-	admitted map[[sha256.Size]byte]time.Time // until when
+	admitted map[[sha256.Size]byte]admission
 }
 
-// RegistryAuthorizer returns a GatewayConfig.Authorize that admits the
-// tokens client's registry knows, of any role.
-func RegistryAuthorizer(client *api.Client) func(ctx context.Context, secret string) error {
-	return newRegistryTokens(func(ctx context.Context, secret string) error {
-		_, _, err := client.ACL().Self(ctx, &api.QueryOptions{AuthToken: secret})
-		return err
-	}, time.Now).authorize
+// registryTokensOf admits the tokens client's registry knows: its
+// authorize is the agent's GatewayConfig.Authorize.
+func registryTokensOf(client *api.Client) *registryTokens {
+	return newRegistryTokens(func(ctx context.Context, secret string) (string, error) {
+		t, _, err := client.ACL().Self(ctx, &api.QueryOptions{AuthToken: secret})
+		if err != nil {
+			return "", err
+		}
+		return t.Role, nil
+	}, time.Now)
 }
 
-func newRegistryTokens(self func(ctx context.Context, secret string) error, now func() time.Time) *registryTokens {
+func newRegistryTokens(self func(ctx context.Context, secret string) (string, error), now func() time.Time) *registryTokens {
 	return &registryTokens{self: self, now: now, sem: make(chan struct{}, maxTokenChecks),
-		admitted: make(map[[sha256.Size]byte]time.Time)}
+		admitted: make(map[[sha256.Size]byte]admission)}
 }
 
+// authorize admits a token the registry knows, of any role.
 func (rt *registryTokens) authorize(ctx context.Context, secret string) error {
+	_, err := rt.role(ctx, secret)
+	return err
+}
+
+// authorizeRole admits a token the registry knows whose role is one of
+// roles; a known token of another role gets ErrForbidden.
+func (rt *registryTokens) authorizeRole(ctx context.Context, secret string, roles ...string) error {
+	role, err := rt.role(ctx, secret)
+	if err != nil {
+		return err
+	}
+	for _, r := range roles {
+		if r == role {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: a %s token may not do this; it takes a token of role %s", ErrForbidden, role, strings.Join(roles, " or "))
+}
+
+// role returns the role of a token the registry knows.
+func (rt *registryTokens) role(ctx context.Context, secret string) (string, error) {
 	if secret == "" || len(secret) > maxTokenLen {
-		return ErrUnauthorized
+		return "", ErrUnauthorized
 	}
 	h := sha256.Sum256([]byte(secret))
 	rt.mu.Lock()
-	until, ok := rt.admitted[h]
+	adm, ok := rt.admitted[h]
 	rt.mu.Unlock()
-	if ok && rt.now().Before(until) {
-		return nil
+	if ok && rt.now().Before(adm.until) {
+		return adm.role, nil
 	}
 	select {
 	case rt.sem <- struct{}{}:
 		defer func() { <-rt.sem }()
 	default:
-		return errTokenChecksBusy
+		return "", errTokenChecksBusy
 	}
 	ctx, cancel := context.WithTimeout(ctx, tokenCheckTimeout)
 	defer cancel()
-	if err := rt.self(ctx, secret); err != nil {
+	role, err := rt.self(ctx, secret)
+	if err != nil {
 		var se *api.StatusError
 		if errors.As(err, &se) && (se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden) {
-			return ErrUnauthorized
+			return "", ErrUnauthorized
 		}
-		return fmt.Errorf("check token with the registry: %w", err)
+		return "", fmt.Errorf("check token with the registry: %w", err)
 	}
 	now := rt.now()
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if len(rt.admitted) >= maxCachedTokens {
-		for k, until := range rt.admitted {
-			if !now.Before(until) {
+		for k, a := range rt.admitted {
+			if !now.Before(a.until) {
 				delete(rt.admitted, k)
 			}
 		}
@@ -98,6 +136,6 @@ func (rt *registryTokens) authorize(ctx context.Context, secret string) error {
 			clear(rt.admitted)
 		}
 	}
-	rt.admitted[h] = now.Add(tokenTTL)
-	return nil
+	rt.admitted[h] = admission{until: now.Add(tokenTTL), role: role}
+	return role, nil
 }

@@ -340,18 +340,18 @@ func TestRegistryTokens(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var asked atomic.Int32
 	block := make(chan struct{})
-	rt := newRegistryTokens(func(ctx context.Context, secret string) error {
+	rt := newRegistryTokens(func(ctx context.Context, secret string) (string, error) {
 		asked.Add(1)
 		switch secret {
 		case "good":
-			return nil
+			return api.RoleRead, nil
 		case "slow":
 			<-block
-			return nil
+			return api.RoleRead, nil
 		case "down":
-			return errors.New("connection refused")
+			return "", errors.New("connection refused")
 		}
-		return &api.StatusError{Code: http.StatusUnauthorized, Body: "unknown token"}
+		return "", &api.StatusError{Code: http.StatusUnauthorized, Body: "unknown token"}
 	}, func() time.Time { return now })
 	ctx := context.Background()
 	if err := rt.authorize(ctx, "good"); err != nil {

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"strconv"
+	"strings"
 )
 
 // The HTTP/1.1 heads Serve reads and writes itself (RFC 9110, RFC 9112). It
@@ -89,8 +90,8 @@ func (r *request) parse(b []byte) bool {
 		}
 	}
 	r.head.path = reuse(prev.path, r.target[:q])
-	if r.head.path == MetricsPath {
-		return false
+	if r.head.path == MetricsPath || strings.HasPrefix(r.head.path, LogsPathPrefix) {
+		return false // net/http answers the gateway's own endpoints
 	}
 
 	start := len(b) - len(rest)

@@ -23,6 +23,7 @@ import (
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
 	"github.com/coexist-dev/coexist/raftregistry/state"
+	"github.com/coexist-dev/coexist/ui"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -77,6 +78,10 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	f := agentFlags{labels: labelFlag{}}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	describe(fs, "[flags]", "Runs a node agent: it registers the node, starts and stops the containers the registry\n"+
+		"assigns to it, checks their health, and fronts them with the node's gateway. With --dev it also\n"+
+		"runs a one-server registry in the same process, for trying coexist on one machine.",
+		"COEXIST_TOKEN=... coexist agent --node-id n1 --registry http://10.0.0.1:7700 --data-dir /var/lib/coexist\ncoexist agent --dev")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's id (default: the host name)")
 	f.registry = envOr("COEXIST_ADDR", api.DefaultAddress)
 	fs.Var(&addrListFlag{list: &f.registry}, "registry", "registry server URL; repeat it or separate URLs with commas, the agent learns the other servers (env COEXIST_ADDR)")
@@ -239,6 +244,7 @@ func startDevRegistry(ctx context.Context, f *agentFlags, stdout io.Writer, logg
 		return nil, fmt.Errorf("listen on --http-addr: %w", err)
 	}
 	srv, ln := h.HTTPServer(ln, netlimit.Limits{}, false)
+	srv.Handler = ui.Mount(srv.Handler) // the operator's UI at /ui/
 	go func() { _ = srv.Serve(ln) }()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -116,12 +116,10 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 	f.register(fs)
 	method := fs.String("method", http.MethodGet, "HTTP method")
 	data := fs.String("data", "", "request body")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: coexist call --client name@version [--require service=constraint]... [flags] <service> [path]")
-		fmt.Fprintln(stderr, "\nPerforms one call routed as the client would route it, and prints the status,")
-		fmt.Fprintln(stderr, "Coexist-Served-By and body. Exits 0 only on a 2xx answer.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	describe(fs, "--client name@version [--require service=constraint]... [flags] <service> [path]",
+		"Performs one call routed as the client would route it, and prints the status,\n"+
+			"Coexist-Served-By and body. Exits 0 only on a 2xx answer.",
+		"coexist call --client web@1.3.0 greeter /hello")
 	pos, code, ok := parseSDKFlags(fs, &f, args, "<service>", "[path]")
 	if !ok {
 		return code
@@ -182,12 +180,10 @@ func runRoute(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("route", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: coexist route --client name@version [--require service=constraint]... [flags] <service>")
-		fmt.Fprintln(stderr, "\nPrints which version and container a call from the client would go to, why,")
-		fmt.Fprintln(stderr, "and every version considered. Exits 1 when no version serves the client.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	describe(fs, "--client name@version [--require service=constraint]... [flags] <service>",
+		"Prints which version and container a call from the client would go to, why,\n"+
+			"and every version considered. Exits 1 when no version serves the client.",
+		"coexist route --client web@2.1.0 greeter")
 	pos, code, ok := parseSDKFlags(fs, &f, args, "<service>")
 	if !ok {
 		return code

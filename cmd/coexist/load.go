@@ -40,10 +40,10 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 0, "how long to run (0: until SIGINT or SIGTERM)")
 	deadline := fs.Duration("deadline", 10*time.Second, "each call's deadline, retries included")
 	quiet := fs.Bool("quiet", false, "print only the totals")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: coexist load [flags] <service> <path>")
-		fs.PrintDefaults()
-	}
+	describe(fs, "[flags] <service> <path>",
+		"Calls a service at a steady rate as one client version, through the SDK or one gateway,\n"+
+			"printing a line a second and the totals; exits 1 when any call failed.",
+		"coexist load --client web@1.3.0 --rate 50 --duration 30s greeter /hello")
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code

@@ -1,5 +1,7 @@
 // Command coexist is the coexist daemon and CLI: `coexist server` runs a
-// registry server, `coexist status` prints the cluster's state.
+// registry server, `coexist agent` a node agent; `coexist status`,
+// `services`, `versions`, `containers`, `nodes` and `acl tokens` show and
+// change the fleet (docs/design.md §5, CLI conventions).
 package main
 
 import (
@@ -23,6 +25,18 @@ var commands = map[string]command{
 	"load":   {"call a service through a gateway at a steady rate, as one client version", runLoad},
 	"image":  {"pack a static binary into an OCI image layout, for the oci driver", runImage},
 	"sim":    {"simulate a fleet on a virtual clock: run scenarios, check the invariants", runSim},
+
+	"services":   {"list and show services, their versions and the containers behind each", nounRunner("services", &servicesNoun)},
+	"versions":   {"declare, retire and purge service versions", nounRunner("versions", &versionsNoun)},
+	"containers": {"list containers, show one's status, read its logs", nounRunner("containers", &containersNoun)},
+	"nodes":      {"list and show nodes", nounRunner("nodes", &nodesNoun)},
+	"acl":        {"create, list and revoke ACL tokens (acl tokens ...)", runACL},
+	"version":    {"print the version of this binary", runVersion},
+}
+
+// nounRunner runs `coexist name <verb>` of n.
+func nounRunner(name string, n *noun) func(args []string, stdout, stderr io.Writer) int {
+	return func(args []string, stdout, stderr io.Writer) int { return runNoun(name, *n, args, stdout, stderr) }
 }
 
 func main() {
@@ -30,6 +44,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == "--version" {
+		return runVersion(nil, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -55,7 +72,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].synopsis)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].synopsis)
 	}
 	fmt.Fprintln(w, "\nRun 'coexist <command> --help' for a command's flags.")
 }

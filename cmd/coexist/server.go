@@ -19,6 +19,7 @@ import (
 	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
+	"github.com/coexist-dev/coexist/ui"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -40,6 +41,9 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	var f serverFlags
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	describe(fs, "[flags]", "Runs a registry server, a Raft member holding the desired and observed state of the fleet.\n"+
+		"Start the first with --bootstrap and the others with --join.",
+		"COEXIST_MANAGEMENT_TOKEN=... coexist server --node-id s1 --data-dir /var/lib/coexist --bootstrap")
 	fs.StringVar(&f.nodeID, "node-id", "", "this server's unique id (default: the host name)")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:7700", "address the HTTP API listens on")
 	fs.StringVar(&f.advertiseHTTP, "advertise-http", "", "URL other servers use to reach this one's API (default: derived from --http-addr)")
@@ -167,6 +171,7 @@ func serve(ctx context.Context, f *serverFlags, logger hclog.Logger) error {
 	}
 	srv, ln := h.HTTPServer(ln, netlimit.Limits{MaxConns: f.maxConns}, tlsCfg != nil)
 	srv.TLSConfig = tlsCfg
+	srv.Handler = ui.Mount(srv.Handler) // the operator's UI at /ui/
 	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	errCh := make(chan error, 1)
 	go func() {

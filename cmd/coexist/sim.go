@@ -24,6 +24,9 @@ docs/design.md §9 on every event. Each seed is run twice, and a different trace
 hash is a violation of determinism (--no-recheck runs it once). It prints a
 summary table and "trace hash: <hex>" per seed, and exits 1 when any
 invariant was violated.
+
+Example:
+  coexist sim run examples/scenarios/rolling-upgrade.hcl --seeds 1..20
 `
 
 func runSim(args []string, stdout, stderr io.Writer) int {

@@ -37,6 +37,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cf.register(fs)
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for answers")
+	describe(fs, "[flags]", "Prints the registry's leader and peers, the services with their versions, states and\n"+
+		"the containers behind each, and the counts of containers and nodes.", "COEXIST_TOKEN=... coexist status")
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
@@ -112,5 +114,5 @@ func printStatus(ctx context.Context, c *api.Client, w io.Writer) error {
 		versions[api.VersionActive], versions[api.VersionDraining], versions[api.VersionRetired])
 	fmt.Fprintf(w, "Containers: %d (%d running)\n", len(containers), running)
 	fmt.Fprintf(w, "Nodes:      %d (%d ready)\n", len(nodes), ready)
-	return nil
+	return printVersions(w, services, containers)
 }

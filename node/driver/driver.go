@@ -44,6 +44,15 @@ type LogTailer interface {
 	Tail(id string, lines int) (string, error)
 }
 
+// LogFiler names the file a container's output (stdout and stderr, in the
+// order written) goes to, for an agent that serves it whole or follows it,
+// and keeps it once the container is removed. The file may be cut at its
+// head when it grows past the driver's cap. It returns ErrNotFound for a
+// container the driver has no files of.
+type LogFiler interface {
+	LogFile(id string) (string, error)
+}
+
 // Remover forgets an exited container for good: its persisted handle and its
 // logs. It returns ErrRunning while the container runs.
 type Remover interface {

@@ -133,6 +133,7 @@ var (
 	_ Recoverer = (*Exec)(nil)
 	_ LogTailer = (*Exec)(nil)
 	_ Remover   = (*Exec)(nil)
+	_ LogFiler  = (*Exec)(nil)
 )
 
 // NewExec checks cfg, fills in its defaults and creates DataDir/containers.
@@ -593,6 +594,36 @@ func (e *Exec) Remove(id string) error {
 	return e.store.remove(id)
 }
 
+// LogFile returns the path of the container's output.log (of its
+// stdout.log for a container started by an older agent, which kept two).
+func (e *Exec) LogFile(id string) (string, error) {
+	paths, err := e.logPaths(id)
+	if err != nil {
+		return "", err
+	}
+	return paths[0], nil
+}
+
+// logPaths returns the log files of a container, running or not, as long
+// as its directory is there: one, or two for an older agent's container.
+func (e *Exec) logPaths(id string) ([]string, error) {
+	if err := validateID(id); err != nil {
+		return nil, err
+	}
+	var paths []string
+	if t, err := e.lookup(id); err == nil {
+		paths = t.h.logs()
+	} else if _, err := os.Stat(e.store.dir(id)); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	} else if h, err := e.store.load(id); err == nil {
+		paths = h.logs()
+	}
+	if len(paths) == 0 {
+		paths = []string{filepath.Join(e.store.dir(id), outputFile)}
+	}
+	return paths, nil
+}
+
 // Tail returns the last lines the container wrote, stdout and stderr in the
 // order they were written, joined by newlines. It reads only the end of the
 // file. It also works for a container whose process is gone, as long as its
@@ -600,12 +631,9 @@ func (e *Exec) Remove(id string) error {
 // separate stdout.log and stderr.log, it returns up to lines of each,
 // stdout's first.
 func (e *Exec) Tail(id string, lines int) (string, error) {
-	if err := validateID(id); err != nil {
+	paths, err := e.logPaths(id)
+	if err != nil {
 		return "", err
 	}
-	var h *Handle
-	if t, err := e.lookup(id); err == nil {
-		h = &t.h
-	}
-	return tailLogs(id, e.store.dir(id), h, lines)
+	return tailPaths(id, paths, lines)
 }

@@ -26,6 +26,7 @@ var (
 	_ Driver    = (*Mux)(nil)
 	_ Recoverer = (*Mux)(nil)
 	_ LogTailer = (*Mux)(nil)
+	_ LogFiler  = (*Mux)(nil)
 	_ Remover   = (*Mux)(nil)
 )
 
@@ -169,6 +170,20 @@ func (m *Mux) Tail(id string, lines int) (string, error) {
 			var s string
 			if s, err = t.Tail(id, lines); err == nil {
 				return s, nil
+			}
+		}
+	}
+	return "", err
+}
+
+// LogFile names the container's output file, from the driver that has it.
+func (m *Mux) LogFile(id string) (string, error) {
+	err := fmt.Errorf("%w: %s", ErrNotFound, id)
+	for _, d := range m.candidates(id) {
+		if l, ok := d.(LogFiler); ok {
+			var p string
+			if p, err = l.LogFile(id); err == nil {
+				return p, nil
 			}
 		}
 	}

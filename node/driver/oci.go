@@ -86,6 +86,7 @@ var (
 	_ Driver    = (*OCI)(nil)
 	_ Recoverer = (*OCI)(nil)
 	_ LogTailer = (*OCI)(nil)
+	_ LogFiler  = (*OCI)(nil)
 	_ Remover   = (*OCI)(nil)
 )
 
@@ -566,6 +567,22 @@ func (o *OCI) Tail(id string, lines int) (string, error) {
 		h = &t.h
 	}
 	return tailLogs(id, o.store.dir(id), h, lines)
+}
+
+// LogFile names the container's output.log (stdout and stderr in the order
+// written), running or not, as long as its directory is there.
+func (o *OCI) LogFile(id string) (string, error) {
+	if err := validateID(id); err != nil {
+		return "", err
+	}
+	if t, err := o.lookup(id); err == nil {
+		return t.h.logs()[0], nil
+	}
+	p := filepath.Join(o.store.dir(id), outputFile)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return p, nil
 }
 
 // env is the container's environment: the image's, then the spec's, then

@@ -68,6 +68,12 @@ func tailLogs(id, dir string, h *Handle, lines int) (string, error) {
 			paths = []string{filepath.Join(dir, stdoutFile), filepath.Join(dir, stderrFile)}
 		}
 	}
+	return tailPaths(id, paths, lines)
+}
+
+// tailPaths returns the last lines of each of a container's log files,
+// joined by newlines.
+func tailPaths(id string, paths []string, lines int) (string, error) {
 	var out []string
 	for _, p := range paths {
 		l, err := tailFile(p, lines)
