@@ -18,9 +18,20 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // runImage runs `coexist image pack`: an OCI image layout from a static
 // binary, for the oci driver (docs/design.md §6).
+const imagePackAbout = `pack writes an OCI image layout holding one static executable as its
+entrypoint, so that an agent's oci driver can run it without a registry
+(config.image = "oci:DIR:NAME:VERSION"; docs/design.md §6). Packing the
+same binary with the same flags gives the same digest.`
+
+const imagePackExample = `CGO_ENABLED=0 go build -o greeter ./examples/greeter
+coexist image pack --binary greeter --tag greeter:1.1.0 --env GREETER_VERSION=1.1.0 --out images/greeter`
+
 func runImage(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "pack" {
-		fmt.Fprintln(stderr, "Usage: coexist image pack --binary PATH --tag NAME:VERSION --out DIR [--env K=V]... [--arg ARG]...")
+		fmt.Fprintf(stderr, "Usage: coexist image pack --binary PATH --tag NAME:VERSION --out DIR [--env K=V]... [--arg ARG]...\n\n%s\n\nExample:\n", imagePackAbout)
+		for _, l := range strings.Split(imagePackExample, "\n") {
+			fmt.Fprintf(stderr, "  %s\n", l)
+		}
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return 0
 		}
@@ -34,10 +45,7 @@ func runImage(args []string, stdout, stderr io.Writer) int {
 	var env, argv listFlag
 	fs.Var(&env, "env", "KEY=VALUE in the image's environment (repeatable)")
 	fs.Var(&argv, "arg", "an argument of the image's default command (repeatable)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: coexist image pack --binary PATH --tag NAME:VERSION --out DIR [--env K=V]... [--arg ARG]...")
-		fs.PrintDefaults()
-	}
+	describe(fs, "--binary PATH --tag NAME:VERSION --out DIR [--env K=V]... [--arg ARG]...", imagePackAbout, imagePackExample)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
