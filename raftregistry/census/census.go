@@ -14,6 +14,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/coexist-dev/coexist/api"
 )
 
 // The tables a watcher acknowledges.
@@ -34,7 +36,7 @@ const (
 
 // AgentName is the Coexist-Client an agent sends; its Coexist-Client-Version
 // is its node id.
-const AgentName = "agent"
+const AgentName = api.AgentClientName
 
 // Identity is who a watch request says it comes from.
 type Identity struct {
@@ -325,6 +327,13 @@ func (f *Fleet) Watchers(now time.Time, tables map[string]uint64) []Watcher {
 			lastOf[k.instance] = m.last
 			w.Server = m.server
 		}
+		// The services a client calls only grow; a table's request may
+		// carry an older list than another's.
+		for _, c := range m.Calls {
+			if !slices.Contains(w.Calls, c) {
+				w.Calls = append(slices.Clip(w.Calls), c)
+			}
+		}
 		ta := TableAck{Table: k.table, Ack: m.Ack}
 		if cur := tables[k.table]; cur > m.Ack {
 			ta.Lag = cur - m.Ack
@@ -336,6 +345,7 @@ func (f *Fleet) Watchers(now time.Time, tables map[string]uint64) []Watcher {
 	}
 	out := make([]Watcher, 0, len(byInst))
 	for _, w := range byInst {
+		slices.Sort(w.Calls)
 		slices.SortFunc(w.Tables, func(a, b TableAck) int { return cmp.Compare(a.Table, b.Table) })
 		out = append(out, *w)
 	}
@@ -390,4 +400,17 @@ func (f *Fleet) InForce(index uint64, tables map[string]uint64, now time.Time) (
 		return cmp.Or(cmp.Compare(a.Instance, b.Instance), cmp.Compare(a.Table, b.Table))
 	})
 	return len(lag) == 0, lag
+}
+
+// Only is tables restricted to the names in only; all of tables when only is
+// empty.
+func Only(tables map[string]uint64, only ...string) map[string]uint64 {
+	if len(only) == 0 {
+		return tables
+	}
+	out := make(map[string]uint64, len(only))
+	for _, t := range only {
+		out[t] = tables[t]
+	}
+	return out
 }
