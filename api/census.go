@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -148,4 +149,72 @@ func (a *CensusAPI) InForce(ctx context.Context, index uint64, wait time.Duratio
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Stranded is the answer of GET /v1/census/stranded: the live cohorts a
+// retire or a new range would leave with no version to call.
+type Stranded struct {
+	CensusComplete bool     `json:"census_complete"`
+	Cohorts        []Cohort `json:"cohorts"`
+	// Error is the refusal the change would meet, empty when none.
+	Error string `json:"error,omitempty"`
+}
+
+// Stranded asks which live cohorts retiring service@version would strand,
+// or, when clients is not nil, giving it the range *clients.
+func (a *CensusAPI) Stranded(ctx context.Context, service, version string, clients *string) (*Stranded, error) {
+	p := url.Values{"service": {service}, "version": {version}}
+	if clients != nil {
+		p.Set("clients", *clients)
+	}
+	var out Stranded
+	if _, err := a.c.query(ctx, "/v1/census/stranded", p, &out, nil); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WaitInForce waits until the change at index is in force, asking with
+// blocking queries of up to wait each, until ctx ends; on timeout the error
+// names the watchers still lagging.
+func (a *CensusAPI) WaitInForce(ctx context.Context, index uint64, wait time.Duration) error {
+	var last *InForce
+	for {
+		f, err := a.InForce(ctx, index, wait)
+		if err == nil && f.InForce {
+			return nil
+		}
+		if err == nil {
+			last = f
+		}
+		select {
+		case <-ctx.Done():
+			return inForceTimeout(index, last, ctx.Err())
+		default:
+		}
+		if err != nil && !IsRetryable(err) {
+			return err
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return inForceTimeout(index, last, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func inForceTimeout(index uint64, last *InForce, err error) error {
+	if last == nil {
+		return fmt.Errorf("change at index %d not known to be in force: %w", index, err)
+	}
+	if !last.CensusComplete {
+		return fmt.Errorf("change at index %d not in force: the census of live watchers is not complete yet: %w", index, err)
+	}
+	names := make([]string, 0, len(last.Lagging))
+	for _, l := range last.Lagging {
+		names = append(names, fmt.Sprintf("%s %s@%s (instance %s on %s, %s at %d of %d)", l.Kind, l.Name, l.Version, l.Instance, l.Server, l.Table, l.Index, l.Need))
+	}
+	return fmt.Errorf("change at index %d not in force; lagging watchers: %s: %w", index, strings.Join(names, "; "), err)
 }

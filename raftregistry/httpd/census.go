@@ -360,3 +360,36 @@ func (s *Server) refuseStranding(r *http.Request, ch census.Change) error {
 		}
 	}
 }
+
+// getStranded answers GET /v1/census/stranded?service=S&version=V
+// [&clients=R]: the live cohorts that retiring V (or, with clients, giving it
+// the range R) would strand, without changing anything; tools ask it before
+// they plan the change.
+func (s *Server) getStranded(w http.ResponseWriter, r *http.Request, _ *call) error {
+	q := r.URL.Query()
+	ch := census.Change{Service: q.Get("service"), Version: q.Get("version"), Retire: !q.Has("clients"), Clients: q.Get("clients")}
+	if err := state.ValidateName("service", ch.Service); err != nil {
+		return err
+	}
+	if err := state.ValidateVersion("version", ch.Version); err != nil {
+		return err
+	}
+	if !ch.Retire {
+		if err := state.ValidateConstraint("clients", ch.Clients); err != nil {
+			return err
+		}
+	}
+	v, err := s.store.Census()
+	if err != nil {
+		return err
+	}
+	_, services, containers, nodes := routingInputs(s.store.State())
+	stranded := census.Stranded(services, containers, nodes, census.Cohorts(v.Watchers), ch)
+	out := api.Stranded{CensusComplete: v.Complete, Cohorts: cohortsAPI(stranded)}
+	if len(stranded) > 0 {
+		out.Error = (&census.StrandedError{Change: ch, Cohorts: stranded}).Error()
+	}
+	s.setLeaderHeaders(w)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

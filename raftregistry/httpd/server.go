@@ -254,6 +254,7 @@ func (s *Server) routes() {
 
 		{"GET", "/v1/census", kindLeaderRead, anyToken, bodyNone, s.getCensus},
 		{"GET", "/v1/census/in-force", kindLeaderRead, anyToken, bodyNone, s.getInForce},
+		{"GET", "/v1/census/stranded", kindLeaderRead, anyToken, bodyNone, s.getStranded},
 		{"POST", "/v1/census/report", kindWrite, mgmt, bodyJSON, s.postCensusReport},
 
 		{"GET", "/v1/status/leader", kindOpen, anyToken, bodyNone, s.statusLeader},
