@@ -111,7 +111,7 @@ func liveClient(t *testing.T, svc string) {
 	if resp, err := cl.HTTPClient().Do(r); err == nil {
 		resp.Body.Close()
 	}
-	waitFor(t, "the census to count web@1.5.0", 10*time.Second, func() (bool, error) {
+	waitFor(t, "the census to count web@1.5.0", 30*time.Second, func() (bool, error) {
 		cs, _, err := acc.client.Census().Get(ctx, nil)
 		if err != nil {
 			return false, err

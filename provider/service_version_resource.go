@@ -280,6 +280,10 @@ func (r *ServiceVersionResource) Read(ctx context.Context, req resource.ReadRequ
 	state.Clients = types.StringValue(sv.Clients)
 	state.Description = types.StringValue(sv.Description)
 	state.State = types.StringValue(sv.State)
+	if state.ForceRetire.IsNull() {
+		// Imported, or written before the attribute existed: the default.
+		state.ForceRetire = types.BoolValue(false)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
