@@ -113,6 +113,10 @@ type QueryOptions struct {
 	WaitTime time.Duration
 	// AuthToken overrides the Client's token for this request.
 	AuthToken string
+	// Identity, when set, says who asks: an agent's or SDK client's watch
+	// carries it so that the registry counts it in its census, and its
+	// WaitIndex acknowledges the table up to that index (docs/design.md §5).
+	Identity *Identity
 }
 
 // WriteOptions are the parameters of a write.
@@ -123,7 +127,8 @@ type WriteOptions struct {
 	CAS *uint64
 	// Force makes a write that the registry refuses by default to protect
 	// running calls go ahead anyway (?force=true): purging a node that is
-	// still ready.
+	// still ready, retiring or narrowing a version that live clients still
+	// need.
 	Force bool
 	// AuthToken overrides the Client's token for this request.
 	AuthToken string
@@ -304,6 +309,7 @@ type request struct {
 	body   []byte    // sent again when the request goes to another server
 	stream io.Reader // a body read once: never sent to a second server
 	ctype  string
+	ident  *Identity
 }
 
 func (c *Client) newRequest(method, path string) *request {
@@ -327,6 +333,7 @@ func (r *request) setQuery(q *QueryOptions) {
 		r.flags = append(r.flags, "consistent")
 	}
 	r.token = q.AuthToken
+	r.ident = q.Identity
 }
 
 func (r *request) setWrite(w *WriteOptions) {
@@ -443,6 +450,9 @@ func (c *Client) attempt(ctx context.Context, base *url.URL, r *request, limit t
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if r.ident != nil {
+		r.ident.setHeaders(req.Header)
 	}
 
 	start := time.Now()

@@ -71,6 +71,14 @@ const (
 	HeaderHops          = "Coexist-Hops"
 	HeaderServedBy      = "Coexist-Served-By"
 	HeaderRetry         = "Coexist-Retry"
+
+	// Census headers (docs/design.md §5): who a watch request comes from.
+	// HeaderInstance is a random id per process; HeaderCalls the services
+	// an SDK client has routed to, comma-separated; HeaderClientRequires
+	// its own requirements, URL-encoded as service=range pairs.
+	HeaderInstance       = "Coexist-Instance"
+	HeaderCalls          = "Coexist-Calls"
+	HeaderClientRequires = "Coexist-Client-Requires"
 )
 
 // Node is a host running `coexist agent`. Agents register their own node.

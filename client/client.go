@@ -78,6 +78,14 @@ type Client struct {
 	wg     sync.WaitGroup
 
 	metrics *metrics
+
+	// ident says who this process is on every watch (docs/design.md §5).
+	watcher *api.Identity
+	// calls are the services this process has routed to, copied on write;
+	// callsGrew is closed (and replaced) when one is added, under callsMu.
+	calls     atomic.Pointer[map[string]struct{}]
+	callsMu   sync.Mutex
+	callsGrew chan struct{}
 }
 
 // tableState is one route table and what calls derive from it, immutable.
@@ -148,6 +156,10 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			c.hdrRequire[svc] = []string{cons}
 		}
 	}
+	c.watcher = &api.Identity{Instance: api.NewInstanceID(), Client: cfg.Name, ClientVersion: cfg.Version,
+		Requires: cfg.Requires, Calls: c.callList}
+	c.calls.Store(&map[string]struct{}{})
+	c.callsGrew = make(chan struct{})
 	c.rt = &transport{c: c}
 	c.http = &http.Client{Transport: c.rt}
 	c.metrics = newMetrics(cfg.Name, cfg.Version, c.Staleness)
@@ -272,9 +284,8 @@ func watch[T any](ctx context.Context, c *Client, which int, list func(context.C
 			nq.WaitIndex = 0
 			q = &nq
 		}
-		qctx, cancel := context.WithTimeout(ctx, limit)
-		defer cancel()
-		v, meta, err := list(qctx, q)
+		q.Identity = c.watcher
+		v, meta, err := listCounted(c, ctx, which, limit, q, list)
 		if err != nil {
 			return v, meta, err
 		}
@@ -414,3 +425,71 @@ func (c *Client) monitorStaleness(ctx context.Context) {
 type globalRand struct{}
 
 func (globalRand) IntN(n int) int { return rand.IntN(n) }
+
+// listCounted runs one query of a watch within limit. The services watch
+// asks again at once, with the same index, when the process starts calling
+// a service it had not called: the registry learns of it from the request's
+// Coexist-Calls, and must not wait for the blocking query to end to know
+// that this client needs that service (docs/design.md §5).
+func listCounted[T any](c *Client, ctx context.Context, which int, limit time.Duration, q *api.QueryOptions,
+	list func(context.Context, *api.QueryOptions) (T, *api.QueryMeta, error)) (T, *api.QueryMeta, error) {
+	for {
+		qctx, cancel := context.WithTimeout(ctx, limit)
+		grew := make(chan struct{})
+		if which == watchServices {
+			c.callsMu.Lock()
+			grown := c.callsGrew
+			c.callsMu.Unlock()
+			go func() {
+				select {
+				case <-grown:
+					close(grew)
+					cancel()
+				case <-qctx.Done():
+				}
+			}()
+		}
+		v, meta, err := list(qctx, q)
+		cancel()
+		select {
+		case <-grew:
+			if ctx.Err() == nil {
+				continue
+			}
+		default:
+		}
+		return v, meta, err
+	}
+}
+
+// callList returns the services this process has routed to.
+func (c *Client) callList() []string {
+	m := *c.calls.Load()
+	out := make([]string, 0, len(m))
+	for s := range m {
+		out = append(out, s)
+	}
+	return out
+}
+
+// noteCall records that the process routes to service; the hot path is one
+// atomic load and a map read.
+func (c *Client) noteCall(service string) {
+	if _, ok := (*c.calls.Load())[service]; ok {
+		return
+	}
+	c.callsMu.Lock()
+	defer c.callsMu.Unlock()
+	old := *c.calls.Load()
+	if _, ok := old[service]; ok {
+		return
+	}
+	m := make(map[string]struct{}, len(old)+1)
+	for k := range old {
+		m[k] = struct{}{}
+	}
+	m[service] = struct{}{}
+	c.calls.Store(&m)
+	close(c.callsGrew)
+	c.callsGrew = make(chan struct{})
+}

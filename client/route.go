@@ -64,6 +64,7 @@ func (c *Client) Route(service string) (RouteInfo, error) {
 // atomic load and routing.Select, no lock and no allocation. It returns the
 // table it chose from, which the rest of the call reads.
 func (c *Client) choose(service string) (*tableState, routing.Route, error) {
+	c.noteCall(service)
 	st := c.state.Load()
 	r, err := routing.Select(st.t, c.ident, service, c.rnd)
 	return st, r, err

@@ -333,22 +333,28 @@ func (a *Agent) startWatches(ctx context.Context) {
 		// at most a second.
 		return api.WatchConfig{WaitTime: 30 * time.Second, AllowStale: true, MaxBackoff: time.Second, OnError: onErr(what)}
 	}
+	// Every watch says who asks, so that the registry counts this node's
+	// gateway in its census (docs/design.md §5).
+	ident := &api.Identity{Instance: api.NewInstanceID(), Client: api.AgentClientName, ClientVersion: a.cfg.NodeID}
 	a.wg.Add(3)
 	go func() {
 		defer a.wg.Done()
 		_ = api.Watch(ctx, cfg("services"), func(ctx context.Context, q *api.QueryOptions) ([]api.Service, *api.QueryMeta, error) {
+			q.Identity = ident
 			return c.Services().List(ctx, q)
 		}, func(v []api.Service, m *api.QueryMeta) { a.update(0, m, func() { a.services = v }) })
 	}()
 	go func() {
 		defer a.wg.Done()
 		_ = api.Watch(ctx, cfg("containers"), func(ctx context.Context, q *api.QueryOptions) ([]api.Container, *api.QueryMeta, error) {
+			q.Identity = ident
 			return c.Containers().List(ctx, "", q)
 		}, func(v []api.Container, m *api.QueryMeta) { a.update(1, m, func() { a.containers = v }) })
 	}()
 	go func() {
 		defer a.wg.Done()
 		_ = api.Watch(ctx, cfg("nodes"), func(ctx context.Context, q *api.QueryOptions) ([]api.Node, *api.QueryMeta, error) {
+			q.Identity = ident
 			return c.Nodes().List(ctx, q)
 		}, func(v []api.Node, m *api.QueryMeta) { a.update(2, m, func() { a.nodes = v }) })
 	}()

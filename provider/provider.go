@@ -208,6 +208,7 @@ func (p *CoexistProvider) Resources(_ context.Context) []func() resource.Resourc
 func (p *CoexistProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		NewNodesDataSource,
+		NewClientsDataSource,
 		NewRouteDataSource,
 		NewServiceVersionsDataSource,
 	}

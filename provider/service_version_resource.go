@@ -8,9 +8,11 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -49,6 +51,7 @@ type serviceVersionModel struct {
 	Clients     types.String   `tfsdk:"clients"`
 	Description types.String   `tfsdk:"description"`
 	State       types.String   `tfsdk:"state"`
+	ForceRetire types.Bool     `tfsdk:"force_retire"`
 	Timeouts    timeouts.Value `tfsdk:"timeouts"`
 }
 
@@ -82,8 +85,11 @@ func (r *ServiceVersionResource) Schema(ctx context.Context, _ resource.SchemaRe
 			"already belongs to someone (another configuration, or the API): create fails and says to import " +
 			"it, even when its range and description are the ones configured, so that two configurations never " +
 			"share a version and the destroy of one never retires the other's.\n\n" +
-			"Default timeouts: `create` 2m, `delete` 10m (a drain lasts until the calls in flight finish, or " +
-			"the containers' `drain_timeout` passes).",
+			"Every write waits until it is in force: every live agent and SDK client has seen it. Destroying a " +
+			"version, or narrowing its range, that would leave a live client calling the service with no " +
+			"version is an error at plan time that names the clients, unless `force_retire` is set.\n\n" +
+			"Default timeouts: `create` 2m (also bounds an update's wait for in force), `delete` 10m (a drain " +
+			"lasts until the calls in flight finish, or the containers' `drain_timeout` passes).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "`service@version`, e.g. `greeter@1.4.2`.",
@@ -114,6 +120,14 @@ func (r *ServiceVersionResource) Schema(ctx context.Context, _ resource.SchemaRe
 				Computed:            true,
 				Default:             stringdefault.StaticString(""),
 				Validators:          []validator.String{stringvalidator.LengthAtMost(1024)},
+			},
+			"force_retire": schema.BoolAttribute{
+				MarkdownDescription: "Retire this version, or narrow its range, even when live clients that call the " +
+					"service would be left with no version to call (`?force=true`). Default false: such a plan fails " +
+					"and names the clients.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
 			},
 			"state": schema.StringAttribute{
 				MarkdownDescription: "`active` once declared. A version retired outside Terraform leaves the " +
@@ -150,12 +164,10 @@ func (r *ServiceVersionResource) Create(ctx context.Context, req resource.Create
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := plan.Timeouts.Create(ctx, defaultVersionCreateTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	ctx, cancel, ok := plan.createTimeout(ctx, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	service, ver := plan.Service.ValueString(), plan.Version.ValueString()
@@ -202,13 +214,24 @@ func alreadyExists(v *api.ServiceVersion) string {
 // computed attributes.
 func (r *ServiceVersionResource) declare(ctx context.Context, plan *serviceVersionModel, w *api.WriteOptions) error {
 	service, ver := plan.Service.ValueString(), plan.Version.ValueString()
-	sv, _, err := r.client.API.Services().Declare(ctx, service, ver,
+	if plan.ForceRetire.ValueBool() {
+		if w == nil {
+			w = &api.WriteOptions{}
+		}
+		w.Force = true
+	}
+	sv, wm, err := r.client.API.Services().Declare(ctx, service, ver,
 		api.VersionRequest{Clients: plan.Clients.ValueString(), Description: plan.Description.ValueString()}, w)
 	if err != nil {
 		return err
 	}
 	plan.ID = types.StringValue(versionID(service, ver))
 	plan.State = types.StringValue(sv.State)
+	// Done when every live party that routes has seen it
+	// (docs/design.md §5).
+	if err := r.client.API.Census().WaitInForce(ctx, wm.LastIndex, blockWait); err != nil {
+		return fmt.Errorf("declared, but not in force: %w", err)
+	}
 	return nil
 }
 
@@ -216,7 +239,11 @@ func (r *ServiceVersionResource) declare(ctx context.Context, plan *serviceVersi
 // (retired outside Terraform, and not yet done): the update cancels the
 // drain, and nothing restarts.
 func (r *ServiceVersionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+	if req.State.Raw.IsNull() {
+		return
+	}
+	r.planStranding(ctx, req, resp)
+	if req.Plan.Raw.IsNull() || resp.Diagnostics.HasError() {
 		return
 	}
 	var state types.String
@@ -253,6 +280,10 @@ func (r *ServiceVersionResource) Read(ctx context.Context, req resource.ReadRequ
 	state.Clients = types.StringValue(sv.Clients)
 	state.Description = types.StringValue(sv.Description)
 	state.State = types.StringValue(sv.State)
+	if state.ForceRetire.IsNull() {
+		// Imported, or written before the attribute existed: the default.
+		state.ForceRetire = types.BoolValue(false)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
@@ -267,6 +298,11 @@ func (r *ServiceVersionResource) Update(ctx context.Context, req resource.Update
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	ctx, cancel, ok := plan.createTimeout(ctx, &resp.Diagnostics)
+	if !ok {
+		return
+	}
+	defer cancel()
 	if err := r.declare(ctx, &plan, nil); err != nil {
 		addAPIError(&resp.Diagnostics, r.client, "Cannot update service version", err)
 		return
@@ -294,7 +330,7 @@ func (r *ServiceVersionResource) Delete(ctx context.Context, req resource.Delete
 	defer cancel()
 
 	service, ver := state.Service.ValueString(), state.Version.ValueString()
-	if _, _, err := r.client.API.Services().Retire(ctx, service, ver, nil); err != nil {
+	if _, _, err := r.client.API.Services().Retire(ctx, service, ver, &api.WriteOptions{Force: state.ForceRetire.ValueBool()}); err != nil {
 		if api.IsNotFound(err) {
 			return
 		}
@@ -339,4 +375,66 @@ func findVersion(ctx context.Context, c *api.Client, service, ver string) (*api.
 		}
 	}
 	return nil, nil
+}
+
+// planStranding fails the plan of a destroy, or of a narrower range, that
+// would leave live clients calling the service with no version to call
+// (docs/design.md §5), unless force_retire is set. The registry decides,
+// with the census it keeps; an unreachable registry is a warning, since the
+// apply meets the same check.
+func (r *ServiceVersionResource) planStranding(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.client == nil {
+		return
+	}
+	var st serviceVersionModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &st)...)
+	if resp.Diagnostics.HasError() || st.State.ValueString() != api.VersionActive {
+		return
+	}
+	force := st.ForceRetire.ValueBool()
+	var clients *string
+	if !req.Plan.Raw.IsNull() {
+		var plan serviceVersionModel
+		resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		if plan.Clients.IsUnknown() || plan.Clients.ValueString() == st.Clients.ValueString() ||
+			plan.Service.ValueString() != st.Service.ValueString() || plan.Version.ValueString() != st.Version.ValueString() {
+			return // no new range; a replacement is planned as a destroy of its own
+		}
+		force = force || plan.ForceRetire.ValueBool()
+		c := plan.Clients.ValueString()
+		clients = &c
+	}
+	if force {
+		return
+	}
+	got, err := r.client.API.Census().Stranded(ctx, st.Service.ValueString(), st.Version.ValueString(), clients)
+	if err != nil {
+		resp.Diagnostics.AddWarning("Cannot check for stranded clients",
+			"The registry did not say which live clients this change would strand: "+err.Error())
+		return
+	}
+	if got.Error != "" {
+		what := "Destroying this version"
+		if clients != nil {
+			what = "Narrowing this version's clients range"
+		}
+		resp.Diagnostics.AddError("Change would strand live clients",
+			fmt.Sprintf("%s would leave live clients with no version to call: %s.\n\nDeclare a version that "+
+				"serves them first, or set force_retire = true to do it anyway.", what, got.Error))
+	}
+}
+
+// createTimeout bounds ctx by the create timeout, which also bounds an
+// update's wait for its write to be in force.
+func (m *serviceVersionModel) createTimeout(ctx context.Context, diags *diag.Diagnostics) (context.Context, context.CancelFunc, bool) {
+	timeout, d := m.Timeouts.Create(ctx, defaultVersionCreateTimeout)
+	diags.Append(d...)
+	if diags.HasError() {
+		return ctx, func() {}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return ctx, cancel, true
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/coexist-dev/coexist/raftregistry/census"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 )
 
@@ -49,6 +50,10 @@ func (s *Store) startLeaderLoop() (stop func()) {
 // the retire rule whenever the tables they read change, when a deadline
 // passes, and at least every RetireInterval.
 func (s *Store) leaderLoop(ctx context.Context) {
+	// A new leader trusts no census until every server has reported
+	// (docs/design.md §5).
+	s.resetCensus()
+	defer s.dropCensus()
 	// Consistent reads wait for this barrier (VerifyLeader). The term is
 	// read before it: if leadership changed in between, the barrier ran in
 	// a later term, readyTerm (this older one) never matches the current
@@ -85,7 +90,12 @@ func (s *Store) leaderLoop(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		_, ws := s.st.Watch(state.TableServices, state.TableContainers, state.TableNodes)
-		next := s.leaderTick(ctx)
+		s.observeTables()
+		next, held := s.leaderTick(ctx)
+		if held {
+			// A retirement waits for the census: look again when it moves.
+			ws = append(ws, s.censusChanged())
+		}
 		wait := s.cfg.RetireInterval
 		if !next.IsZero() {
 			wait = min(wait, max(next.Sub(s.now()), 10*time.Millisecond))
@@ -115,8 +125,9 @@ func (s *Store) leaderLoop(ctx context.Context) {
 }
 
 // leaderTick writes the node status changes and retirements that are due and
-// returns the next deadline it knows of.
-func (s *Store) leaderTick(ctx context.Context) time.Time {
+// returns the next deadline it knows of, and whether a retirement is held
+// back until its draining state is in force.
+func (s *Store) leaderTick(ctx context.Context) (time.Time, bool) {
 	now := s.now()
 	_, nodes, _ := s.st.Nodes()
 	s.hbMu.Lock()
@@ -130,7 +141,8 @@ func (s *Store) leaderTick(ctx context.Context) time.Time {
 			s.logger.Warn("write node status", "node", c.ID, "error", err)
 		}
 	}
-	if due := s.st.DueRetirements(now); len(due) > 0 {
+	due, held := s.inForceOnly(s.st.DueRetirements(now))
+	if len(due) > 0 {
 		for _, d := range due {
 			s.logger.Info("retiring version", "service", d.Service, "version", d.Version, "reason", d.Reason)
 		}
@@ -141,5 +153,23 @@ func (s *Store) leaderTick(ctx context.Context) time.Time {
 	if t, ok := s.st.NextRetireDeadline(); ok && (next.IsZero() || t.Before(next)) {
 		next = t
 	}
-	return next
+	return next, held
+}
+
+// inForceOnly keeps the retirements whose draining state is in force: a
+// version retires, and its containers stop, only once every live party that
+// routes has seen it draining (docs/design.md §5). held says whether one was
+// left out.
+func (s *Store) inForceOnly(due []state.RetireDue) (out []state.RetireDue, held bool) {
+	for _, d := range due {
+		ok, complete, lagging, _, err := s.InForce(d.ModifyIndex, census.TableServices)
+		if err != nil || !ok {
+			s.logger.Debug("retirement waits until draining is in force", "service", d.Service, "version", d.Version,
+				"census_complete", complete, "lagging", len(lagging))
+			held = true
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, held
 }

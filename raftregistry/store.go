@@ -41,6 +41,10 @@ type Config struct {
 	// RetireInterval is the longest the leader waits between two
 	// evaluations of the retire rule and the heartbeat TTLs.
 	RetireInterval time.Duration
+	// CensusTTL is how long a watcher stays live after its last request,
+	// and how long a new leader waits for every server's census before it
+	// trusts the reports it has (docs/design.md §5).
+	CensusTTL time.Duration
 	// Raft, when set, replaces the default Raft configuration (its
 	// LocalID and Logger are set by New).
 	Raft *raft.Config
@@ -63,8 +67,14 @@ func DefaultConfig() *Config {
 		ApplyTimeout:   10 * time.Second,
 		HeartbeatTTL:   10 * time.Second,
 		RetireInterval: time.Second,
+		CensusTTL:      DefaultCensusTTL,
 	}
 }
+
+// DefaultCensusTTL is the default Config.CensusTTL: longer than the backoff
+// of any watcher between two requests, short enough that a crashed client
+// does not hold changes back for long.
+const DefaultCensusTTL = 10 * time.Second
 
 // Store is the registry's replicated store.
 type Store struct {
@@ -78,6 +88,8 @@ type Store struct {
 
 	hbMu sync.Mutex
 	hb   *state.Heartbeats
+
+	census fleetCensus
 
 	// startIndex is the last index of the log this server held when it
 	// started: until its state has applied that far, it is catching up.
@@ -121,6 +133,9 @@ func New(cfg *Config) (*Store, error) {
 	}
 	if c.RetireInterval == 0 {
 		c.RetireInterval = time.Second
+	}
+	if c.CensusTTL == 0 {
+		c.CensusTTL = DefaultCensusTTL
 	}
 	s := &Store{
 		cfg:        c,

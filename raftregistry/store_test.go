@@ -192,6 +192,7 @@ func TestHeartbeatTTLMarksNodesDownAndUp(t *testing.T) {
 func TestLeaderRetiresDrainedVersions(t *testing.T) {
 	tc := newTestCluster(t, 1, nil)
 	l := tc.leader()
+	reportEmpty(t, tc)
 	mustApply(t, l, &state.RegisterNode{ID: "n1", Gateway: "g"})
 	mustApply(t, l, &state.DeclareVersion{Service: "a", Version: "1.0.0", Clients: ">= 0"})
 	mustApply(t, l, &state.DeclareVersion{Service: "b", Version: "1.0.0", Clients: ">= 0"})

@@ -246,10 +246,13 @@ func startDevRegistry(ctx context.Context, f *agentFlags, stdout io.Writer, logg
 	srv, ln := h.HTTPServer(ln, netlimit.Limits{}, false)
 	srv.Handler = ui.Mount(srv.Handler) // the operator's UI at /ui/
 	go func() { _ = srv.Serve(ln) }()
+	censusCtx, stopCensus := context.WithCancel(context.Background())
+	go h.RunCensus(censusCtx)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := store.WaitForLeader(wctx); err != nil {
 		_ = srv.Close()
+		stopCensus()
 		_ = store.Shutdown()
 		return nil, err
 	}
@@ -260,6 +263,7 @@ func startDevRegistry(ctx context.Context, f *agentFlags, stdout io.Writer, logg
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
+		stopCensus()
 		_ = store.Shutdown()
 	}, nil
 }

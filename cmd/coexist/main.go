@@ -19,6 +19,7 @@ type command struct {
 var commands = map[string]command{
 	"server": {"run a registry server (Raft member)", runServer},
 	"status": {"print the registry's leader, peers and record counts", runStatus},
+	"census": {"list the live client cohorts and watchers, and how far each lags", runCensus},
 	"agent":  {"run a node agent and its gateway (--dev: with an embedded registry)", runAgent},
 	"call":   {"make one call routed as a client would (--client name@version)", runCall},
 	"route":  {"show which version and container a client's call would go to, and why", runRoute},

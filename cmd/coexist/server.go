@@ -33,7 +33,7 @@ type serverFlags struct {
 	bootstrap                                        bool
 	tlsCert, tlsKey, tlsClientCA                     string
 	logLevel                                         string
-	heartbeatTTL                                     time.Duration
+	heartbeatTTL, censusTTL                          time.Duration
 	maxConns                                         int
 }
 
@@ -57,6 +57,7 @@ func runServer(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA file; when set, client certificates signed by it are verified if presented, and used to verify other servers when forwarding")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.DurationVar(&f.heartbeatTTL, "heartbeat-ttl", 10*time.Second, "how long a node stays ready without a heartbeat")
+	fs.DurationVar(&f.censusTTL, "census-ttl", raftregistry.DefaultCensusTTL, "how long a watcher counts as live after its last request (docs/design.md §5)")
 	fs.IntVar(&f.maxConns, "max-conns", 0, "most connections open at once on the HTTP API; 0: a quarter of the open-file limit, 64 to 4096")
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
@@ -95,6 +96,9 @@ func (f *serverFlags) validate() error {
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.censusTTL <= 0 {
+		return fmt.Errorf("--census-ttl %s: want a positive duration", f.censusTTL)
 	}
 	if f.maxConns < 0 {
 		return fmt.Errorf("--max-conns %d: want 0 (the default) or more", f.maxConns)
@@ -157,13 +161,14 @@ func serve(ctx context.Context, f *serverFlags, logger hclog.Logger) error {
 	cfg.DataDir = f.dataDir
 	cfg.Bootstrap = f.bootstrap
 	cfg.HeartbeatTTL = f.heartbeatTTL
+	cfg.CensusTTL = f.censusTTL
 	cfg.Logger = logger
 	store, err := raftregistry.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	h, err := httpd.New(httpd.Config{Store: store, Logger: logger.Named("http"), ManagementToken: f.token, TLSConfig: tlsCfg})
+	h, err := httpd.New(httpd.Config{Store: store, Logger: logger.Named("http"), ManagementToken: f.token, TLSConfig: tlsCfg, CensusTTL: f.censusTTL})
 	if err != nil {
 		ln.Close()
 		_ = store.Shutdown()
@@ -185,6 +190,7 @@ func serve(ctx context.Context, f *serverFlags, logger hclog.Logger) error {
 
 	joinCtx, cancelJoin := context.WithCancel(ctx)
 	defer cancelJoin()
+	go h.RunCensus(joinCtx)
 	switch {
 	case f.join != "" && existing:
 		logger.Info("data dir holds raft state: --join ignored")

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -114,5 +115,35 @@ func printStatus(ctx context.Context, c *api.Client, w io.Writer) error {
 		versions[api.VersionActive], versions[api.VersionDraining], versions[api.VersionRetired])
 	fmt.Fprintf(w, "Containers: %d (%d running)\n", len(containers), running)
 	fmt.Fprintf(w, "Nodes:      %d (%d ready)\n", len(nodes), ready)
+	cs, _, err := c.Census().Get(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("census: %w", err)
+	}
+	if err := printLagging(w, cs); err != nil {
+		return err
+	}
 	return printVersions(w, services, containers)
+}
+
+// printLagging prints how many watchers are live and lists those behind
+// the tables they watch.
+func printLagging(w io.Writer, cs *api.Census) error {
+	var lagging []api.Watcher
+	for _, wt := range cs.Watchers {
+		for _, t := range wt.Tables {
+			if t.Lag > 0 {
+				lagging = append(lagging, wt)
+				break
+			}
+		}
+	}
+	fmt.Fprintf(w, "Watchers:   %d live (%d lagging)\n", len(cs.Watchers), len(lagging))
+	if !cs.Complete {
+		fmt.Fprintf(w, "Census:     incomplete, waiting for %s\n", strings.Join(cs.Missing, ", "))
+	}
+	if len(lagging) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nLagging watchers:")
+	return printWatchers(w, lagging, true)
 }

@@ -26,17 +26,18 @@ type rule struct {
 
 // rules are the arrows of docs/design.md §3.
 var rules = map[string]rule{
-	"api":                {may: nil, never: []string{module + "/"}},
-	"routing":            {may: []string{"api"}},
-	"raftregistry/state": {may: []string{"api"}, never: []string{"github.com/hashicorp/raft"}},
-	"raftregistry":       {may: []string{"api", "raftregistry/state"}},
-	"raftregistry/httpd": {may: []string{"api", "raftregistry", "raftregistry/state", "routing", "internal/netlimit"}},
-	"internal/netlimit":  {may: nil},
-	"internal/buildinfo": {may: nil},
-	"ui":                 {may: nil},
-	"node/driver":        {may: nil},
-	"client":             {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
-	"provider":           {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
+	"api":                 {may: nil, never: []string{module + "/"}},
+	"routing":             {may: []string{"api"}},
+	"raftregistry/state":  {may: []string{"api"}, never: []string{"github.com/hashicorp/raft"}},
+	"raftregistry/census": {may: []string{"api", "routing"}, never: []string{"github.com/hashicorp/raft"}},
+	"raftregistry":        {may: []string{"api", "raftregistry/state", "raftregistry/census"}},
+	"raftregistry/httpd":  {may: []string{"api", "raftregistry", "raftregistry/state", "raftregistry/census", "routing", "internal/netlimit"}},
+	"internal/netlimit":   {may: nil},
+	"internal/buildinfo":  {may: nil},
+	"ui":                  {may: nil},
+	"node/driver":         {may: nil},
+	"client":              {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
+	"provider":            {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
 }
 
 // prefixRules apply to every package under a folder.

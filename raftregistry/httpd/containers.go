@@ -6,10 +6,16 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/raftregistry/census"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 )
 
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request, c *call) error {
+	end, err := s.watched(r, c, census.TableContainers)
+	if err != nil {
+		return err
+	}
+	defer end()
 	node := r.URL.Query().Get("node")
 	if node != "" {
 		if err := state.ValidateName("node", node); err != nil {

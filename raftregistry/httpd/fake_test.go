@@ -18,6 +18,7 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/raftregistry"
+	"github.com/coexist-dev/coexist/raftregistry/census"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 )
 
@@ -37,6 +38,9 @@ type fakeStore struct {
 	leaderInfo  atomic.Pointer[api.Leader]
 	lastContact time.Duration
 	verifies    atomic.Int32
+
+	census   *census.Fleet
+	censusCh chan struct{}
 
 	applyFn  func(ctx context.Context, cmd state.Command) (state.Result, error)
 	verifyFn func(ctx context.Context) error
@@ -328,4 +332,61 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// The fake's census: complete from the start, fed by the server it backs.
+func (f *fakeStore) fleet() *census.Fleet {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.census == nil {
+		f.census = census.NewFleet(time.Now(), nil, time.Minute)
+		f.censusCh = make(chan struct{})
+	}
+	return f.census
+}
+
+func (f *fakeStore) ServerID() string { return "s1" }
+
+func (f *fakeStore) CensusReport(server string, entries []census.Entry) error {
+	if !f.leader.Load() {
+		return raftregistry.ErrNotLeader
+	}
+	fl := f.fleet()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fl.Report(server, entries, time.Now())
+	close(f.censusCh)
+	f.censusCh = make(chan struct{})
+	return nil
+}
+
+func (f *fakeStore) tables() map[string]uint64 {
+	return map[string]uint64{
+		census.TableServices:   f.st.Index(state.TableServices),
+		census.TableContainers: f.st.Index(state.TableContainers),
+		census.TableNodes:      f.st.Index(state.TableNodes),
+	}
+}
+
+func (f *fakeStore) Census() (raftregistry.CensusView, error) {
+	if !f.leader.Load() {
+		return raftregistry.CensusView{}, raftregistry.ErrNotLeader
+	}
+	fl := f.fleet()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	return raftregistry.CensusView{Complete: fl.Complete(now), Watchers: fl.Watchers(now, f.tables()), Changed: f.censusCh}, nil
+}
+
+func (f *fakeStore) InForce(index uint64, only ...string) (bool, bool, []census.Lagging, <-chan struct{}, error) {
+	if !f.leader.Load() {
+		return false, false, nil, nil, raftregistry.ErrNotLeader
+	}
+	fl := f.fleet()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	tables := census.Only(f.tables(), only...)
+	ok, lag := fl.InForce(index, tables, time.Now())
+	return ok, fl.Complete(time.Now()), lag, f.censusCh, nil
 }

@@ -6,10 +6,16 @@ import (
 	"strconv"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/raftregistry/census"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 )
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, c *call) error {
+	end, err := s.watched(r, c, census.TableNodes)
+	if err != nil {
+		return err
+	}
+	defer end()
 	return s.blockingCached(w, r, c, "nodes", []state.Table{state.TableNodes}, func(st *state.Store) (uint64, state.WatchSet, any, error) {
 		idx, nodes, ws := st.Nodes()
 		out := make([]api.Node, 0, len(nodes))

@@ -63,19 +63,8 @@ func (s *Server) getRoute(w http.ResponseWriter, r *http.Request, c *call) error
 	}
 	return s.blocking(w, r, c, func(st *state.Store) (uint64, state.WatchSet, any, error) {
 		_, ws := st.Watch(state.TableServices, state.TableContainers, state.TableNodes)
-		si, vs, _ := st.Versions("")
-		ci, cts, _ := st.Containers("")
-		ni, nodes, _ := st.Nodes()
-		idx := max(si, ci, ni)
-		containers := make([]api.Container, 0, len(cts))
-		for _, ct := range cts {
-			containers = append(containers, ct.API(false))
-		}
-		apiNodes := make([]api.Node, 0, len(nodes))
-		for _, n := range nodes {
-			apiNodes = append(apiNodes, n.API())
-		}
-		t := routing.NewTable(state.ServicesAPI(vs), containers, apiNodes)
+		idx, services, containers, nodes := routingInputs(st)
+		t := routing.NewTable(services, containers, nodes)
 		rt, err := routing.Select(t, client, service, routeRand{})
 		if err != nil {
 			return idx, ws, nil, routeError(err)
@@ -91,4 +80,21 @@ func routeError(err error) error {
 		return httpErrorf(http.StatusNotFound, "%s", err.Error())
 	}
 	return err
+}
+
+// routingInputs are the tables routing reads, as the wire has them, and
+// their highest index.
+func routingInputs(st *state.Store) (uint64, []api.Service, []api.Container, []api.Node) {
+	si, vs, _ := st.Versions("")
+	ci, cts, _ := st.Containers("")
+	ni, nodes, _ := st.Nodes()
+	containers := make([]api.Container, 0, len(cts))
+	for _, ct := range cts {
+		containers = append(containers, ct.API(false))
+	}
+	apiNodes := make([]api.Node, 0, len(nodes))
+	for _, n := range nodes {
+		apiNodes = append(apiNodes, n.API())
+	}
+	return max(si, ci, ni), state.ServicesAPI(vs), containers, apiNodes
 }

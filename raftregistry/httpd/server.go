@@ -14,6 +14,8 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
+	"github.com/coexist-dev/coexist/raftregistry"
+	"github.com/coexist-dev/coexist/raftregistry/census"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +54,16 @@ type Store interface {
 	Snapshot(ctx context.Context) (io.ReadCloser, error)
 	// Restore replaces the whole state across the cluster (leader only).
 	Restore(ctx context.Context, r io.Reader) error
+	// ServerID is this server's Raft id.
+	ServerID() string
+	// CensusReport takes a server's census of its watchers (leader only;
+	// ErrNotLeader otherwise).
+	CensusReport(server string, entries []census.Entry) error
+	// Census is the fleet's census (leader only).
+	Census() (raftregistry.CensusView, error)
+	// InForce reports whether the change at index is in force (leader
+	// only), over the given tables or all that routing reads.
+	InForce(index uint64, tables ...string) (ok, complete bool, lagging []census.Lagging, changed <-chan struct{}, err error)
 	// CaughtUp reports whether this server's state may answer ?stale
 	// reads: it has applied the log it held when it started, or all that
 	// the leader has committed.
@@ -72,6 +84,9 @@ type Config struct {
 	// configuration (RootCAs, falling back to ClientCAs, verify the leader;
 	// Certificates are presented as the client certificate).
 	TLSConfig *tls.Config
+	// CensusTTL is how long a watcher stays in this server's census after
+	// its last request; 0 means raftregistry.DefaultCensusTTL.
+	CensusTTL time.Duration
 	// Registerer receives the API's Prometheus collectors. Nil means a
 	// private registry, served at /v1/metrics.
 	Registerer prometheus.Registerer
@@ -84,11 +99,14 @@ type Server struct {
 	logger   hclog.Logger
 	mgmtHash [sha256.Size]byte
 	hasMgmt  bool
-	scheme   string
-	proxy    *httputil.ReverseProxy
-	metrics  *metrics
-	mux      *http.ServeMux
-	cache    answerCache
+	// mgmtToken is what a follower reports its census to the leader with.
+	mgmtToken string
+	census    *localCensus
+	scheme    string
+	proxy     *httputil.ReverseProxy
+	metrics   *metrics
+	mux       *http.ServeMux
+	cache     answerCache
 
 	// waitHook, when set (by tests), is called each time a blocking query
 	// starts to wait.
@@ -110,7 +128,13 @@ func New(cfg Config) (*Server, error) {
 		scheme: "http",
 		mux:    http.NewServeMux(),
 	}
+	ttl := cfg.CensusTTL
+	if ttl <= 0 {
+		ttl = raftregistry.DefaultCensusTTL
+	}
+	s.census = newLocalCensus(ttl)
 	if cfg.ManagementToken != "" {
+		s.mgmtToken = cfg.ManagementToken
 		s.mgmtHash = sha256.Sum256([]byte(cfg.ManagementToken))
 		s.hasMgmt = true
 	}
@@ -162,6 +186,9 @@ const (
 	kindRead kind = iota
 	// kindWrite is answered by the leader only.
 	kindWrite
+	// kindLeaderRead is answered by the leader only, ?stale or not: what
+	// only the leader knows (the fleet's census).
+	kindLeaderRead
 	// kindLocal is answered by the server it reaches (its own metrics).
 	kindLocal
 	// kindOpen is answered locally and needs no token.
@@ -224,6 +251,11 @@ func (s *Server) routes() {
 		{"DELETE", "/v1/nodes/{id}", kindWrite, oper, bodyNone, s.purgeNode},
 
 		{"GET", "/v1/route", kindRead, anyToken, bodyNone, s.getRoute},
+
+		{"GET", "/v1/census", kindLeaderRead, anyToken, bodyNone, s.getCensus},
+		{"GET", "/v1/census/in-force", kindLeaderRead, anyToken, bodyNone, s.getInForce},
+		{"GET", "/v1/census/stranded", kindLeaderRead, anyToken, bodyNone, s.getStranded},
+		{"POST", "/v1/census/report", kindWrite, mgmt, bodyJSON, s.postCensusReport},
 
 		{"GET", "/v1/status/leader", kindOpen, anyToken, bodyNone, s.statusLeader},
 		{"GET", "/v1/status/peers", kindOpen, anyToken, bodyNone, s.statusPeers},
@@ -336,7 +368,7 @@ func (s *Server) dispatch(w *recorder, r *http.Request, rt *route) error {
 // needsLeader reports whether the request must be answered by the leader.
 func (s *Server) needsLeader(rt *route, c *call) bool {
 	switch rt.kind {
-	case kindWrite:
+	case kindWrite, kindLeaderRead:
 		return true
 	case kindRead:
 		// A server that restarted answers ?stale only once it has applied

@@ -7,10 +7,16 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/raftregistry/census"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 )
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request, c *call) error {
+	end, err := s.watched(r, c, census.TableServices)
+	if err != nil {
+		return err
+	}
+	defer end()
 	return s.blockingCached(w, r, c, "services", []state.Table{state.TableServices}, func(st *state.Store) (uint64, state.WatchSet, any, error) {
 		idx, vs, ws := st.Versions("")
 		return idx, ws, state.ServicesAPI(vs), nil
@@ -50,7 +56,14 @@ func (s *Server) declareVersion(w http.ResponseWriter, r *http.Request, c *call)
 		return err
 	}
 	cmd.CAS = cas
-	return s.applyVersion(w, r, cmd, state.VersionKey{Service: svc, Version: ver})
+	k := state.VersionKey{Service: svc, Version: ver}
+	if old := s.store.State().Version(k); old != nil && old.State != api.VersionRetired && old.Clients != cmd.Clients {
+		// A new range may exclude clients the version serves now.
+		if err := s.refuseStranding(r, census.Change{Service: svc, Version: ver, Clients: cmd.Clients}); err != nil {
+			return err
+		}
+	}
+	return s.applyVersion(w, r, cmd, k)
 }
 
 func (s *Server) retireVersion(w http.ResponseWriter, r *http.Request, _ *call) error {
@@ -70,6 +83,11 @@ func (s *Server) retireVersion(w http.ResponseWriter, r *http.Request, _ *call) 
 	k := state.VersionKey{Service: svc, Version: ver}
 	if purge {
 		return s.purgeVersion(w, r, k)
+	}
+	if old := s.store.State().Version(k); old != nil && old.State == api.VersionActive {
+		if err := s.refuseStranding(r, census.Change{Service: svc, Version: ver, Retire: true}); err != nil {
+			return err
+		}
 	}
 	cmd := &state.RetireVersion{Service: svc, Version: ver, Now: time.Now().UTC()}
 	return s.applyVersion(w, r, cmd, k)
