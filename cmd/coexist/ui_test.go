@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/client"
 )
 
 // chromiumPath finds the headless browser the UI test drives; the
@@ -30,10 +32,11 @@ func chromiumPath(t *testing.T) string {
 }
 
 // TestUIInBrowser loads the registry's UI in headless Chromium against a
-// real server and agent running greeter 1.0.0 and 2.0.0: the token pasted
-// once, the routing matrix shows client 1.x served by greeter 1.0.0 and
-// client 2.x by greeter 2.0.0, and retiring 1.0.0 changes the page without
-// a reload. With COEXIST_UI_SCREENSHOT=file it writes a screenshot (make
+// real server and agent running greeter 1.0.0 and 2.0.0, with two live SDK
+// clients, web@1.5.0 and web@2.1.0, calling greeter: the token pasted once,
+// the routing matrix (rows from the census) shows web@1.5.0 served by
+// greeter 1.0.0 and web@2.1.0 by greeter 2.0.0, and retiring 1.0.0 (forced:
+// it strands web@1.5.0) changes the page without a reload. With COEXIST_UI_SCREENSHOT=file it writes a screenshot (make
 // docs uses it for the README).
 func TestUIInBrowser(t *testing.T) {
 	skipShort(t)
@@ -46,6 +49,18 @@ func TestUIInBrowser(t *testing.T) {
 	f.greeter("greeter-2", "n1", "2.0.0", nil)
 	f.waitState("greeter-1", api.ContainerRunning)
 	f.waitState("greeter-2", api.ContainerRunning)
+	for _, v := range []string{"1.5.0", "2.1.0"} {
+		sdk, err := client.New(context.Background(), client.Config{Name: "web", Version: v, Registry: f.server.url(), Token: testToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sdk.Close)
+		resp, err := (&http.Client{Transport: sdk.Transport(), Timeout: 10 * time.Second}).Get("http://greeter/hello")
+		if err != nil {
+			t.Fatalf("web@%s calls greeter: %v", v, err)
+		}
+		resp.Body.Close()
+	}
 	read, _, err := f.api.ACL().CreateToken(context.Background(), api.TokenRequest{Role: api.RoleRead, Description: "ui"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -77,14 +92,17 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
-	if err := chromedp.Do(wctx, chromedp.WaitVisible(cell("1.0.0")), chromedp.WaitVisible(cell("2.0.0"))); err != nil {
+	if err := chromedp.Do(wctx, chromedp.WaitVisible(cell("1.5.0")), chromedp.WaitVisible(cell("2.1.0"))); err != nil {
 		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Fatalf("the routing matrix: %v; the page says:\n%s", err, page)
 	}
-	m1, err1 := chromedp.Run(ctx, chromedp.Text(cell("1.0.0")))
-	m2, err2 := chromedp.Run(ctx, chromedp.Text(cell("2.0.0")))
+	m1, err1 := chromedp.Run(ctx, chromedp.Text(cell("1.5.0")))
+	m2, err2 := chromedp.Run(ctx, chromedp.Text(cell("2.1.0")))
 	if err1 != nil || err2 != nil || !strings.Contains(m1, "greeter 1.0.0") || !strings.Contains(m2, "greeter 2.0.0") {
-		t.Fatalf("routing matrix: client 1.0.0 → %q, client 2.0.0 → %q (%v, %v); want greeter 1.0.0 and greeter 2.0.0", m1, m2, err1, err2)
+		t.Fatalf("routing matrix: web@1.5.0 → %q, web@2.1.0 → %q (%v, %v); want greeter 1.0.0 and greeter 2.0.0", m1, m2, err1, err2)
+	}
+	if label, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#matrix tr[data-client="1.5.0"] th`))); err != nil || !strings.Contains(label, "web@1.5.0") {
+		t.Errorf("the matrix row of web@1.5.0 is labelled %q (%v)", label, err)
 	}
 	kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`sessionStorage.getItem("coexist-token") !== null && document.getElementById("token").value === ""`))
 	if err != nil || !kept {
@@ -100,7 +118,9 @@ func TestUIInBrowser(t *testing.T) {
 		}
 	}
 
-	f.retire("greeter", "1.0.0")
+	if _, _, err := f.api.Services().Retire(context.Background(), "greeter", "1.0.0", &api.WriteOptions{Force: true}); err != nil {
+		t.Fatalf("retire greeter 1.0.0 (forced): %v", err)
+	}
 	row := chromedp.CSS(`#services tr[data-service="greeter"][data-version="1.0.0"] td.version-state`)
 	waitFor(t, 40*time.Second, "the page to show greeter 1.0.0 retired", func() bool {
 		st, err := chromedp.Run(ctx, chromedp.Text(row))
@@ -110,8 +130,8 @@ func TestUIInBrowser(t *testing.T) {
 	if err != nil || marker != "once" {
 		t.Fatalf("the page was reloaded (%q, %v); it must update in place", marker, err)
 	}
-	waitFor(t, 10*time.Second, "the matrix to drop client 1.0.0", func() bool {
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#matrix tr[data-client="1.0.0"]').length`))
-		return err == nil && n == 0
+	waitFor(t, 10*time.Second, "the matrix to show web@1.5.0 with nothing to call", func() bool {
+		m, err := chromedp.Run(ctx, chromedp.Text(cell("1.5.0")))
+		return err == nil && strings.Contains(m, "none")
 	})
 }

@@ -120,13 +120,21 @@ async function clientCohorts() {
       row.instances++;
       rows.set(k, row);
     }
-    return { source: "Rows are the live clients the registry's census counts (GET /v1/census); each cell is the version routing chooses for them (GET /v1/route).", rows: [...rows.values()] };
+    if (rows.size > 0) {
+      return { source: "Rows are the live clients the registry's census counts (GET /v1/census); each cell is the version routing chooses for them (GET /v1/route).", rows: [...rows.values()] };
+    }
+    return sampleCohorts("The registry's census counts no live client yet");
   } catch (e) {
-    const seen = new Set();
-    for (const s of state.services) for (const v of s.versions) if (v.state !== "retired") seen.add(lowerBound(v.clients));
-    const rows = [...seen].sort((a, b) => cmp(parse(a), parse(b))).map((v) => ({ label: "client " + v, version: v }));
-    return { source: "This registry has no census of live clients: each row is the lowest client version one declared range admits; each cell is the version routing chooses for it (GET /v1/route, as coexist route does).", rows };
+    return sampleCohorts("This registry has no census of live clients");
   }
+}
+
+// sampleCohorts is a row per declared range: its lowest client version.
+function sampleCohorts(why) {
+  const seen = new Set();
+  for (const s of state.services) for (const v of s.versions) if (v.state !== "retired") seen.add(lowerBound(v.clients));
+  const rows = [...seen].sort((a, b) => cmp(parse(a), parse(b))).map((v) => ({ label: "client " + v, version: v }));
+  return { source: why + ": each row is the lowest client version one declared range admits; each cell is the version routing chooses for it (GET /v1/route, as coexist route does).", rows };
 }
 
 async function renderMatrix(gen) {
