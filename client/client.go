@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
@@ -408,9 +407,3 @@ func (c *Client) monitorStaleness(ctx context.Context) {
 		}
 	}
 }
-
-// globalRand draws from math/rand/v2's top-level functions, which are safe
-// for concurrent use and allocate nothing.
-type globalRand struct{}
-
-func (globalRand) IntN(n int) int { return rand.IntN(n) }
