@@ -26,6 +26,39 @@ type WatchConfig struct {
 // restored snapshot, a new cluster) it starts over from 0; on errors it backs
 // off with jitter. It returns ctx's error.
 func Watch[T any](ctx context.Context, cfg WatchConfig, fetch func(context.Context, *QueryOptions) (T, *QueryMeta, error), onChange func(T, *QueryMeta)) error {
+	return blocking(ctx, cfg, fetch,
+		func(v T, meta *QueryMeta, moved bool) (bool, error) {
+			if moved {
+				onChange(v, meta)
+			}
+			return false, nil
+		},
+		func(error) (bool, error) { return false, nil })
+}
+
+// WaitUntil runs a blocking-query loop, as Watch does, until until says the
+// wait is over: it is told every answer, and every error that retrying
+// would not mend (IsRetryable false; a 404, say), with the zero T. It
+// returns until's error, or ctx's when ctx ends first. When until does not
+// end the wait on an error, the loop backs off and asks again, as it does on
+// the errors worth retrying.
+func WaitUntil[T any](ctx context.Context, cfg WatchConfig, fetch func(context.Context, *QueryOptions) (T, *QueryMeta, error), until func(T, error) (bool, error)) error {
+	var zero T
+	return blocking(ctx, cfg, fetch,
+		func(v T, _ *QueryMeta, _ bool) (bool, error) { return until(v, nil) },
+		func(err error) (bool, error) {
+			if IsRetryable(err) {
+				return false, nil
+			}
+			return until(zero, err)
+		})
+}
+
+// blocking is the loop of Watch and WaitUntil. answer is told each answer
+// and whether its index moved (the first answer's always does); failed each
+// error while ctx lasts. Either ends the loop by returning true.
+func blocking[T any](ctx context.Context, cfg WatchConfig, fetch func(context.Context, *QueryOptions) (T, *QueryMeta, error),
+	answer func(v T, meta *QueryMeta, moved bool) (bool, error), failed func(error) (bool, error)) error {
 	if cfg.WaitTime <= 0 {
 		cfg.WaitTime = 5 * time.Minute
 	}
@@ -48,6 +81,9 @@ func Watch[T any](ctx context.Context, cfg WatchConfig, fetch func(context.Conte
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if done, res := failed(err); done {
+				return res
+			}
 			pause := backoff/2 + rand.N(backoff/2+1)
 			if cfg.OnError != nil {
 				cfg.OnError(err, pause)
@@ -61,16 +97,19 @@ func Watch[T any](ctx context.Context, cfg WatchConfig, fetch func(context.Conte
 			continue
 		}
 		backoff = cfg.MinBackoff
-		switch {
-		case meta.LastIndex < index:
-			// The index went backwards: take this answer and start over.
-			index = 0
-			onChange(v, meta)
-			continue
-		case first || meta.LastIndex > index:
-			first = false
-			onChange(v, meta)
+		var last uint64
+		if meta != nil {
+			last = meta.LastIndex
 		}
-		index = meta.LastIndex
+		moved := first || last > index
+		first = false
+		if last < index {
+			// The index went backwards: take this answer and start over.
+			moved, last = true, 0
+		}
+		if done, res := answer(v, meta, moved); done {
+			return res
+		}
+		index = last
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
@@ -23,16 +22,6 @@ import (
 // the service it calls (Config.Requires), so that a gateway re-checking the
 // container the SDK named can apply the same rule the SDK applied.
 const HeaderClientRequire = api.HeaderClientRequire
-
-// The three tables a route table is built from, each watched on its own.
-const (
-	watchServices = iota
-	watchContainers
-	watchNodes
-	numWatches
-)
-
-var watchNames = [numWatches]string{"services", "containers", "nodes"}
 
 // Client routes calls to services. It is safe for concurrent use. Build it
 // with New and Close it when done.
@@ -63,10 +52,10 @@ type Client struct {
 	services   []api.Service
 	containers []api.Container
 	nodes      []api.Node
-	loaded     [numWatches]bool
+	loaded     [api.NumFleetTables]bool
 
 	started time.Time
-	watches [numWatches]watchState
+	watches [api.NumFleetTables]watchState
 	errMu   sync.Mutex
 	lastErr error
 
@@ -245,75 +234,44 @@ func (c *Client) Staleness() time.Duration {
 }
 
 func (c *Client) startWatches(ctx context.Context) {
-	c.wg.Add(numWatches)
-	go func() {
-		defer c.wg.Done()
-		watch(ctx, c, watchServices, func(ctx context.Context, q *api.QueryOptions) ([]api.Service, *api.QueryMeta, error) {
-			return c.api.Services().List(ctx, q)
-		}, func(v []api.Service) { c.services = v })
-	}()
-	go func() {
-		defer c.wg.Done()
-		watch(ctx, c, watchContainers, func(ctx context.Context, q *api.QueryOptions) ([]api.Container, *api.QueryMeta, error) {
-			return c.api.Containers().List(ctx, "", q)
-		}, func(v []api.Container) { c.containers = v })
-	}()
-	go func() {
-		defer c.wg.Done()
-		watch(ctx, c, watchNodes, func(ctx context.Context, q *api.QueryOptions) ([]api.Node, *api.QueryMeta, error) {
-			return c.api.Nodes().List(ctx, q)
-		}, func(v []api.Node) { c.nodes = v })
-	}()
-}
-
-// watch runs one blocking-query loop (api.Watch: an index of its own, reset
-// when it goes backwards, backoff on errors), records how it fares, and
-// rebuilds the route table on every change.
-func watch[T any](ctx context.Context, c *Client, which int, list func(context.Context, *api.QueryOptions) (T, *api.QueryMeta, error), set func(T)) {
-	w := &c.watches[which]
-	name := watchNames[which]
-	// A blocking query answers within its wait plus the server's jitter (a
-	// sixteenth); past that, plus a margin, the server is not answering.
-	limit := c.cfg.WatchWait + c.cfg.WatchWait/16 + 10*time.Second
-	fetch := func(ctx context.Context, q *api.QueryOptions) (T, *api.QueryMeta, error) {
-		if w.failing.Load() {
-			// After a failure, ask without blocking: the answer says at once
-			// whether the registry is back, and Watch still compares its
-			// index with the one it holds.
-			nq := *q
-			nq.WaitIndex = 0
-			q = &nq
-		}
-		q.Identity = c.watcher
-		v, meta, err := listCounted(c, ctx, which, limit, q, list)
-		if err != nil {
-			return v, meta, err
-		}
-		if !meta.KnownLeader {
-			// A server that knows no leader may not even have replayed its
-			// log (a restarted one answers from an empty state at index 1):
-			// its answer is no better than none.
-			var zero T
-			return zero, nil, fmt.Errorf("%w (answer at index %d ignored)", errNoLeader, meta.LastIndex)
-		}
-		w.lastContact.Store(int64(meta.LastContact))
-		w.lastOK.Store(time.Now().UnixNano())
-		if w.failing.Swap(false) {
-			c.logger.Info("registry watch resumed", "watch", name)
-		}
-		return v, meta, nil
-	}
-	cfg := api.WatchConfig{
-		WaitTime:   c.cfg.WatchWait,
-		AllowStale: true,
-		MinBackoff: watchMinBackoff,
-		MaxBackoff: watchMaxBackoff,
-		OnError: func(err error, pause time.Duration) {
-			c.setLastError(fmt.Errorf("watch %s: %w", name, err))
-			if !w.failing.Swap(true) {
-				c.logger.Warn("registry watch failed; routing from the last route table", "watch", name, "error", err, "retry_in", pause)
+	cfg := api.FleetConfig{
+		Watch: api.WatchConfig{
+			WaitTime:   c.cfg.WatchWait,
+			AllowStale: true,
+			MinBackoff: watchMinBackoff,
+			MaxBackoff: watchMaxBackoff,
+		},
+		// A blocking query answers within its wait plus the server's jitter
+		// (a sixteenth); past that, plus a margin, the server is not
+		// answering.
+		QueryTimeout: c.cfg.WatchWait + c.cfg.WatchWait/16 + 10*time.Second,
+		// Every watch says who asks, for the registry's census; the
+		// services watch asks again at once, with the same index, when the
+		// process starts calling a service it had not called (the census
+		// learns it from Coexist-Calls; docs/design.md §5).
+		Prepare: func(_ api.FleetTable, q *api.QueryOptions) { q.Identity = c.watcher },
+		Ask: func(t api.FleetTable) <-chan struct{} {
+			if t != api.FleetServices {
+				return nil
+			}
+			c.callsMu.Lock()
+			defer c.callsMu.Unlock()
+			return c.callsGrew
+		},
+		OnAnswer: func(t api.FleetTable, meta *api.QueryMeta) {
+			w := &c.watches[t]
+			w.lastContact.Store(int64(meta.LastContact))
+			w.lastOK.Store(time.Now().UnixNano())
+			if w.failing.Swap(false) {
+				c.logger.Info("registry watch resumed", "watch", t.String())
+			}
+		},
+		OnError: func(t api.FleetTable, err error, pause time.Duration) {
+			c.setLastError(fmt.Errorf("watch %s: %w", t, err))
+			if !c.watches[t].failing.Swap(true) {
+				c.logger.Warn("registry watch failed; routing from the last route table", "watch", t.String(), "error", err, "retry_in", pause)
 			} else {
-				c.logger.Debug("registry watch failed", "watch", name, "error", err, "retry_in", pause)
+				c.logger.Debug("registry watch failed", "watch", t.String(), "error", err, "retry_in", pause)
 			}
 			if api.IsUnauthorized(err) && !c.isReady() {
 				select {
@@ -322,20 +280,25 @@ func watch[T any](ctx context.Context, c *Client, which int, list func(context.C
 				}
 			}
 		},
+		OnServices:   func(v []api.Service, _ *api.QueryMeta) { c.update(api.FleetServices, func() { c.services = v }) },
+		OnContainers: func(v []api.Container, _ *api.QueryMeta) { c.update(api.FleetContainers, func() { c.containers = v }) },
+		OnNodes:      func(v []api.Node, _ *api.QueryMeta) { c.update(api.FleetNodes, func() { c.nodes = v }) },
 	}
-	_ = api.Watch(ctx, cfg, fetch, func(v T, _ *api.QueryMeta) {
-		c.update(which, func() { set(v) })
-	})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		api.WatchFleet(ctx, c.api, cfg)
+	}()
 }
 
 // update stores a watch's answer and, once every table answered, builds and
 // publishes a new route table.
-func (c *Client) update(which int, set func()) {
+func (c *Client) update(which api.FleetTable, set func()) {
 	c.mu.Lock()
 	set()
 	c.loaded[which] = true
 	built := false
-	if c.loaded[watchServices] && c.loaded[watchContainers] && c.loaded[watchNodes] {
+	if c.loaded[api.FleetServices] && c.loaded[api.FleetContainers] && c.loaded[api.FleetNodes] {
 		c.state.Store(c.buildLocked())
 		built = true
 	}
@@ -417,48 +380,6 @@ func (c *Client) monitorStaleness(ctx context.Context) {
 			stale = false
 			c.logger.Info("route table is current again", "age", age.Round(time.Millisecond))
 		}
-	}
-}
-
-// globalRand draws from math/rand/v2's top-level functions, which are safe
-// for concurrent use and allocate nothing.
-type globalRand struct{}
-
-func (globalRand) IntN(n int) int { return rand.IntN(n) }
-
-// listCounted runs one query of a watch within limit. The services watch
-// asks again at once, with the same index, when the process starts calling
-// a service it had not called: the registry learns of it from the request's
-// Coexist-Calls, and must not wait for the blocking query to end to know
-// that this client needs that service (docs/design.md §5).
-func listCounted[T any](c *Client, ctx context.Context, which int, limit time.Duration, q *api.QueryOptions,
-	list func(context.Context, *api.QueryOptions) (T, *api.QueryMeta, error)) (T, *api.QueryMeta, error) {
-	for {
-		qctx, cancel := context.WithTimeout(ctx, limit)
-		grew := make(chan struct{})
-		if which == watchServices {
-			c.callsMu.Lock()
-			grown := c.callsGrew
-			c.callsMu.Unlock()
-			go func() {
-				select {
-				case <-grown:
-					close(grew)
-					cancel()
-				case <-qctx.Done():
-				}
-			}()
-		}
-		v, meta, err := list(qctx, q)
-		cancel()
-		select {
-		case <-grew:
-			if ctx.Err() == nil {
-				continue
-			}
-		default:
-		}
-		return v, meta, err
 	}
 }
 

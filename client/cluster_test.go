@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -392,10 +391,8 @@ func call(ctx context.Context, cl *Client, query string) answer {
 	a.end = time.Now()
 	a.status, a.body, a.err = resp.StatusCode, string(b), err
 	a.servedBy = resp.Header.Get(api.HeaderServedBy)
-	ref, ctr, _ := strings.Cut(a.servedBy, " ")
-	a.container = ctr
-	if _, v, ok := strings.Cut(ref, "@"); ok {
-		a.version = v
+	if sb, err := api.ParseServedBy(a.servedBy); err == nil {
+		a.version, a.container = sb.Version, sb.Container
 	}
 	if a.err == nil && resp.StatusCode == http.StatusOK && resp.Header.Get("Greeter-Version") != a.version {
 		a.err = fmt.Errorf("Greeter-Version %q but %s %q", resp.Header.Get("Greeter-Version"), api.HeaderServedBy, a.servedBy)

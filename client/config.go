@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/client/callpolicy"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -17,14 +18,6 @@ const (
 	DefaultStaleThreshold = 30 * time.Second
 	DefaultWatchWait      = 30 * time.Second
 	DefaultRetryTimeout   = 2 * time.Second
-)
-
-// Pauses between two attempts of a call that was refused as safe to retry or
-// whose connection was never made: doubling from retryMinBackoff up to
-// retryMaxBackoff, each with jitter.
-const (
-	retryMinBackoff = 5 * time.Millisecond
-	retryMaxBackoff = 250 * time.Millisecond
 )
 
 // Pauses of the registry watches after a failed query.
@@ -78,8 +71,9 @@ type Config struct {
 	// HTTPTransport carries calls to the gateways; nil means a transport
 	// tuned for many calls to few hosts, with no proxy.
 	HTTPTransport http.RoundTripper
-	// Rand draws the power-of-two choice among containers; nil means
-	// math/rand/v2's top-level functions.
+	// Rand draws the power-of-two choice among containers and the jitter
+	// of the pauses between retries; nil means math/rand/v2's top-level
+	// functions. It must be safe for concurrent use.
 	Rand routing.Rand
 }
 
@@ -100,7 +94,7 @@ func (cfg *Config) setDefaults() {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	if cfg.Rand == nil {
-		cfg.Rand = globalRand{}
+		cfg.Rand = callpolicy.SharedRand{}
 	}
 }
 

@@ -22,8 +22,4 @@ var (
 
 	// ErrNoTable means New gave up before the first route table loaded.
 	ErrNoTable = errors.New("no route table loaded")
-
-	// errNoLeader: a registry server answered a watch without knowing a
-	// leader.
-	errNoLeader = errors.New("registry server knows no leader")
 )

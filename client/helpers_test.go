@@ -34,7 +34,7 @@ type fakeRegistry struct {
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced on every change
 	index      uint64
-	idx        [numWatches]uint64
+	idx        [api.NumFleetTables]uint64
 	services   []api.Service
 	containers []api.Container
 	nodes      []api.Node
@@ -47,7 +47,7 @@ type fakeRegistry struct {
 func newFakeRegistry(t testing.TB) *fakeRegistry {
 	t.Helper()
 	f := &fakeRegistry{t: t, changed: make(chan struct{}), index: 10}
-	f.idx = [numWatches]uint64{1, 1, 1}
+	f.idx = [api.NumFleetTables]uint64{1, 1, 1}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.close)
 	return f
@@ -72,15 +72,15 @@ func (f *fakeRegistry) broadcastLocked() {
 func (f *fakeRegistry) set(services []api.Service, containers []api.Container, nodes []api.Node) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	bump := func(i int, changed bool) {
+	bump := func(i api.FleetTable, changed bool) {
 		if changed {
 			f.index++
 			f.idx[i] = f.index
 		}
 	}
-	bump(watchServices, !jsonEqual(f.services, services))
-	bump(watchContainers, !jsonEqual(f.containers, containers))
-	bump(watchNodes, !jsonEqual(f.nodes, nodes))
+	bump(api.FleetServices, !jsonEqual(f.services, services))
+	bump(api.FleetContainers, !jsonEqual(f.containers, containers))
+	bump(api.FleetNodes, !jsonEqual(f.nodes, nodes))
 	f.services, f.containers, f.nodes = services, containers, nodes
 	f.broadcastLocked()
 }
@@ -91,7 +91,7 @@ func (f *fakeRegistry) restore(services []api.Service, containers []api.Containe
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.index = 3
-	f.idx = [numWatches]uint64{2, 3, 2}
+	f.idx = [api.NumFleetTables]uint64{2, 3, 2}
 	f.services, f.containers, f.nodes = services, containers, nodes
 	f.broadcastLocked()
 }
@@ -122,14 +122,14 @@ func (f *fakeRegistry) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, api.ErrorResponse{Error: "permission denied"})
 		return
 	}
-	which := -1
+	which := api.FleetTable(-1)
 	switch r.URL.Path {
 	case "/v1/services":
-		which = watchServices
+		which = api.FleetServices
 	case "/v1/containers":
-		which = watchContainers
+		which = api.FleetContainers
 	case "/v1/nodes":
-		which = watchNodes
+		which = api.FleetNodes
 	}
 	if which < 0 || r.Method != http.MethodGet {
 		writeJSON(w, http.StatusNotFound, api.ErrorResponse{Error: "no such endpoint"})
@@ -155,11 +155,11 @@ func (f *fakeRegistry) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		var v any
 		switch which {
-		case watchServices:
+		case api.FleetServices:
 			v = f.services
-		case watchContainers:
+		case api.FleetContainers:
 			v = f.containers
-		case watchNodes:
+		case api.FleetNodes:
 			v = f.nodes
 		}
 		f.mu.Unlock()

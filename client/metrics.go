@@ -105,13 +105,3 @@ func (m *metrics) of(service, version string) *versionMetrics {
 	m.cache.Store(&next)
 	return vm
 }
-
-// servedVersion returns the version of a Coexist-Served-By value,
-// "service@version container", or "" when it names none.
-func servedVersion(servedBy string) string {
-	ref, _, _ := strings.Cut(servedBy, " ")
-	if i := strings.LastIndexByte(ref, '@'); i >= 0 {
-		return ref[i+1:]
-	}
-	return ""
-}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/client/callpolicy"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -28,7 +28,7 @@ type transport struct{ c *Client }
 // The call is sent again, on a fresh choice that avoids the containers that
 // refused it, only when it never reached a service: the gateway answered 503
 // with Coexist-Retry: safe, or no connection to the gateway was made. Retries
-// back off from 5ms with jitter and stop at the request's deadline, or after
+// back off from 5ms with jitter (package callpolicy holds the rule) and stop at the request's deadline, or after
 // Config.RetryTimeout when it has none; a request with a body is retried only
 // when it has GetBody (http.NewRequest sets it for in-memory bodies). When
 // retries run out, the last refusal is the answer, or the last error.
@@ -63,8 +63,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		deadline = start.Add(c.cfg.RetryTimeout)
 	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	var refused avoidSet
-	backoff := retryMinBackoff
+	var policy callpolicy.Call
 	for attempt := 0; ; attempt++ {
 		st, route, err := c.choose(service)
 		if err != nil {
@@ -74,13 +73,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			c.count(st, service, "", start, true)
 			return nil, err
 		}
-		tgt := pick(&route, &refused)
+		tgt := policy.Pick(&route)
 		var resp *http.Response
-		retry := false
+		var outcome callpolicy.Outcome
 		if tgt.Gateway == "" {
 			// Nothing to connect to: as good as a connection never made.
 			err = fmt.Errorf("client: container %q of %s@%s: node %q has no gateway address", tgt.ID, service, route.Version, tgt.Node)
-			retry = true
+			outcome = callpolicy.NeverConnected
 			if attempt == 0 {
 				// Not handed to a transport, which would have closed it;
 				// a retry sends GetBody's.
@@ -93,18 +92,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, oerr
 			}
 			resp, err = c.base.RoundTrip(out)
-			if err != nil {
-				retry = neverConnected(err)
-			} else {
-				retry = refusedSafely(resp)
-			}
+			outcome = callpolicy.Classify(resp, err)
 		}
-		if !retry || !replayable {
+		pause, again := policy.Retry(outcome, replayable, time.Now(), deadline, c.cfg.Rand)
+		if !again || ctx.Err() != nil {
 			failed := err != nil || resp.StatusCode >= 500
 			version := route.Version
 			if err == nil {
 				if v := resp.Header[api.HeaderServedBy]; len(v) > 0 {
-					version = servedVersion(v[0])
+					if sb, perr := api.ParseServedBy(v[0]); perr == nil {
+						version = sb.Version
+					}
 				}
 			}
 			c.count(st, service, version, start, failed)
@@ -115,23 +113,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, err
 		}
-
-		// Sleep before the next attempt, if it can still be made in time.
-		pause := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, retryMaxBackoff)
-		if ctx.Err() != nil || !time.Now().Add(pause).Before(deadline) {
-			c.count(st, service, route.Version, start, true)
-			if resp != nil {
-				resp.Request = req
-			}
-			return resp, err
-		}
 		if resp != nil {
 			drain(resp)
 		}
 		c.metrics.of(known(st, service), route.Version).retries.Inc()
-		refused.add(tgt.ID)
-		c.logger.Trace("call retried", "service", service, "version", route.Version, "container", tgt.ID, "attempt", attempt+1, "error", err)
+		c.logger.Trace("call retried", "service", service, "version", route.Version, "container", tgt.ID, "attempt", attempt+1, "outcome", outcome, "error", err)
 		if !sleep(ctx, pause) {
 			c.count(st, service, route.Version, start, true)
 			if err == nil {
@@ -206,92 +192,6 @@ func (c *Client) outgoing(req *http.Request, st *tableState, service string, tgt
 		out.Body = body
 	}
 	return out, nil
-}
-
-// pick returns the route's primary container or, when that one refused this
-// call already, the next in order of preference that did not; when every one
-// did, the one that refused longest ago.
-func pick(r *routing.Route, refused *avoidSet) routing.Target {
-	tgt := r.Primary()
-	if refused.n == 0 {
-		return tgt
-	}
-	oldest, ok := refused.when(tgt.ID)
-	if !ok {
-		return tgt
-	}
-	for i := 1; i < r.Len(); i++ {
-		t := r.At(i)
-		seq, ok := refused.when(t.ID)
-		if !ok {
-			return t
-		}
-		if seq < oldest {
-			tgt, oldest = t, seq
-		}
-	}
-	return tgt
-}
-
-// avoidSet holds the last few containers that refused a call, with the order
-// of their refusals, on the stack.
-type avoidSet struct {
-	ids [4]string
-	seq [4]uint32
-	n   int
-	at  uint32
-}
-
-// when reports whether id refused the call, and when.
-func (s *avoidSet) when(id string) (uint32, bool) {
-	for i := 0; i < s.n; i++ {
-		if s.ids[i] == id {
-			return s.seq[i], true
-		}
-	}
-	return 0, false
-}
-
-// add records a refusal by id, forgetting the oldest when full.
-func (s *avoidSet) add(id string) {
-	s.at++
-	slot := -1
-	for i := 0; i < s.n; i++ {
-		if s.ids[i] == id {
-			slot = i
-		}
-	}
-	switch {
-	case slot >= 0:
-	case s.n < len(s.ids):
-		slot = s.n
-		s.n++
-	default:
-		slot = 0
-		for i := 1; i < s.n; i++ {
-			if s.seq[i] < s.seq[slot] {
-				slot = i
-			}
-		}
-	}
-	s.ids[slot], s.seq[slot] = id, s.at
-}
-
-// refusedSafely tells whether the gateway refused the call before it reached
-// any service.
-func refusedSafely(resp *http.Response) bool {
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		return false
-	}
-	v := resp.Header[api.HeaderRetry]
-	return len(v) > 0 && v[0] == "safe"
-}
-
-// neverConnected tells whether err says that no connection to the gateway
-// was made, so that no byte of the call was sent.
-func neverConnected(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // serviceOf returns the service a request's host names: the host without

@@ -87,7 +87,7 @@ type Agent struct {
 	services   []api.Service
 	containers []api.Container // every node's
 	nodes      []api.Node
-	loaded     [3]bool // services, containers, nodes answered once
+	loaded     [api.NumFleetTables]bool // each table answered once
 	checkers   map[string]context.CancelFunc
 	lastErr    map[string]string // last failed health check, by container
 	persisted  map[string]persistedContainer
@@ -322,57 +322,37 @@ func (a *Agent) recover() {
 }
 
 func (a *Agent) startWatches(ctx context.Context) {
-	c := a.cfg.Client
-	onErr := func(what string) func(error, time.Duration) {
-		return func(err error, d time.Duration) {
-			a.logger.Warn("watch failed; retrying", "watch", what, "error", err, "retry_in", d)
-		}
-	}
-	cfg := func(what string) api.WatchConfig {
+	ident := &api.Identity{Instance: api.NewInstanceID(), Client: api.AgentClientName, ClientVersion: a.cfg.NodeID}
+	cfg := api.FleetConfig{
 		// A node must see changes soon after a registry outage: back off
 		// at most a second.
-		return api.WatchConfig{WaitTime: 30 * time.Second, AllowStale: true, MaxBackoff: time.Second, OnError: onErr(what)}
+		Watch: api.WatchConfig{WaitTime: 30 * time.Second, AllowStale: true, MaxBackoff: time.Second},
+		OnError: func(t api.FleetTable, err error, d time.Duration) {
+			a.logger.Warn("watch failed; retrying", "watch", t.String(), "error", err, "retry_in", d)
+		},
+		OnServices:   func(v []api.Service, _ *api.QueryMeta) { a.update(api.FleetServices, func() { a.services = v }) },
+		OnContainers: func(v []api.Container, _ *api.QueryMeta) { a.update(api.FleetContainers, func() { a.containers = v }) },
+		OnNodes:      func(v []api.Node, _ *api.QueryMeta) { a.update(api.FleetNodes, func() { a.nodes = v }) },
+		// Every watch says who asks, so that the registry counts this
+		// node's gateway in its census (docs/design.md §5).
+		Prepare: func(_ api.FleetTable, q *api.QueryOptions) { q.Identity = ident },
 	}
-	// Every watch says who asks, so that the registry counts this node's
-	// gateway in its census (docs/design.md §5).
-	ident := &api.Identity{Instance: api.NewInstanceID(), Client: api.AgentClientName, ClientVersion: a.cfg.NodeID}
-	a.wg.Add(3)
+	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		_ = api.Watch(ctx, cfg("services"), func(ctx context.Context, q *api.QueryOptions) ([]api.Service, *api.QueryMeta, error) {
-			q.Identity = ident
-			return c.Services().List(ctx, q)
-		}, func(v []api.Service, m *api.QueryMeta) { a.update(0, m, func() { a.services = v }) })
-	}()
-	go func() {
-		defer a.wg.Done()
-		_ = api.Watch(ctx, cfg("containers"), func(ctx context.Context, q *api.QueryOptions) ([]api.Container, *api.QueryMeta, error) {
-			q.Identity = ident
-			return c.Containers().List(ctx, "", q)
-		}, func(v []api.Container, m *api.QueryMeta) { a.update(1, m, func() { a.containers = v }) })
-	}()
-	go func() {
-		defer a.wg.Done()
-		_ = api.Watch(ctx, cfg("nodes"), func(ctx context.Context, q *api.QueryOptions) ([]api.Node, *api.QueryMeta, error) {
-			q.Identity = ident
-			return c.Nodes().List(ctx, q)
-		}, func(v []api.Node, m *api.QueryMeta) { a.update(2, m, func() { a.nodes = v }) })
+		// api.WatchFleet ignores the answers of a server that knows no
+		// leader: acting on a restarted server's empty tables would stop
+		// every container.
+		api.WatchFleet(ctx, a.cfg.Client, cfg)
 	}()
 }
 
-func (a *Agent) update(which int, meta *api.QueryMeta, set func()) {
-	if !meta.KnownLeader {
-		// A server that knows no leader may be one that just restarted
-		// and has not replayed its log: acting on its (empty) answer
-		// would stop every container. Keep the last view.
-		a.logger.Debug("ignoring an answer from a registry server that knows no leader")
-		return
-	}
+func (a *Agent) update(which api.FleetTable, set func()) {
 	a.mu.Lock()
 	set()
 	a.loaded[which] = true
 	a.rebuildTableLocked()
-	if a.loaded[0] && a.loaded[1] && a.loaded[2] {
+	if a.loaded[api.FleetServices] && a.loaded[api.FleetContainers] && a.loaded[api.FleetNodes] {
 		a.ready.Store(true)
 	}
 	a.mu.Unlock()

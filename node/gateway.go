@@ -639,7 +639,7 @@ func (tc *tableCache) target(g *Gateway, service, version, container string) *ta
 		service:    service,
 		version:    version,
 		versionKey: vk,
-		servedBy:   []string{vk + " " + container},
+		servedBy:   []string{api.ServedBy{Service: service, Version: version, Container: container}.String()},
 		duration:   g.duration.WithLabelValues(service, version),
 	}
 	tc.mu.Lock()
@@ -782,7 +782,7 @@ func writeError(w http.ResponseWriter, code int, retry bool, msg string) {
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	if retry {
-		h.Set(api.HeaderRetry, "safe")
+		h.Set(api.HeaderRetry, api.RetrySafe)
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write(errorBody(msg))

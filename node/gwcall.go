@@ -278,7 +278,7 @@ func (c *gwConn) writeError(code int, retry bool, msg string, keep bool) bool {
 	b := appendStatus(make([]byte, 0, 256+len(body)), code, http.StatusText(code))
 	b = append(b, "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"...)
 	if retry {
-		b = append(b, api.HeaderRetry+": safe\r\n"...)
+		b = append(b, api.HeaderRetry+": "+api.RetrySafe+"\r\n"...)
 	}
 	b = append(b, "Date: "...)
 	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)

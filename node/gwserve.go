@@ -183,7 +183,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 var tooManyConns = func() []byte {
 	body := errorBody("gateway has too many connections open")
 	b := appendStatus(nil, http.StatusServiceUnavailable, "Service Unavailable")
-	b = append(b, "Content-Type: application/json\r\n"+api.HeaderRetry+": safe\r\nConnection: close\r\nContent-Length: "...)
+	b = append(b, "Content-Type: application/json\r\n"+api.HeaderRetry+": "+api.RetrySafe+"\r\nConnection: close\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n\r\n"...)
 	return append(b, body...)

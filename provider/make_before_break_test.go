@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -21,11 +20,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/client/callpolicy"
 )
 
 // loadGen calls greeter through the node's gateway from several goroutines,
-// as 1.x and 2.x clients, until stopped. A call is retried only when it
-// never reached a service: a dial error, or a 503 with Coexist-Retry: safe.
+// as 1.x and 2.x clients, until stopped. A call is retried by the SDK's own
+// policy (package callpolicy): only when it never reached a service.
 // Anything else that is not a 200 from the right major version is a failure.
 type loadGen struct {
 	gateway string
@@ -85,18 +85,9 @@ func (l *loadGen) run(clientVersion string) {
 func (l *loadGen) call(clientVersion string) (string, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	backoff := 10 * time.Millisecond
+	deadline, _ := ctx.Deadline()
+	var policy callpolicy.Call
 	retries := 0
-	retry := func() bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 500*time.Millisecond)
-		retries++
-		return true
-	}
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.gateway+"/greeter/hello?name=load", nil)
 		if err != nil {
@@ -105,28 +96,33 @@ func (l *loadGen) call(clientVersion string) (string, int, error) {
 		req.Header.Set(api.HeaderClient, "load")
 		req.Header.Set(api.HeaderClientVersion, clientVersion)
 		resp, err := l.client.Do(req)
-		if err != nil {
-			var op *net.OpError
-			if errors.As(err, &op) && op.Op == "dial" && retry() {
-				continue
+		outcome := callpolicy.Classify(resp, err)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				sb, err := api.ParseServedBy(resp.Header.Get(api.HeaderServedBy))
+				if err != nil {
+					return "", retries, err
+				}
+				major, _, _ := strings.Cut(clientVersion, ".")
+				if sb.Service != "greeter" || !strings.HasPrefix(sb.Version, major+".") {
+					return "", retries, fmt.Errorf("client %s served by %q", clientVersion, sb)
+				}
+				return sb.Container, retries, nil
 			}
+			err = fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		pause, again := policy.Retry(outcome, true, time.Now(), deadline, callpolicy.SharedRand{})
+		if !again {
 			return "", retries, err
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(api.HeaderRetry) == "safe" && retry() {
-			continue
+		retries++
+		select {
+		case <-ctx.Done():
+			return "", retries, fmt.Errorf("%w: %w", ctx.Err(), err)
+		case <-time.After(pause):
 		}
-		if resp.StatusCode != http.StatusOK {
-			return "", retries, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
-		}
-		// "greeter@1.0.0 <container id>"
-		served, id, _ := strings.Cut(resp.Header.Get(api.HeaderServedBy), " ")
-		major, _, _ := strings.Cut(clientVersion, ".")
-		if !strings.HasPrefix(served, "greeter@"+major+".") {
-			return "", retries, fmt.Errorf("client %s served by %q", clientVersion, served)
-		}
-		return id, retries, nil
 	}
 }
 

@@ -37,27 +37,8 @@ func (e *containerFailure) Error() string {
 	return fmt.Sprintf("container %s on node %s is %s: %s", e.ID, e.Node, e.State, e.Message)
 }
 
-// blockingIndex returns the index to wait on next: the answer's, or 0 when
-// the index went backwards (a snapshot restore), so that the next read
-// answers at once.
-func blockingIndex(prev uint64, qm *api.QueryMeta) uint64 {
-	if qm == nil || qm.LastIndex < prev {
-		return 0
-	}
-	return qm.LastIndex
-}
-
-// sleepBackoff waits d (doubled for next time, up to maxBackoff) or until ctx
-// ends.
-func sleepBackoff(ctx context.Context, d *time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(*d):
-	}
-	*d = min(*d*2, maxBackoff)
-	return nil
-}
+// waitConfig is the blocking-query loop of every wait (api.WaitUntil).
+var waitConfig = api.WatchConfig{WaitTime: blockWait, MinBackoff: minBackoff, MaxBackoff: maxBackoff}
 
 // waitRunning waits until container id is running: started and past its
 // first health check. It returns the last container seen, also on error: a
@@ -65,116 +46,84 @@ func sleepBackoff(ctx context.Context, d *time.Duration) error {
 // fromStopped: a stopped container that its agent is about to start again),
 // errGone when it left the registry, ctx's error on timeout.
 func waitRunning(ctx context.Context, c *api.Client, id string, fromStopped bool) (*api.Container, error) {
-	var index uint64
 	var last *api.Container
-	backoff := minBackoff
-	for {
-		ct, qm, err := c.Containers().Info(ctx, id, &api.QueryOptions{WaitIndex: index, WaitTime: blockWait})
-		if err != nil {
-			if ctx.Err() != nil {
-				return last, ctx.Err()
-			}
-			if api.IsNotFound(err) {
-				return last, errGone
-			}
-			if !api.IsRetryable(err) {
-				return last, err
-			}
-			if err := sleepBackoff(ctx, &backoff); err != nil {
-				return last, err
-			}
-			continue
+	err := api.WaitUntil(ctx, waitConfig, containerInfo(c, id), func(ct *api.Container, err error) (bool, error) {
+		switch {
+		case api.IsNotFound(err):
+			return true, errGone
+		case err != nil:
+			return true, err
 		}
-		backoff = minBackoff
 		last = ct
 		if ct.Desired == api.DesiredDeleted {
-			return ct, errGone
+			return true, errGone
 		}
 		if st := ct.Status; st != nil {
 			switch st.State {
 			case api.ContainerRunning:
-				return ct, nil
+				return true, nil
 			case api.ContainerStopped:
 				if !fromStopped {
-					return ct, &containerFailure{ID: ct.ID, Node: ct.Node, State: st.State, Message: st.Message}
+					return true, &containerFailure{ID: ct.ID, Node: ct.Node, State: st.State, Message: st.Message}
 				}
 			case api.ContainerFailed, api.ContainerDraining:
-				return ct, &containerFailure{ID: ct.ID, Node: ct.Node, State: st.State, Message: st.Message}
+				return true, &containerFailure{ID: ct.ID, Node: ct.Node, State: st.State, Message: st.Message}
 			}
 		}
-		index = blockingIndex(index, qm)
-	}
+		return false, nil
+	})
+	return last, err
 }
 
 // waitGone waits until container id has left the registry: its agent has
 // drained and stopped it and the registry has reaped the record.
 func waitGone(ctx context.Context, c *api.Client, id string) (*api.Container, error) {
-	var index uint64
 	var last *api.Container
-	backoff := minBackoff
-	for {
-		ct, qm, err := c.Containers().Info(ctx, id, &api.QueryOptions{WaitIndex: index, WaitTime: blockWait})
-		if err != nil {
-			if api.IsNotFound(err) {
-				return last, nil
-			}
-			if ctx.Err() != nil {
-				return last, ctx.Err()
-			}
-			if !api.IsRetryable(err) {
-				return last, err
-			}
-			if err := sleepBackoff(ctx, &backoff); err != nil {
-				return last, err
-			}
-			continue
+	err := api.WaitUntil(ctx, waitConfig, containerInfo(c, id), func(ct *api.Container, err error) (bool, error) {
+		switch {
+		case api.IsNotFound(err):
+			return true, nil
+		case err != nil:
+			return true, err
 		}
-		backoff = minBackoff
 		last = ct
-		index = blockingIndex(index, qm)
+		return false, nil
+	})
+	return last, err
+}
+
+// containerInfo is the blocking read of container id.
+func containerInfo(c *api.Client, id string) func(context.Context, *api.QueryOptions) (*api.Container, *api.QueryMeta, error) {
+	return func(ctx context.Context, q *api.QueryOptions) (*api.Container, *api.QueryMeta, error) {
+		return c.Containers().Info(ctx, id, q)
 	}
 }
 
 // waitRetired waits until a version of a service is retired (or gone).
 func waitRetired(ctx context.Context, c *api.Client, service, ver string) error {
-	var index uint64
-	backoff := minBackoff
-	for {
-		svc, qm, err := c.Services().Info(ctx, service, &api.QueryOptions{WaitIndex: index, WaitTime: blockWait})
-		if err != nil {
-			if api.IsNotFound(err) {
-				return nil
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !api.IsRetryable(err) {
-				return err
-			}
-			if err := sleepBackoff(ctx, &backoff); err != nil {
-				return err
-			}
-			continue
+	return api.WaitUntil(ctx, waitConfig, func(ctx context.Context, q *api.QueryOptions) (*api.Service, *api.QueryMeta, error) {
+		return c.Services().Info(ctx, service, q)
+	}, func(svc *api.Service, err error) (bool, error) {
+		switch {
+		case api.IsNotFound(err):
+			return true, nil
+		case err != nil:
+			return true, err
 		}
-		backoff = minBackoff
-		found := false
 		for _, v := range svc.Versions {
 			if v.Version != ver {
 				continue
 			}
-			found = true
 			switch v.State {
 			case api.VersionRetired:
-				return nil
+				return true, nil
 			case api.VersionActive:
-				return fmt.Errorf("version %s of service %q was declared again while it was retiring", ver, service)
+				return true, fmt.Errorf("version %s of service %q was declared again while it was retiring", ver, service)
 			}
+			return false, nil
 		}
-		if !found {
-			return nil
-		}
-		index = blockingIndex(index, qm)
-	}
+		return true, nil // gone
+	})
 }
 
 // waitErrText describes why a wait ended.

@@ -533,10 +533,10 @@ func (s *Store) Heartbeat(nodeID string) error {
 	s.hbMu.Lock()
 	s.hb.Beat(nodeID, s.now())
 	s.hbMu.Unlock()
-	if n.Status != api.NodeReady {
+	if n.Status != state.NodeReady {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 		defer cancel()
-		r, err := s.Apply(ctx, &state.SetNodeStatus{ID: nodeID, Status: api.NodeReady})
+		r, err := s.Apply(ctx, &state.SetNodeStatus{ID: nodeID, Status: state.NodeReady})
 		if err != nil {
 			return err
 		}

@@ -7,14 +7,9 @@ import (
 
 	version "github.com/hashicorp/go-version"
 
+	"github.com/coexist-dev/coexist/client/callpolicy"
 	"github.com/coexist-dev/coexist/node"
 	"github.com/coexist-dev/coexist/routing"
-)
-
-// The SDK's retry backoff (client/config.go).
-const (
-	retryMinBackoff = int64(5 * time.Millisecond)
-	retryMaxBackoff = int64(250 * time.Millisecond)
 )
 
 // cohort is a group of clients; its clients are cl[lo:hi].
@@ -204,7 +199,6 @@ type call struct {
 	start    int64
 	deadline int64
 	attempts int32
-	backoff  int64
 
 	// The nodes its attempts went to (the first few; more sets
 	// triedMore), and whether a connection attempt was lost: what a
@@ -214,10 +208,13 @@ type call struct {
 	triedMore bool
 	lost      bool
 
-	avoid  [4]int32
-	avoidQ [4]uint32
-	nAvoid int
-	avoidN uint32
+	// policy is the SDK's own state of the call: which containers
+	// refused it, the backoff (package callpolicy, the SDK's code).
+	policy callpolicy.Call
+	// po is what the last attempt came to, as the SDK would classify
+	// the answer it got; reached says whether it reached a service.
+	po      callpolicy.Outcome
+	reached bool
 
 	target int32 // container
 	tnode  int32
@@ -254,7 +251,6 @@ func (s *world) newCall() *call {
 	s.callSeq++
 	k.id = s.callSeq
 	k.client, k.viewNode, k.target, k.tnode, k.ver, k.pos = -1, -1, -1, -1, -1, -1
-	k.backoff = retryMinBackoff
 	return k
 }
 
@@ -310,6 +306,7 @@ func (s *world) clientView(ci int32) *pub {
 func (s *world) attempt(k *call) {
 	k.attempts++
 	k.answered = false
+	k.reached = false
 	svc := s.services[k.svc].name
 	t := s.clientTable(k)
 	r, err := s.hooks.Router(t, *k.rc, svc, s.rnd)
@@ -321,7 +318,7 @@ func (s *world) attempt(k *call) {
 		s.complete(k)
 		return
 	}
-	tgt := s.pick(&r, k)
+	tgt := k.policy.Pick(&r)
 	ci, ok := s.ctrOf(&tgt)
 	if !ok {
 		k.outcome, k.reason = outFail, "unknown container"
@@ -338,42 +335,17 @@ func (s *world) attempt(k *call) {
 	case cut || s.net.lost(s):
 		k.lost = k.lost || !cut
 		k.answered = true
-		k.outcome, k.reason = outRetry, "connection never made"
+		k.outcome, k.po, k.reason = outFail, callpolicy.NeverConnected, "connection never made"
 		s.res.DialErrors++
 		s.schedule(s.now+int64(s.sc.Network.DialTimeout), evReply, 0, 0, 0, k)
 	case !n.up:
 		k.answered = true
-		k.outcome, k.reason = outRetry, "connection refused"
+		k.outcome, k.po, k.reason = outFail, callpolicy.NeverConnected, "connection refused"
 		s.res.DialErrors++
 		s.schedule(s.now+2*s.net.sample(s), evReply, 0, 0, 0, k)
 	default:
 		s.schedule(s.now+s.net.sample(s), evArrive, 0, 0, 0, k)
 	}
-}
-
-// pick is the SDK's pick: the route's primary, or when that one refused the
-// call already, the next in order of preference that did not; when every
-// one did, the one that refused longest ago.
-func (s *world) pick(r *routing.Route, k *call) routing.Target {
-	tgt := r.Primary()
-	if k.nAvoid == 0 {
-		return tgt
-	}
-	oldest, ok := k.refusedAt(&tgt, s)
-	if !ok {
-		return tgt
-	}
-	for i := 1; i < r.Len(); i++ {
-		t := r.At(i)
-		q, ok := k.refusedAt(&t, s)
-		if !ok {
-			return t
-		}
-		if q < oldest {
-			tgt, oldest = t, q
-		}
-	}
-	return tgt
 }
 
 // tryNode notes a node an attempt went to.
@@ -405,54 +377,17 @@ func (k *call) triedNode(n int32) bool {
 	return false
 }
 
-func (k *call) refusedAt(t *routing.Target, s *world) (uint32, bool) {
-	ci, ok := s.ctrOf(t)
-	if !ok {
-		return 0, false
-	}
-	for i := 0; i < k.nAvoid; i++ {
-		if k.avoid[i] == ci {
-			return k.avoidQ[i], true
-		}
-	}
-	return 0, false
-}
-
-func (k *call) refuse(ci int32) {
-	k.avoidN++
-	slot := -1
-	for i := 0; i < k.nAvoid; i++ {
-		if k.avoid[i] == ci {
-			slot = i
-		}
-	}
-	switch {
-	case slot >= 0:
-	case k.nAvoid < len(k.avoid):
-		slot = k.nAvoid
-		k.nAvoid++
-	default:
-		slot = 0
-		for i := 1; i < k.nAvoid; i++ {
-			if k.avoidQ[i] < k.avoidQ[slot] {
-				slot = i
-			}
-		}
-	}
-	k.avoid[slot], k.avoidQ[slot] = ci, k.avoidN
-}
-
 // arrive is the call reaching the gateway of its target's node: the
 // gateway's admission, then the container.
 func (s *world) arrive(k *call) {
 	n := s.nodes[k.tnode]
 	if !n.up {
-		s.answer(k, outRetry, "connection refused")
+		s.answer(k, outFail, callpolicy.NeverConnected, "connection refused")
 		return
 	}
 	t := s.gwTable(n)
 	if t == nil {
-		s.answer(k, outRetry, "gateway is starting: no routing table yet")
+		s.answer(k, outFail, callpolicy.RefusedSafe, "gateway is starting: no routing table yet")
 		return
 	}
 	c := s.ctrs[k.target]
@@ -464,17 +399,17 @@ func (s *world) arrive(k *call) {
 	case routing.DecisionRefuseRetry, routing.DecisionNoCompatible:
 		// A call naming a container is refused as safe to retry when the
 		// gateway has no candidate for the caller (node/gateway.go).
-		s.answer(k, outRetry, err.Error())
+		s.answer(k, outFail, callpolicy.RefusedSafe, err.Error())
 		return
 	default:
-		s.answer(k, outFail, err.Error())
+		s.answer(k, outFail, callpolicy.Answered, err.Error())
 		return
 	}
 	if r.Len() > 0 {
 		p := r.Primary()
 		id, ok := s.ctrOf(&p)
 		if !ok || s.ctrs[id].node != n.idx {
-			s.answer(k, outRetry, "hop limit: the chosen container is on another node")
+			s.answer(k, outFail, callpolicy.RefusedSafe, "hop limit: the chosen container is on another node")
 			return
 		}
 		c = s.ctrs[id]
@@ -482,7 +417,7 @@ func (s *world) arrive(k *call) {
 	}
 	// The gateway dials the container's loopback endpoint.
 	if c.proc != procUp && c.proc != procStopping {
-		s.answer(k, outRetry, "container "+c.id+" could not be dialled")
+		s.answer(k, outFail, callpolicy.RefusedSafe, "container "+c.id+" could not be dialled")
 		return
 	}
 	j := -1
@@ -492,7 +427,7 @@ func (s *world) arrive(k *call) {
 		}
 	}
 	if j < 0 {
-		s.answer(k, outFail, "container "+c.id+" does not hold "+s.services[k.svc].name)
+		s.answer(k, outFail, callpolicy.Answered, "container "+c.id+" does not hold "+s.services[k.svc].name)
 		return
 	}
 	k.ver = c.vers[j]
@@ -501,6 +436,7 @@ func (s *world) arrive(k *call) {
 			n.id, c.id))
 	}
 	s.checkCompatible(k)
+	k.reached = true
 	k.ic = n.inflight.Begin(c.id, c.keys[j])
 	c.inflight[j]++
 	c.total++
@@ -553,7 +489,7 @@ func (s *world) done(k *call) {
 		return
 	}
 	s.release(k)
-	s.answer(k, outOK, "")
+	s.answer(k, outOK, callpolicy.Answered, "")
 }
 
 // chainClient is a service version calling another service from a node.
@@ -608,40 +544,44 @@ func (s *world) killCalls(c *ctr, drainTimeout bool) {
 			reason = "killed when the drain timeout of " + c.id + " passed"
 			k.drainKill = true
 		}
-		s.answer(k, outFail, reason)
+		// The gateway's connection to the container broke: the call
+		// reached it, and may have done its work.
+		s.answer(k, outFail, callpolicy.Broken, reason)
 	}
 }
 
 // answer sends the gateway's answer back to the caller.
-func (s *world) answer(k *call, o outcome, reason string) {
+func (s *world) answer(k *call, o outcome, po callpolicy.Outcome, reason string) {
 	if k.answered || k.done {
 		return
 	}
 	k.answered = true
-	k.outcome, k.reason = o, reason
+	k.outcome, k.po, k.reason = o, po, reason
 	s.schedule(s.now+s.net.sample(s), evReply, 0, 0, 0, k)
 }
 
-// reply is an answer reaching the caller: done, or retried as the SDK
-// retries (only what never reached a service), within the deadline.
+// reply is an answer reaching the caller: done, or sent again as the SDK
+// sends it again (package callpolicy: only what never reached a service,
+// with its backoff, within the deadline).
 func (s *world) reply(k *call) {
 	if k.done {
 		return
 	}
-	if k.outcome == outRetry {
-		pause := k.backoff/2 + s.rnd.Int64N(k.backoff/2+1)
-		k.backoff = min(2*k.backoff, retryMaxBackoff)
-		if s.now+pause < k.deadline {
-			s.res.Retries++
-			if k.target >= 0 {
-				k.refuse(k.target)
+	if k.outcome != outOK {
+		pause, again := k.policy.RetryWith(s.hooks.Retryable, k.po, true, s.time(), epoch.Add(time.Duration(k.deadline)), s.rnd)
+		if again {
+			if k.reached {
+				s.violate(AtMostOnce, fmt.Sprintf("retry call %d", k.id), fmt.Sprintf("call %d to %s is sent again after it reached container %s (%s: %s)",
+					k.id, s.services[k.svc].name, s.ctrs[k.target].id, k.po, k.reason))
 			}
+			s.res.Retries++
 			k.target, k.tnode = -1, -1
-			s.schedule(s.now+pause, evAttempt, 0, 0, 0, k)
+			s.schedule(s.now+int64(pause), evAttempt, 0, 0, 0, k)
 			return
 		}
-		k.outcome = outFail
-		k.reason = "deadline: " + k.reason
+		if callpolicy.Retryable(k.po) {
+			k.reason = "deadline: " + k.reason
+		}
 	}
 	s.complete(k)
 }
@@ -658,7 +598,7 @@ func (s *world) complete(k *call) {
 		case p.answered:
 		case k.outcome != outOK:
 			s.release(p)
-			s.answer(p, outFail, fmt.Sprintf("downstream call to %s failed: %s", s.services[k.svc].name, k.reason))
+			s.answer(p, outFail, callpolicy.Answered, fmt.Sprintf("downstream call to %s failed: %s", s.services[k.svc].name, k.reason))
 			p.downstream = true
 		default:
 			s.done(p)

@@ -35,10 +35,14 @@ const (
 	Converges Invariant = "converges"
 	// Deterministic: the same scenario and seed give the same trace hash.
 	Deterministic Invariant = "deterministic"
+	// AtMostOnce: a call that reached a service is never sent again
+	// (docs/design.md §7): the SDK's call policy retries only what never
+	// reached one. The simulator knows which attempts did.
+	AtMostOnce Invariant = "at-most-once"
 )
 
 // Invariants lists them in the order of docs/design.md §9.
-var Invariants = []Invariant{Compatible, Available, NoRestarts, Drained, Converges, Deterministic}
+var Invariants = []Invariant{Compatible, Available, NoRestarts, Drained, Converges, Deterministic, AtMostOnce}
 
 // Violation is one broken promise: when, on which event, with which seed.
 type Violation struct {

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/client/callpolicy"
 	"github.com/coexist-dev/coexist/node"
 	"github.com/coexist-dev/coexist/routing"
 	"github.com/coexist-dev/coexist/sim"
@@ -328,6 +329,24 @@ var _ = Describe("planted bugs", func() {
 
 	It("converges: a client that never refreshes its table", func() {
 		expectCaught(file("rolling-upgrade.hcl"), sim.Hooks{NoClientRefresh: true}, sim.Converges)
+	})
+
+	It("at-most-once: an SDK that sends a call again after it reached a service", func() {
+		// g-1 crashes at 20s with calls in flight: they reached it, and
+		// may have done their work. The real policy fails them (the crash
+		// excuses it); a policy that retries every failure sends them
+		// again.
+		sc := sim.New("crash-under-load")
+		sc.Duration = 40 * time.Second
+		sc.AddNodes("n", 2)
+		sc.Agent.ServiceTime = sim.Uniform(200*time.Millisecond, 400*time.Millisecond)
+		sc.Version("greeter", "1.0.0", ">= 1.0, < 2.0")
+		sc.ContainerGroup("g", 2, nil, "greeter@1.0.0")
+		sc.Cohort(sim.CohortSpec{Name: "web", Clients: 50, Version: "1.2.0", Calls: []string{"greeter"}, Rate: 2})
+		sc.At(20*time.Second, sim.CrashContainer{ID: "g-1"})
+		expectClean(sc)
+		retryAll := func(callpolicy.Outcome) bool { return true }
+		expectCaughtFor(sc, sim.Hooks{Retryable: retryAll}, sim.AtMostOnce, "is sent again after it reached container g-1")
 	})
 
 	It("deterministic: a router that draws from the global random source", func() {

@@ -12,6 +12,7 @@ import (
 	version "github.com/hashicorp/go-version"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/client/callpolicy"
 	"github.com/coexist-dev/coexist/node"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/coexist-dev/coexist/routing"
@@ -39,6 +40,9 @@ type Hooks struct {
 	// NoHeartbeats makes every agent register its node but never
 	// heartbeat.
 	NoHeartbeats bool
+	// Retryable is the SDK's rule of which failed attempts may be sent
+	// again; nil means callpolicy.Retryable.
+	Retryable func(callpolicy.Outcome) bool
 }
 
 // Options configure one run.
@@ -183,6 +187,9 @@ func newWorld(sc *Scenario, opt Options) (*world, error) {
 	}
 	if s.hooks.Planner == nil {
 		s.hooks.Planner = node.Plan
+	}
+	if s.hooks.Retryable == nil {
+		s.hooks.Retryable = callpolicy.Retryable
 	}
 	a := sc.Agent
 	s.planCfg = node.PlanConfig{StartTimeout: a.StartTimeout, KillTimeout: a.KillTimeout,

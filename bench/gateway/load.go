@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coexist-dev/coexist/api"
 )
 
 // The load generators all send the same request to every target, byte for
@@ -71,7 +73,7 @@ var (
 	hdrContentLength    = []byte("content-length")
 	hdrTransferEncoding = []byte("transfer-encoding")
 	hdrConnection       = []byte("connection")
-	hdrServedBy         = []byte("coexist-served-by")
+	hdrServedBy         = []byte(api.HeaderServedBy) // compared without case
 )
 
 // do sends one call and reads its answer; on any error the connection is

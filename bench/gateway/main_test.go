@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coexist-dev/coexist/api"
 )
 
 const wrkOutput = `Running 10s test @ http://127.0.0.1:21960/greeter/hello
@@ -55,7 +57,7 @@ func TestRawConn(t *testing.T) {
 			http.Error(w, "missing client headers", http.StatusBadRequest)
 			return
 		}
-		w.Header().Set("Coexist-Served-By", "greeter@1.0.0 c1")
+		w.Header().Set(api.HeaderServedBy, "greeter@1.0.0 c1")
 		if r.URL.Query().Get("chunked") != "" || r.URL.Path == "/chunked" {
 			w.(http.Flusher).Flush() // no Content-Length: chunked
 			fmt.Fprint(w, strings.Repeat("x", 100))

@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"sync"
+
+	"github.com/coexist-dev/coexist/api"
 )
 
 // protoForwarder is NOT the gateway: it is a yardstick for the --cpuprofile
@@ -31,7 +33,7 @@ type protoForwarder struct {
 }
 
 func startProtoForwarder(ln net.Listener, upstream, servedBy string) *protoForwarder {
-	f := &protoForwarder{ln: ln, upstream: upstream, servedBy: []byte("Coexist-Served-By: " + servedBy + "\r\n"),
+	f := &protoForwarder{ln: ln, upstream: upstream, servedBy: []byte(api.HeaderServedBy + ": " + servedBy + "\r\n"),
 		conns: map[net.Conn]struct{}{}}
 	f.wg.Add(1)
 	go func() {

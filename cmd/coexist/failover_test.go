@@ -247,10 +247,13 @@ func sdkCall(ctx context.Context, hc *http.Client, served map[string]*atomic.Int
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
 	}
-	_, container, _ := strings.Cut(resp.Header.Get(api.HeaderServedBy), " ")
-	if c := served[container]; c != nil {
+	sb, err := api.ParseServedBy(resp.Header.Get(api.HeaderServedBy))
+	if err != nil {
+		return err
+	}
+	if c := served[sb.Container]; c != nil {
 		c.Add(1)
 		return nil
 	}
-	return fmt.Errorf("served by %q", resp.Header.Get(api.HeaderServedBy))
+	return fmt.Errorf("served by %q", sb)
 }

@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/client/callpolicy"
 	version "github.com/hashicorp/go-version"
 )
 
@@ -249,52 +248,50 @@ func newCaller(gateway, client, ver string, ranges map[string]string, mu *sync.M
 }
 
 func (c *caller) call(ctx context.Context, query string) (string, error) {
-	backoff := 5 * time.Millisecond
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Minute)
+	}
+	var policy callpolicy.Call
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.gateway+"/greeter/hello"+query, nil)
 		req.Header.Set(api.HeaderClient, c.client)
 		req.Header.Set(api.HeaderClientVersion, c.version)
 		resp, err := c.http.Do(req)
-		retry := false
-		if err != nil {
-			var op *net.OpError
-			retry = errors.As(err, &op) && op.Op == "dial"
-			if !retry {
-				return "", err
-			}
-		} else {
+		outcome := callpolicy.Classify(resp, err)
+		if err == nil {
 			body, rerr := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && rerr == nil {
 				served := resp.Header.Get(api.HeaderServedBy)
-				if err := c.check(served); err != nil {
-					return served, err
-				}
-				return served, nil
+				return served, c.check(served)
 			}
-			retry = resp.Header.Get(api.HeaderRetry) == "safe"
-			if !retry {
-				return "", fmt.Errorf("status %d: %s", resp.StatusCode, body)
+			err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+		pause, again := policy.Retry(outcome, true, time.Now(), deadline, callpolicy.SharedRand{})
+		if !again {
+			if callpolicy.Retryable(outcome) {
+				return "", fmt.Errorf("deadline passed while retrying: %w", err)
 			}
+			return "", err
 		}
 		c.retries.Add(1)
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("deadline passed while retrying: %w", ctx.Err())
-		case <-time.After(backoff):
+		case <-time.After(pause):
 		}
-		backoff = min(2*backoff, 200*time.Millisecond)
 	}
 }
 
 // check verifies a Coexist-Served-By answer against the routing rule: the
 // served version's client range admits this client's version.
 func (c *caller) check(served string) error {
-	ref, container, ok := strings.Cut(served, " ")
-	_, ver, ok2 := strings.Cut(ref, "@")
-	if !ok || !ok2 {
-		return fmt.Errorf("bad %s %q", api.HeaderServedBy, served)
+	sb, err := api.ParseServedBy(served)
+	if err != nil {
+		return err
 	}
+	ver, container := sb.Version, sb.Container
 	c.rangesMu.Lock()
 	rng, known := c.ranges[ver]
 	c.rangesMu.Unlock()

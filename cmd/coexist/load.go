@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/signal"
 	"sort"
@@ -18,15 +16,16 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/client"
+	"github.com/coexist-dev/coexist/client/callpolicy"
 )
 
 // runLoad is `coexist load`: a steady stream of calls to one service as one
 // client version. By default the calls go through the client SDK (package
 // client), which picks the version and container from its watched route
 // table and retries by the rule of DESIGN §7; with --gateway they go to that
-// gateway directly and the same rule is applied here (only refused
-// connections and `Coexist-Retry: safe` answers, with backoff, within each
-// call's deadline). It prints a line a second and, at the end, the totals;
+// gateway directly and the same rule is applied here, by the SDK's own
+// package callpolicy (only connections never made and `Coexist-Retry: safe`
+// answers, with backoff, within each call's deadline). It prints a line a second and, at the end, the totals;
 // it exits 1 when any call failed.
 func runLoad(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
@@ -176,39 +175,42 @@ type loader struct {
 func (l *loader) call() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.deadline)
 	defer cancel()
-	backoff := 5 * time.Millisecond
+	deadline, _ := ctx.Deadline()
+	var policy callpolicy.Call
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.url, nil)
 		req.Header.Set(api.HeaderClient, l.name)
 		req.Header.Set(api.HeaderClientVersion, l.version)
 		resp, err := l.http.Do(req)
-		retry := false
+		outcome := callpolicy.Classify(resp, err)
 		var why string
 		if err != nil {
-			var op *net.OpError
-			retry = errors.As(err, &op) && op.Op == "dial"
 			why = err.Error()
 		} else {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-				ref, _, _ := strings.Cut(resp.Header.Get(api.HeaderServedBy), " ")
+				ref := "(unknown)"
+				if sb, err := api.ParseServedBy(resp.Header.Get(api.HeaderServedBy)); err == nil {
+					ref = sb.Ref()
+				}
 				l.ok.Add(1)
 				l.mu.Lock()
 				l.served[ref]++
 				l.mu.Unlock()
 				return
 			}
-			retry = resp.Header.Get(api.HeaderRetry) == "safe"
 			why = resp.Status
 		}
-		if retry && !l.sdk && ctx.Err() == nil {
-			l.retries.Add(1)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-				backoff = min(2*backoff, 200*time.Millisecond)
-				continue
+		// Through the SDK, a failure is final: it applied the policy.
+		if !l.sdk {
+			if pause, again := policy.Retry(outcome, true, time.Now(), deadline, callpolicy.SharedRand{}); again {
+				l.retries.Add(1)
+				select {
+				case <-ctx.Done():
+				case <-time.After(pause):
+					continue
+				}
 			}
 		}
 		l.failed.Add(1)

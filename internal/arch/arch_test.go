@@ -36,8 +36,10 @@ var rules = map[string]rule{
 	"internal/buildinfo":  {may: nil},
 	"ui":                  {may: nil},
 	"node/driver":         {may: nil},
-	"client":              {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
-	"provider":            {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
+	"client":              {may: []string{"api", "routing", "client/callpolicy"}, never: []string{module + "/raftregistry"}},
+	// The SDK's call policy is a pure core the simulator runs too.
+	"client/callpolicy": {may: []string{"api", "routing"}, never: []string{module + "/raftregistry", module + "/node"}},
+	"provider":          {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
 }
 
 // prefixRules apply to every package under a folder.
@@ -169,6 +171,8 @@ func TestCheckRefuses(t *testing.T) {
 			"api imports routing; it may import only []"},
 		{"the agent reaches the registry's internals", []pkg{{ImportPath: m("node"), Imports: []string{m("raftregistry")}, Deps: []string{m("raftregistry")}}},
 			"node depends on " + m("raftregistry")},
+		{"the call policy imports the SDK", []pkg{{ImportPath: m("client/callpolicy"), Imports: []string{m("api"), m("client")}}},
+			"client/callpolicy imports client; it may import only [api routing]"},
 		{"client imports sim", []pkg{{ImportPath: m("client"), Imports: []string{m("sim")}}},
 			"client imports sim, which nothing but"},
 		{"anything imports cmd", []pkg{{ImportPath: m("bench/gateway"), Imports: []string{m("cmd/coexist")}}},

@@ -19,7 +19,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 	secret := newSecret()
 	sum := sha256.Sum256([]byte(secret))
 	cmd := &state.CreateToken{AccessorID: newUUID(), SecretHash: hex.EncodeToString(sum[:]),
-		Role: req.Role, Node: req.Node, Description: req.Description}
+		Role: state.RoleFromAPI(req.Role), Node: req.Node, Description: req.Description}
 	if err := state.ValidateToken(cmd); err != nil {
 		return err
 	}

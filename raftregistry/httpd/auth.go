@@ -85,7 +85,7 @@ func (s *Server) authenticate(secret string) (*identity, error) {
 	if t == nil {
 		return nil, httpErrorf(http.StatusUnauthorized, "unknown token: it does not exist or was revoked")
 	}
-	return &identity{role: t.Role, node: t.Node, token: t, secretHash: hash}, nil
+	return &identity{role: state.RoleAPI(t.Role), node: t.Node, token: t, secretHash: hash}, nil
 }
 
 // policy decides whether id may make request r; it returns a 403 when not.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/coexist-dev/coexist/api"
 )
 
 // Purging: a retired version stays in the table (declaring it again is a
@@ -56,7 +54,7 @@ func (s *Store) purgeService(index uint64, c *PurgeService) ([]*ServiceVersion, 
 
 // unpurgeable says why v cannot be purged ("is active: ..."), or "".
 func (s *Store) unpurgeable(v *ServiceVersion) string {
-	if v.State != api.VersionRetired {
+	if v.State != VersionRetired {
 		return fmt.Sprintf("is %s: only a retired version can be purged (retire it and wait until it is retired)", v.State)
 	}
 	var ids []string

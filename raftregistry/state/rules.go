@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"slices"
 	"time"
-
-	"github.com/coexist-dev/coexist/api"
 )
 
 // RetireDue names a draining version the leader found ready to retire, with
@@ -92,13 +90,13 @@ func versionDrainedIn(c *Container, k VersionKey) bool {
 		return true
 	}
 	switch st.State {
-	case api.ContainerStopped, api.ContainerFailed:
+	case ContainerStopped, ContainerFailed:
 		return true
-	case api.ContainerStarting:
+	case ContainerStarting:
 		// Not yet routable: it has served nothing.
 		return true
 	}
-	return st.serviceState(k) == api.ServiceDrained
+	return st.serviceState(k) == ServiceDrained
 }
 
 // Heartbeats keeps the leader's TTL timers of node heartbeats. It is not
@@ -142,10 +140,10 @@ func (h *Heartbeats) StatusChanges(nodes []*Node, now time.Time) []SetNodeStatus
 		}
 		alive := now.Sub(last) < h.TTL
 		switch {
-		case alive && n.Status == api.NodeDown:
-			out = append(out, SetNodeStatus{ID: n.ID, Status: api.NodeReady})
-		case !alive && n.Status == api.NodeReady:
-			out = append(out, SetNodeStatus{ID: n.ID, Status: api.NodeDown})
+		case alive && n.Status == NodeDown:
+			out = append(out, SetNodeStatus{ID: n.ID, Status: NodeReady})
+		case !alive && n.Status == NodeReady:
+			out = append(out, SetNodeStatus{ID: n.ID, Status: NodeDown})
 		}
 	}
 	slices.SortFunc(out, func(a, b SetNodeStatus) int { return cmp.Compare(a.ID, b.ID) })

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/coexist-dev/coexist/api"
 	version "github.com/hashicorp/go-version"
 )
 
@@ -167,11 +166,11 @@ func (s *Store) registerNode(index uint64, c *RegisterNode) (*Node, error) {
 		labels = nil
 	}
 	if old != nil && old.Address == c.Address && old.Gateway == c.Gateway &&
-		maps.Equal(old.Labels, labels) && old.Status == api.NodeReady {
+		maps.Equal(old.Labels, labels) && old.Status == NodeReady {
 		return old, nil
 	}
 	n := &Node{ID: c.ID, Address: c.Address, Gateway: c.Gateway, Labels: labels,
-		Status: api.NodeReady, CreateIndex: index, ModifyIndex: index}
+		Status: NodeReady, CreateIndex: index, ModifyIndex: index}
 	if old != nil {
 		n.CreateIndex = old.CreateIndex
 	}
@@ -181,7 +180,7 @@ func (s *Store) registerNode(index uint64, c *RegisterNode) (*Node, error) {
 }
 
 func (s *Store) setNodeStatus(index uint64, c *SetNodeStatus) (*Node, error) {
-	if c.Status != api.NodeReady && c.Status != api.NodeDown {
+	if c.Status != NodeReady && c.Status != NodeDown {
 		return nil, invalid("status", "%q is not one of ready, down", c.Status)
 	}
 	old := s.nodes[c.ID]
@@ -204,7 +203,7 @@ func (s *Store) purgeNode(index uint64, c *PurgeNode) (*Node, error) {
 	if old == nil {
 		return nil, notFound("node %q", c.ID)
 	}
-	if c.OnlyIfDown && old.Status != api.NodeDown {
+	if c.OnlyIfDown && old.Status != NodeDown {
 		n := 0
 		for _, ct := range s.containers {
 			if ct.Spec.Node == c.ID {
@@ -239,11 +238,11 @@ func (s *Store) declareVersion(index uint64, c *DeclareVersion) (*ServiceVersion
 	if err := checkVersionCAS(old, c); err != nil {
 		return nil, err
 	}
-	if old != nil && old.State == api.VersionActive && old.Clients == c.Clients && old.Description == c.Description {
+	if old != nil && old.State == VersionActive && old.Clients == c.Clients && old.Description == c.Description {
 		return old, nil
 	}
 	v := &ServiceVersion{Service: c.Service, Version: c.Version, Clients: c.Clients,
-		Description: c.Description, State: api.VersionActive, CreateIndex: index, ModifyIndex: index}
+		Description: c.Description, State: VersionActive, CreateIndex: index, ModifyIndex: index}
 	if old != nil {
 		v.CreateIndex = old.CreateIndex
 	}
@@ -272,11 +271,11 @@ func (s *Store) retireVersion(index uint64, c *RetireVersion) (*ServiceVersion, 
 	if old == nil {
 		return nil, notFound("version %s of service %q", c.Version, c.Service)
 	}
-	if old.State != api.VersionActive {
+	if old.State != VersionActive {
 		return old, nil
 	}
 	v := *old
-	v.State = api.VersionDraining
+	v.State = VersionDraining
 	now := c.Now
 	v.DrainStartedAt = &now
 	v.ModifyIndex = index
@@ -290,11 +289,11 @@ func (s *Store) markRetired(index uint64, c *MarkRetired) ([]*ServiceVersion, er
 	for _, due := range c.Versions {
 		k := VersionKey{due.Service, due.Version}
 		old := s.version(k)
-		if old == nil || old.State != api.VersionDraining || old.ModifyIndex != due.ModifyIndex {
+		if old == nil || old.State != VersionDraining || old.ModifyIndex != due.ModifyIndex {
 			continue
 		}
 		v := *old
-		v.State = api.VersionRetired
+		v.State = VersionRetired
 		v.DrainStartedAt = nil
 		now := c.Now
 		v.RetiredAt = &now
@@ -330,7 +329,7 @@ func (s *Store) putContainer(index uint64, c *PutContainer) (*Container, error) 
 			return nil, conflict("container %q is at modify index %d, not %d", c.ID, old.ModifyIndex, *c.CAS)
 		}
 		same := old.Spec.Equal(&c.Spec)
-		if same && old.Desired == api.DesiredPresent {
+		if same && old.Desired == DesiredPresent {
 			return old, nil
 		}
 		if !same && c.CAS == nil {
@@ -348,11 +347,11 @@ func (s *Store) putContainer(index uint64, c *PutContainer) (*Container, error) 
 	// A container holding a retired version would never start, and its
 	// agent would have nothing to do but report it stopped.
 	for i, ref := range c.Spec.Services {
-		if v := s.version(ref); v.State == api.VersionRetired {
+		if v := s.version(ref); v.State == VersionRetired {
 			return nil, invalid(fmt.Sprintf("services[%d].version", i), "%s %s is retired; declare it again to roll back", ref.Service, ref.Version)
 		}
 	}
-	ct := &Container{ID: c.ID, Spec: c.Spec, Desired: api.DesiredPresent, CreateIndex: index, ModifyIndex: index}
+	ct := &Container{ID: c.ID, Spec: c.Spec, Desired: DesiredPresent, CreateIndex: index, ModifyIndex: index}
 	if old != nil {
 		ct.CreateIndex = old.CreateIndex
 		ct.Status = old.Status
@@ -367,11 +366,11 @@ func (s *Store) deleteContainer(index uint64, c *DeleteContainer) (*Container, e
 	if old == nil {
 		return nil, notFound("container %q", c.ID)
 	}
-	if old.Desired == api.DesiredDeleted {
+	if old.Desired == DesiredDeleted {
 		return old, nil
 	}
 	ct := *old
-	ct.Desired = api.DesiredDeleted
+	ct.Desired = DesiredDeleted
 	ct.ModifyIndex = index
 	if reapable(&ct) {
 		delete(s.containers, c.ID)
@@ -385,8 +384,8 @@ func (s *Store) deleteContainer(index uint64, c *DeleteContainer) (*Container, e
 // reapable reports whether a deleted container can leave the table: its agent
 // never started it, or has reported it stopped.
 func reapable(c *Container) bool {
-	return c.Desired == api.DesiredDeleted &&
-		(c.Status == nil || c.Status.State == api.ContainerStopped)
+	return c.Desired == DesiredDeleted &&
+		(c.Status == nil || c.Status.State == ContainerStopped)
 }
 
 func (s *Store) setContainerStatus(index uint64, c *SetContainerStatus) (*Container, error) {
@@ -533,7 +532,7 @@ func (s *Store) putVersion(v *ServiceVersion) {
 		s.nversions++
 	}
 	m[v.Version] = v
-	if v.State == api.VersionDraining {
+	if v.State == VersionDraining {
 		s.draining[v.Key()] = struct{}{}
 	} else {
 		delete(s.draining, v.Key())

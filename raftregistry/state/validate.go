@@ -239,12 +239,12 @@ func validateContainer(id string, s *ContainerSpec, r rules) error {
 }
 
 var validContainerStates = map[string]bool{
-	api.ContainerStarting: true, api.ContainerRunning: true, api.ContainerDraining: true,
-	api.ContainerStopped: true, api.ContainerFailed: true,
+	ContainerStarting: true, ContainerRunning: true, ContainerDraining: true,
+	ContainerStopped: true, ContainerFailed: true,
 }
 
 var validServiceStates = map[string]bool{
-	api.ServiceServing: true, api.ServiceDraining: true, api.ServiceDrained: true,
+	ServiceServing: true, ServiceDraining: true, ServiceDrained: true,
 }
 
 // ValidateStatus checks an agent's report.
@@ -283,11 +283,11 @@ func ValidateNode(c *RegisterNode) error {
 // ValidateToken checks a token creation.
 func ValidateToken(c *CreateToken) error {
 	switch c.Role {
-	case api.RoleManagement, api.RoleOperator, api.RoleRead:
+	case RoleManagement, RoleOperator, RoleRead:
 		if c.Node != "" {
 			return invalid("node", "is only allowed with the agent role")
 		}
-	case api.RoleAgent:
+	case RoleAgent:
 		if err := ValidateName("node", c.Node); err != nil {
 			return err
 		}

@@ -1,0 +1,148 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coexist-dev/coexist/api"
+)
+
+// TestWatchFleetIgnoresAnswersWithoutLeader: a server that knows no leader
+// (a restarted one, before it replayed its log) answers with empty tables;
+// the watcher never hands them on, says why through OnError, and asks again
+// without blocking.
+func TestWatchFleetIgnoresAnswersWithoutLeader(t *testing.T) {
+	paths := map[string]api.FleetTable{"/v1/services": api.FleetServices, "/v1/containers": api.FleetContainers, "/v1/nodes": api.FleetNodes}
+	var mu sync.Mutex
+	queries := map[api.FleetTable][]string{} // the index parameter of each query
+	tokens := map[api.FleetTable][]string{}
+	full := map[string]any{
+		"/v1/services":   []api.Service{{Name: "greeter"}},
+		"/v1/containers": []api.Container{{ID: "g1"}},
+		"/v1/nodes":      []api.Node{{ID: "n1"}},
+	}
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		table, ok := paths[r.URL.Path]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		mu.Lock()
+		queries[table] = append(queries[table], r.URL.Query().Get("index"))
+		tokens[table] = append(tokens[table], r.Header.Get("Authorization"))
+		n := len(queries[table])
+		mu.Unlock()
+		// 1: the leader's answer at 5; 2: a restarted server without a
+		// leader, empty, at 1; then the leader's again, at 10, blocking
+		// once it is known.
+		switch {
+		case n == 1:
+			w.Header().Set(api.HeaderIndex, "5")
+			w.Header().Set(api.HeaderKnownLeader, "true")
+			writeJSON(w, 200, full[r.URL.Path])
+		case n == 2:
+			w.Header().Set(api.HeaderIndex, "1")
+			w.Header().Set(api.HeaderKnownLeader, "false")
+			writeJSON(w, 200, []struct{}{})
+		default:
+			if r.URL.Query().Get("index") == "10" {
+				select {
+				case <-r.Context().Done():
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			w.Header().Set(api.HeaderIndex, strconv.Itoa(10))
+			w.Header().Set(api.HeaderKnownLeader, "true")
+			writeJSON(w, 200, full[r.URL.Path])
+		}
+	})
+	c := f.client(t, "")
+
+	var got sync.Map // table -> []int: the length of each table handed on
+	record := func(t api.FleetTable, n int) {
+		v, _ := got.LoadOrStore(t, &[]int{})
+		mu.Lock()
+		*v.(*[]int) = append(*v.(*[]int), n)
+		mu.Unlock()
+	}
+	var noLeader, answers [api.NumFleetTables]int
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		api.WatchFleet(ctx, c, api.FleetConfig{
+			Watch:   api.WatchConfig{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
+			Prepare: func(t api.FleetTable, q *api.QueryOptions) { q.AuthToken = "tok-" + t.String() },
+			OnError: func(t api.FleetTable, err error, _ time.Duration) {
+				if errors.Is(err, api.ErrNoLeader) {
+					mu.Lock()
+					noLeader[t]++
+					mu.Unlock()
+				}
+			},
+			OnAnswer: func(t api.FleetTable, _ *api.QueryMeta) {
+				mu.Lock()
+				answers[t]++
+				mu.Unlock()
+			},
+			OnServices:   func(v []api.Service, _ *api.QueryMeta) { record(api.FleetServices, len(v)) },
+			OnContainers: func(v []api.Container, _ *api.QueryMeta) { record(api.FleetContainers, len(v)) },
+			OnNodes:      func(v []api.Node, _ *api.QueryMeta) { record(api.FleetNodes, len(v)) },
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		enough := len(queries[api.FleetServices]) >= 5 && len(queries[api.FleetContainers]) >= 5 && len(queries[api.FleetNodes]) >= 5
+		mu.Unlock()
+		if enough {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watches made too few queries")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WatchFleet did not return after its context ended")
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for table := range api.NumFleetTables {
+		v, _ := got.Load(table)
+		var handed []int
+		if v != nil {
+			handed = *v.(*[]int)
+		}
+		// The leader's table at 5, then at 10; never the empty one.
+		if !slices.Equal(handed, []int{1, 1}) {
+			t.Errorf("%s: handed on tables of lengths %v, want [1 1]", table, handed)
+		}
+		if noLeader[table] != 1 {
+			t.Errorf("%s: OnError told of %d answers without a leader, want 1", table, noLeader[table])
+		}
+		if answers[table] < 3 {
+			t.Errorf("%s: OnAnswer told of %d answers, want every answer taken", table, answers[table])
+		}
+		// After the ignored answer the watch asks without blocking, then
+		// blocks at the leader's index.
+		if q := queries[table][:4]; !slices.Equal(q, []string{"", "5", "", "10"}) {
+			t.Errorf("%s: queries at index %q, want [\"\" 5 \"\" 10]", table, q)
+		}
+		for i, tok := range tokens[table] {
+			if tok != "Bearer tok-"+table.String() {
+				t.Errorf("%s: query %d carries %q: Prepare was not applied", table, i, tok)
+			}
+		}
+	}
+}
