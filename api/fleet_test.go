@@ -146,3 +146,87 @@ func TestWatchFleetIgnoresAnswersWithoutLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchFleetAskSendsAgain: closing the channel Ask gave ends the
+// blocking query of that table at once and sends it again, prepared afresh
+// (a client that starts calling a service says so in Coexist-Calls without
+// waiting for its blocking query to end), with the same index.
+func TestWatchFleetAskSendsAgain(t *testing.T) {
+	type query struct{ index, calls string }
+	var mu sync.Mutex
+	var got []query
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/services" {
+			w.Header().Set(api.HeaderIndex, "1")
+			w.Header().Set(api.HeaderKnownLeader, "true")
+			writeJSON(w, 200, []struct{}{})
+			return
+		}
+		mu.Lock()
+		got = append(got, query{r.URL.Query().Get("index"), r.Header.Get(api.HeaderCalls)})
+		mu.Unlock()
+		if r.URL.Query().Get("index") == "5" {
+			select { // a blocking query that would last 30 s
+			case <-r.Context().Done():
+				return
+			case <-time.After(30 * time.Second):
+			}
+		}
+		w.Header().Set(api.HeaderIndex, "5")
+		w.Header().Set(api.HeaderKnownLeader, "true")
+		writeJSON(w, 200, []api.Service{{Name: "greeter"}})
+	})
+	var callsMu sync.Mutex
+	calls := []string{}
+	grew := make(chan struct{})
+	ident := &api.Identity{Instance: "i1", Client: "web", ClientVersion: "1.0.0", Calls: func() []string {
+		callsMu.Lock()
+		defer callsMu.Unlock()
+		return slices.Clone(calls)
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		api.WatchFleet(ctx, f.client(t, "tok"), api.FleetConfig{
+			Watch:   api.WatchConfig{WaitTime: 30 * time.Second},
+			Prepare: func(_ api.FleetTable, q *api.QueryOptions) { q.Identity = ident },
+			Ask: func(t api.FleetTable) <-chan struct{} {
+				if t != api.FleetServices {
+					return nil
+				}
+				callsMu.Lock()
+				defer callsMu.Unlock()
+				return grew
+			},
+		})
+	}()
+	waitUntil := func(what string, ok func([]query) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			q := slices.Clone(got)
+			mu.Unlock()
+			if ok(q) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%s; queries: %+v", what, got)
+	}
+	waitUntil("the blocking query", func(q []query) bool { return len(q) >= 2 && q[1].index == "5" })
+	callsMu.Lock()
+	calls = append(calls, "greeter")
+	close(grew)
+	grew = make(chan struct{})
+	callsMu.Unlock()
+	waitUntil("the query sent again with the new call and the same index", func(q []query) bool {
+		return len(q) >= 3 && q[2].index == "5" && q[2].calls == "greeter"
+	})
+	cancel()
+	<-done
+}
