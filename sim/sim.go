@@ -128,6 +128,9 @@ type verInfo struct {
 	calls       []int32
 	releaseSet  int32
 	holders     []int32
+	// crashesAfter: its containers crash this long after becoming
+	// healthy (VersionSpec.CrashesAfter).
+	crashesAfter Dist
 
 	// As committed.
 	declared bool
@@ -246,7 +249,7 @@ func (s *world) compile() {
 		}
 		v := &verInfo{id: id, svc: svc, service: vs.Service, version: vs.Version, ref: vs.Ref(),
 			key: state.VersionKey{Service: vs.Service, Version: vs.Version}, parsed: version.Must(version.NewVersion(vs.Version)),
-			serviceTime: st, failsHealth: vs.FailsHealth, releaseSet: -1, forcedAt: -1}
+			serviceTime: st, failsHealth: vs.FailsHealth, crashesAfter: vs.CrashesAfter, releaseSet: -1, forcedAt: -1}
 		s.vers = append(s.vers, v)
 		s.verByRef[vs.Ref()] = id
 		s.services[svc].versions = append(s.services[svc].versions, id)
@@ -304,6 +307,9 @@ func (s *world) compile() {
 			s.vers[vid].holders = append(s.vers[vid].holders, idx)
 			if s.vers[vid].failsHealth {
 				c.failsHealth = true
+			}
+			if ca := s.vers[vid].crashesAfter; !ca.IsZero() && c.crashesAfter.IsZero() {
+				c.crashesAfter = ca
 			}
 		}
 		c.spec = state.SpecFromAPI(&req)
@@ -459,6 +465,8 @@ loop:
 			s.onHealthy(s.ctrs[e.a], e.gen)
 		case evExited:
 			s.onExited(s.ctrs[e.a], e.gen)
+		case evCrash:
+			s.onCrash(s.ctrs[e.a], e.gen)
 		case evHeartbeat:
 			s.onHeartbeat(s.nodes[e.a], e.gen)
 		case evBeatArrive:
