@@ -182,7 +182,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  failed    %d: %s\n", r.FailedByReason[reason], reason)
 	}
 	for _, c := range r.PerCohort {
-		fmt.Fprintf(w, "%s\n", c)
+		fmt.Fprintf(w, "%-11s %s: %s\n", c.Kind(), c.Cohort, c.Tally())
 	}
 	for _, f := range r.Faults {
 		to := "the end of the run"
@@ -240,12 +240,12 @@ func (r *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "trace hash: %s\n", r.TraceHex())
 }
 
-// String is the caller's line in the summary.
-func (c CohortCalls) String() string {
+// Kind is "cohort", or "chain" for a service version calling in turn.
+func (c CohortCalls) Kind() string {
 	if c.Chain {
-		return fmt.Sprintf("chain       %s: %s", c.Cohort, c.Tally())
+		return "chain"
 	}
-	return fmt.Sprintf("cohort      %s: %s", c.Cohort, c.Tally())
+	return "cohort"
 }
 
 // Tally is the caller's calls and failures, as the summary prints them.

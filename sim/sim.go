@@ -51,7 +51,26 @@ type Options struct {
 	// NoRecord skips what only a report needs: the per-step snapshots and
 	// the chart.
 	NoRecord bool
+	// Progress, when set, is called every progressEvents events, for a
+	// display of a long run's progress; it must not touch the run.
+	Progress func(Progress)
+
+	// recheck marks Check's second run, for Progress.
+	recheck bool
 }
+
+// Progress is where a run is: its virtual time, the end of the run, the
+// events so far, and whether it is Check's second run (of the same seed,
+// to compare trace hashes).
+type Progress struct {
+	Seed         uint64
+	Virtual, End time.Duration
+	Events       uint64
+	Recheck      bool
+}
+
+// progressEvents is how often Options.Progress is called.
+const progressEvents = 1 << 14
 
 // epoch is virtual time zero, as the cores see it.
 var epoch = time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC)
@@ -391,6 +410,7 @@ func Check(sc *Scenario, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	opt.recheck = true
 	r2, err := Run(sc, opt)
 	if err != nil {
 		return nil, err
@@ -442,6 +462,9 @@ loop:
 		e := s.q.pop()
 		s.now = e.at
 		s.events++
+		if s.opt.Progress != nil && s.events%progressEvents == 0 {
+			s.opt.Progress(Progress{Seed: s.opt.Seed, Virtual: time.Duration(s.now), End: time.Duration(s.end), Events: s.events, Recheck: s.opt.recheck})
+		}
 		s.tr.word(uint64(e.at))
 		s.tr.word(uint64(e.kind) | uint64(uint32(e.a))<<8 | uint64(uint32(e.b))<<40)
 		switch e.kind {
