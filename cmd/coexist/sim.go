@@ -18,7 +18,7 @@ import (
 const simUsage = `Usage:
   coexist sim run <scenario.hcl> [--seed N | --seeds A..B] [--report out.html] [--no-recheck] [--progress]
   coexist sim validate <scenario.hcl>
-  coexist sim bench [--nodes 1000] [--clients 100000] [--rate 0.1] [--duration 10m] [--seed 1]
+  coexist sim bench [--nodes 1000] [--clients 100000] [--rate 0.1] [--duration 10m] [--seed 1] [--progress]
 
 run simulates a scenario on a virtual clock and checks the invariants of
 docs/design.md §9 on every event; validate reports every problem of a
@@ -360,6 +360,7 @@ func simBench(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "calls per second per client")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "virtual time")
 	seed := fs.Uint64("seed", 1, "the seed")
+	progress := fs.Bool("progress", false, "print a line of progress (virtual time, events) on stderr every few seconds; the default when stderr is a terminal")
 	fs.Usage = func() { fmt.Fprint(stderr, simBenchUsage); fs.PrintDefaults() }
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
@@ -372,7 +373,11 @@ func simBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "coexist sim bench: want at least 1 node, 3 clients and a positive duration")
 		return 2
 	}
-	r, err := sim.Run(sim.Scale(cfg), sim.Options{Seed: *seed, NoRecord: true})
+	opt := func(s uint64) sim.Options { return sim.Options{Seed: s, NoRecord: true} }
+	if *progress || isTerminal(stderr) {
+		opt = withProgress(opt, stderr)
+	}
+	r, err := sim.Run(sim.Scale(cfg), opt(*seed))
 	if err != nil {
 		fmt.Fprintf(stderr, "coexist sim bench: %v\n", err)
 		return 2

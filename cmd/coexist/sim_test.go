@@ -157,9 +157,14 @@ func TestSimRunRejectsBadFileWithPosition(t *testing.T) {
 }
 
 func TestSimBenchRunsTheScaleScenario(t *testing.T) {
-	code, out, errOut := runSimCmd(t, "bench", "--nodes", "20", "--clients", "600", "--duration", "2m")
+	defer func(d time.Duration) { progressEvery = d }(progressEvery)
+	progressEvery = 0 // every progress call prints
+	code, out, errOut := runSimCmd(t, "bench", "--nodes", "20", "--clients", "600", "--duration", "2m", "--progress")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !regexp.MustCompile(`(?m)^sim: seed 1: [0-9hms.]+ of 2m0s virtual, [0-9]+ events`).MatchString(errOut) {
+		t.Errorf("bench --progress: no progress line:\n%s", errOut)
 	}
 	if !strings.Contains(out, "events/s") || !traceLine.MatchString(out) {
 		t.Errorf("bench output:\n%s", out)
