@@ -40,21 +40,27 @@ func ParseFile(path string) (*Scenario, error) {
 func Parse(src []byte, filename string) (*Scenario, error) {
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		return nil, diagError(diags)
+		return nil, &ValidationError{Problems: diagProblems(diags)}
 	}
-	d := &decoder{}
+	d := newDecoder()
 	sc := d.scenario(f.Body)
-	if len(d.diags) > 0 {
-		return nil, diagError(d.diags)
+	probs := diagProblems(d.diags)
+	if sc != nil {
+		// What the decoder could read is validated too, so that one pass
+		// reports every problem; Validate leaves alone what the decoder
+		// reported.
+		sc.file = d.file
+		probs = append(probs, sc.validate()...)
+		sortProblems(probs)
 	}
-	if err := sc.Validate(); err != nil {
-		return nil, err
+	if len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
 	}
 	return sc, nil
 }
 
-func diagError(diags hcl.Diagnostics) error {
-	e := &ValidationError{}
+func diagProblems(diags hcl.Diagnostics) []Problem {
+	var out []Problem
 	for _, d := range diags {
 		if d.Severity != hcl.DiagError {
 			continue
@@ -67,29 +73,79 @@ func diagError(diags hcl.Diagnostics) error {
 		if d.Detail != "" {
 			msg += "; " + d.Detail
 		}
-		e.Problems = append(e.Problems, Problem{Pos: p, Message: msg})
+		out = append(out, Problem{Pos: p, Message: msg})
 	}
-	return e
+	return out
 }
 
 func posOf(r hcl.Range) Pos { return Pos{File: r.Filename, Line: r.Start.Line, Col: r.Start.Column} }
 
-// decoder reads blocks and attributes, collecting diagnostics.
+// decoder reads blocks and attributes, collecting diagnostics and, in
+// file, where each attribute was written and which it could not read.
 type decoder struct {
 	diags hcl.Diagnostics
+	file  *fileInfo
+	// block is the position of the block being read.
+	block Pos
+}
+
+func newDecoder() *decoder {
+	return &decoder{file: &fileInfo{attrs: map[Pos]map[string]Pos{}, blocks: map[string]Pos{},
+		bad: map[Pos]map[string]bool{}, partial: map[string]bool{}}}
 }
 
 func (d *decoder) errAt(r hcl.Range, summary, detail string) {
 	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: r.Ptr()})
 }
 
-func (d *decoder) content(b hcl.Body, attrs []string, required []string, blocks []hcl.BlockHeaderSchema) *hcl.BodyContent {
+// attrErr reports attribute a of the block being read, and marks it bad.
+func (d *decoder) attrErr(a *hcl.Attribute, summary, detail string) {
+	d.errAt(a.Expr.Range(), summary, detail)
+	d.markBad(a.Name)
+}
+
+func (d *decoder) markBad(name string) {
+	if d.file.bad[d.block] == nil {
+		d.file.bad[d.block] = map[string]bool{}
+	}
+	d.file.bad[d.block][name] = true
+}
+
+// ok reports whether the attributes names of the block being read were
+// given and read.
+func (d *decoder) ok(names ...string) bool {
+	for _, n := range names {
+		if d.file.bad[d.block][n] {
+			return false
+		}
+	}
+	return true
+}
+
+// content reads the body of the block defined at def: it becomes the block
+// being read, its attributes' positions are recorded, and a required one
+// missing is marked bad.
+func (d *decoder) content(b hcl.Body, def hcl.Range, attrs []string, required []string, blocks []hcl.BlockHeaderSchema) *hcl.BodyContent {
+	d.block = posOf(def)
 	s := &hcl.BodySchema{Blocks: blocks}
 	for _, a := range attrs {
 		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: a, Required: contains(required, a)})
 	}
 	c, diags := b.Content(s)
 	d.diags = append(d.diags, diags...)
+	if c == nil {
+		return nil
+	}
+	at := map[string]Pos{}
+	for name, a := range c.Attributes {
+		at[name] = posOf(a.Expr.Range())
+	}
+	d.file.attrs[d.block] = at
+	for _, name := range required {
+		if _, ok := c.Attributes[name]; !ok {
+			d.markBad(name)
+		}
+	}
 	return c
 }
 
@@ -106,11 +162,12 @@ func (d *decoder) value(a *hcl.Attribute, want cty.Type, what string) (cty.Value
 	v, diags := a.Expr.Value(nil)
 	if diags.HasErrors() {
 		d.diags = append(d.diags, diags...)
+		d.markBad(a.Name)
 		return cty.NilVal, false
 	}
 	cv, err := convert.Convert(v, want)
 	if err != nil || cv.IsNull() || !cv.IsWhollyKnown() {
-		d.errAt(a.Expr.Range(), fmt.Sprintf("Invalid %s", a.Name), fmt.Sprintf("%s must be %s", a.Name, what))
+		d.attrErr(a, fmt.Sprintf("Invalid %s", a.Name), fmt.Sprintf("%s must be %s", a.Name, what))
 		return cty.NilVal, false
 	}
 	return cv, true
@@ -151,7 +208,7 @@ func (d *decoder) num(c *hcl.BodyContent, name string, dst *float64) {
 		if v, ok := d.value(a, cty.Number, "a number"); ok {
 			f, _ := v.AsBigFloat().Float64()
 			if math.IsInf(f, 0) || math.IsNaN(f) {
-				d.errAt(a.Expr.Range(), "Invalid "+name, name+" must be a finite number")
+				d.attrErr(a, "Invalid "+name, name+" must be a finite number")
 				return
 			}
 			*dst = f
@@ -164,12 +221,12 @@ func (d *decoder) integer(c *hcl.BodyContent, name string, dst *int) {
 		if v, ok := d.value(a, cty.Number, "a whole number"); ok {
 			bf := v.AsBigFloat()
 			if !bf.IsInt() {
-				d.errAt(a.Expr.Range(), "Invalid "+name, name+" must be a whole number")
+				d.attrErr(a, "Invalid "+name, name+" must be a whole number")
 				return
 			}
 			i, acc := bf.Int64()
 			if acc != big.Exact || i < 0 || i > 10_000_000 {
-				d.errAt(a.Expr.Range(), "Invalid "+name, name+" must be between 0 and 10000000")
+				d.attrErr(a, "Invalid "+name, name+" must be between 0 and 10000000")
 				return
 			}
 			*dst = int(i)
@@ -190,7 +247,7 @@ func (d *decoder) dur(c *hcl.BodyContent, name string, dst *time.Duration) {
 		if v, ok := d.value(a, cty.String, `a duration such as "250ms" or "2s"`); ok {
 			x, err := parseDuration(v.AsString())
 			if err != nil {
-				d.errAt(a.Expr.Range(), "Invalid "+name, err.Error())
+				d.attrErr(a, "Invalid "+name, err.Error())
 				return
 			}
 			*dst = x
@@ -203,7 +260,7 @@ func (d *decoder) dist(c *hcl.BodyContent, name string, dst *Dist) {
 		if v, ok := d.value(a, cty.String, `a distribution such as "5ms", "uniform(1ms, 5ms)", "exp(5ms)" or "normal(10ms, 2ms)"`); ok {
 			x, err := ParseDist(v.AsString())
 			if err != nil {
-				d.errAt(a.Expr.Range(), "Invalid "+name, err.Error())
+				d.attrErr(a, "Invalid "+name, err.Error())
 				return
 			}
 			*dst = x
@@ -216,14 +273,14 @@ func labeled(t string, labels ...string) hcl.BlockHeaderSchema {
 }
 
 func (d *decoder) scenario(body hcl.Body) *Scenario {
-	top := d.content(body, nil, nil, []hcl.BlockHeaderSchema{
+	top := d.content(body, hcl.Range{}, nil, nil, []hcl.BlockHeaderSchema{
 		labeled("scenario", "name"), labeled("network"), labeled("registry"), labeled("agent"),
 		labeled("node", "id"), labeled("nodes"), labeled("service", "name"), labeled("container", "id"),
 		labeled("containers", "prefix"), labeled("cohort", "name"), labeled("release_set", "name"), labeled("step", "at"),
 	})
 	sc := New("")
 	if top == nil {
-		return sc
+		return nil
 	}
 	var head *hcl.Block
 	for _, b := range top.Blocks {
@@ -238,11 +295,11 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 	}
 	if head == nil {
 		d.errAt(body.MissingItemRange(), "Missing scenario block", `a scenario file starts with scenario "name" { ... }`)
-		return sc
+		return nil
 	}
 	sc.Name = head.Labels[0]
 	sc.Pos = posOf(head.DefRange)
-	c := d.content(head.Body, []string{"description", "duration", "converge_within", "warmup", "fault_settle"}, nil, nil)
+	c := d.content(head.Body, head.DefRange, []string{"description", "duration", "converge_within", "warmup", "fault_settle"}, nil, nil)
 	if c != nil {
 		d.str(c, "description", &sc.Description)
 		d.dur(c, "duration", &sc.Duration)
@@ -253,14 +310,16 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 	for _, b := range top.Blocks {
 		switch b.Type {
 		case "network":
-			c := d.content(b.Body, []string{"latency", "loss", "dial_timeout"}, nil, nil)
+			d.file.blocks[b.Type] = posOf(b.DefRange)
+			c := d.content(b.Body, b.DefRange, []string{"latency", "loss", "dial_timeout"}, nil, nil)
 			if c != nil {
 				d.dist(c, "latency", &sc.Network.Latency)
 				d.num(c, "loss", &sc.Network.Loss)
 				d.dur(c, "dial_timeout", &sc.Network.DialTimeout)
 			}
 		case "registry":
-			c := d.content(b.Body, []string{"commit_latency", "publish_interval", "propagation", "node_propagation",
+			d.file.blocks[b.Type] = posOf(b.DefRange)
+			c := d.content(b.Body, b.DefRange, []string{"commit_latency", "publish_interval", "propagation", "node_propagation",
 				"heartbeat_ttl", "retire_interval"}, nil, nil)
 			if c != nil {
 				r := &sc.Registry
@@ -272,7 +331,8 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 				d.dur(c, "retire_interval", &r.RetireInterval)
 			}
 		case "agent":
-			c := d.content(b.Body, []string{"start_time", "health_delay", "stop_time", "start_timeout", "kill_timeout",
+			d.file.blocks[b.Type] = posOf(b.DefRange)
+			c := d.content(b.Body, b.DefRange, []string{"start_time", "health_delay", "stop_time", "start_timeout", "kill_timeout",
 				"restart_delay", "restart_max_delay", "restart_attempts", "inflight_report_interval", "heartbeat_interval",
 				"reconcile_interval", "report_timeout", "service_time"}, nil, nil)
 			if c != nil {
@@ -297,10 +357,10 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 	for _, b := range top.Blocks {
 		switch b.Type {
 		case "node":
-			d.content(b.Body, nil, nil, nil)
+			d.content(b.Body, b.DefRange, nil, nil, nil)
 			sc.Nodes = append(sc.Nodes, NodeSpec{ID: b.Labels[0], Pos: posOf(b.DefRange)})
 		case "nodes":
-			c := d.content(b.Body, []string{"prefix", "count"}, []string{"prefix", "count"}, nil)
+			c := d.content(b.Body, b.DefRange, []string{"prefix", "count"}, []string{"prefix", "count"}, nil)
 			if c == nil {
 				continue
 			}
@@ -308,6 +368,10 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 			var n int
 			d.str(c, "prefix", &prefix)
 			d.integer(c, "count", &n)
+			if !d.ok("prefix", "count") {
+				d.file.partial["node"] = true
+				continue
+			}
 			for i := 1; i <= n; i++ {
 				sc.Nodes = append(sc.Nodes, NodeSpec{ID: fmt.Sprintf("%s-%d", prefix, i), Pos: posOf(b.DefRange)})
 			}
@@ -316,7 +380,7 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 	for _, b := range top.Blocks {
 		switch b.Type {
 		case "service":
-			c := d.content(b.Body, nil, nil, []hcl.BlockHeaderSchema{labeled("version", "version")})
+			c := d.content(b.Body, b.DefRange, nil, nil, []hcl.BlockHeaderSchema{labeled("version", "version")})
 			if c == nil {
 				continue
 			}
@@ -334,7 +398,7 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 		case "cohort":
 			d.cohort(sc, b)
 		case "release_set":
-			c := d.content(b.Body, []string{"members"}, []string{"members"}, nil)
+			c := d.content(b.Body, b.DefRange, []string{"members"}, []string{"members"}, nil)
 			if c == nil {
 				continue
 			}
@@ -349,7 +413,7 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 }
 
 func (d *decoder) version(body hcl.Body, service, ver string, r hcl.Range, required ...string) (VersionSpec, bool) {
-	c := d.content(body, []string{"service", "version", "clients", "service_time", "fails_health", "calls"}, append(required, "clients"), nil)
+	c := d.content(body, r, []string{"service", "version", "clients", "service_time", "fails_health", "crashes_after", "calls"}, append(required, "clients"), nil)
 	vs := VersionSpec{Service: service, Version: ver, Pos: posOf(r)}
 	if c == nil {
 		return vs, false
@@ -359,17 +423,24 @@ func (d *decoder) version(body hcl.Body, service, ver string, r hcl.Range, requi
 	d.str(c, "clients", &vs.Clients)
 	d.dist(c, "service_time", &vs.ServiceTime)
 	d.boolean(c, "fails_health", &vs.FailsHealth)
+	d.dist(c, "crashes_after", &vs.CrashesAfter)
 	d.strs(c, "calls", &vs.Calls)
+	if !d.ok("service", "version") {
+		d.file.partial["version"] = true
+	}
 	return vs, true
 }
 
 func (d *decoder) container(body hcl.Body, id string, r hcl.Range, required ...string) (ContainerSpec, bool) {
-	c := d.content(body, []string{"id", "node", "services", "drain_timeout"}, append(required, "node", "services"), nil)
+	c := d.content(body, r, []string{"id", "node", "services", "drain_timeout"}, append(required, "node", "services"), nil)
 	cs := ContainerSpec{ID: id, Pos: posOf(r)}
 	if c == nil {
 		return cs, false
 	}
 	d.str(c, "id", &cs.ID)
+	if !d.ok("id") {
+		d.file.partial["container"] = true
+	}
 	d.str(c, "node", &cs.Node)
 	d.strs(c, "services", &cs.Services)
 	d.dur(c, "drain_timeout", &cs.DrainTimeout)
@@ -377,7 +448,7 @@ func (d *decoder) container(body hcl.Body, id string, r hcl.Range, required ...s
 }
 
 func (d *decoder) group(sc *Scenario, body hcl.Body, prefix string, r hcl.Range, required ...string) []ContainerSpec {
-	c := d.content(body, []string{"prefix", "count", "nodes", "services", "drain_timeout"}, append(required, "count", "services"), nil)
+	c := d.content(body, r, []string{"prefix", "count", "nodes", "services", "drain_timeout"}, append(required, "count", "services"), nil)
 	if c == nil {
 		return nil
 	}
@@ -389,8 +460,12 @@ func (d *decoder) group(sc *Scenario, body hcl.Body, prefix string, r hcl.Range,
 	d.strs(c, "nodes", &nodes)
 	d.strs(c, "services", &services)
 	d.dur(c, "drain_timeout", &drain)
+	if !d.ok("prefix", "count") {
+		d.file.partial["container"] = true
+		return nil
+	}
 	if n == 0 {
-		d.errAt(r, "Invalid count", "a container group needs a count of at least 1")
+		d.attrErr(c.Attributes["count"], "Invalid count", "a container group needs a count of at least 1")
 	}
 	out := sc.Group(prefix, n, nodes, services...)
 	for i := range out {
@@ -401,7 +476,7 @@ func (d *decoder) group(sc *Scenario, body hcl.Body, prefix string, r hcl.Range,
 }
 
 func (d *decoder) cohort(sc *Scenario, b *hcl.Block) {
-	c := d.content(b.Body, []string{"clients", "version", "requires", "calls", "rate", "deadline", "on_nodes", "start", "expect_unserved"},
+	c := d.content(b.Body, b.DefRange, []string{"clients", "version", "requires", "calls", "rate", "deadline", "on_nodes", "start", "expect_unserved"},
 		[]string{"clients", "version", "calls"}, nil)
 	if c == nil {
 		return
@@ -430,10 +505,12 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 	at, err := parseDuration(b.Labels[0])
 	if err != nil {
 		d.errAt(b.LabelRanges[0], "Invalid step time", `a step is labelled with its virtual time, e.g. step "30s": `+err.Error())
-		return
+		// Its actions are read for their own problems, but the step is
+		// left out: what it would have done is not known.
+		d.file.partial["step"] = true
 	}
 	st := Step{At: at, Pos: posOf(b.DefRange)}
-	c := d.content(b.Body, nil, nil, actionBlocks)
+	c := d.content(b.Body, b.DefRange, nil, nil, actionBlocks)
 	if c == nil {
 		return
 	}
@@ -445,7 +522,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 				st.Actions = append(st.Actions, DeclareVersion{vs})
 			}
 		case "retire_version":
-			cc := d.content(ab.Body, []string{"service", "version", "force"}, []string{"service", "version"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"service", "version", "force"}, []string{"service", "version"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -463,7 +540,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 				st.Actions = append(st.Actions, AddContainer{cs})
 			}
 		case "remove_container":
-			cc := d.content(ab.Body, []string{"id"}, []string{"id"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"id"}, []string{"id"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -471,7 +548,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 			d.str(cc, "id", &a.ID)
 			st.Actions = append(st.Actions, a)
 		case "remove_containers":
-			cc := d.content(ab.Body, []string{"prefix", "count"}, []string{"prefix", "count"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"prefix", "count"}, []string{"prefix", "count"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -485,7 +562,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 				st.Actions = append(st.Actions, r)
 			}
 		case "move_cohort":
-			cc := d.content(ab.Body, []string{"cohort", "version", "fraction", "count"}, []string{"cohort", "version"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"cohort", "version", "fraction", "count"}, []string{"cohort", "version"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -496,7 +573,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 			d.integer(cc, "count", &a.Count)
 			st.Actions = append(st.Actions, a)
 		case "set_rate":
-			cc := d.content(ab.Body, []string{"cohort", "rate"}, []string{"cohort", "rate"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"cohort", "rate"}, []string{"cohort", "rate"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -505,7 +582,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 			d.num(cc, "rate", &a.Rate)
 			st.Actions = append(st.Actions, a)
 		case "crash_node", "restore_node":
-			cc := d.content(ab.Body, []string{"node"}, []string{"node"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"node"}, []string{"node"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -517,7 +594,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 				st.Actions = append(st.Actions, RestoreNode{Node: n, Pos: p})
 			}
 		case "crash_container":
-			cc := d.content(ab.Body, []string{"id"}, []string{"id"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"id"}, []string{"id"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -525,7 +602,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 			d.str(cc, "id", &a.ID)
 			st.Actions = append(st.Actions, a)
 		case "partition":
-			cc := d.content(ab.Body, []string{"name", "a", "b"}, []string{"name", "a", "b"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"name", "a", "b"}, []string{"name", "a", "b"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -535,7 +612,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 			d.strs(cc, "b", &a.B)
 			st.Actions = append(st.Actions, a)
 		case "heal":
-			cc := d.content(ab.Body, []string{"name"}, []string{"name"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"name"}, []string{"name"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -543,7 +620,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 			d.str(cc, "name", &a.Name)
 			st.Actions = append(st.Actions, a)
 		case "lose_leader":
-			cc := d.content(ab.Body, []string{"for"}, []string{"for"}, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"for"}, []string{"for"}, nil)
 			if cc == nil {
 				continue
 			}
@@ -551,7 +628,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 			d.dur(cc, "for", &a.For)
 			st.Actions = append(st.Actions, a)
 		case "set_network":
-			cc := d.content(ab.Body, []string{"latency", "loss"}, nil, nil)
+			cc := d.content(ab.Body, ab.DefRange, []string{"latency", "loss"}, nil, nil)
 			if cc == nil {
 				continue
 			}
@@ -569,5 +646,7 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 			st.Actions = append(st.Actions, a)
 		}
 	}
-	sc.Steps = append(sc.Steps, st)
+	if err == nil {
+		sc.Steps = append(sc.Steps, st)
+	}
 }

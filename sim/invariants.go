@@ -235,6 +235,8 @@ func (s *world) checkCompatible(k *call) {
 func (s *world) record(k *call) {
 	r := s.res
 	r.Calls++
+	pc := r.cohortOf(s, k.ckey)
+	pc.Calls++
 	lat := s.now - k.start
 	if k.outcome == outOK {
 		r.latency.add(lat)
@@ -245,6 +247,7 @@ func (s *world) record(k *call) {
 		return
 	}
 	r.Failed++
+	pc.Failed++
 	reason := k.reason
 	if i := strings.IndexByte(reason, ':'); i > 0 && !strings.HasPrefix(reason, "deadline") {
 		reason = reason[:i]
@@ -253,24 +256,19 @@ func (s *world) record(k *call) {
 	}
 	r.FailedByReason[reason]++
 	switch {
-	case k.drainKill:
+	case k.drainKill,
+		k.downstream, // the call it made is judged on its own
+		k.lost,       // a connection attempt was lost on a link it crossed
+		s.excuse(k):
 		r.Excused++
-		return
-	case k.downstream:
-		// The call it made is judged on its own.
-		r.Excused++
-		return
-	case k.lost:
-		// A connection attempt was lost on a link it crossed.
-		r.Excused++
-		return
-	case s.excuse(k):
-		r.Excused++
+		pc.Excused++
 		return
 	}
 	ck := s.ckeys[k.ckey]
 	if ok, why := s.hadCandidate(k); ok {
 		r.Judged++
+		pc.Judged++
+		pc.Violations++
 		s.violate(Available, fmt.Sprintf("reply call %d", k.id), fmt.Sprintf("call from %s@%s to %s failed (%s) after %d attempts, though %s",
 			ck.name, ck.version, s.services[k.svc].name, k.reason, k.attempts, why))
 		return
@@ -284,12 +282,17 @@ func (s *world) record(k *call) {
 	switch {
 	case s.offered(k):
 		r.Judged++
+		pc.Judged++
 	case k.client >= 0 && s.cohorts[k.cohort].spec.ExpectUnserved:
 		r.Judged++
+		pc.Judged++
 	case s.forcedAway(k):
 		r.StrandedByForce++
+		pc.StrandedByForce++
 	default:
 		r.Unjudged++
+		pc.Unjudged++
+		pc.Violations++
 		s.violate(Available, fmt.Sprintf("reply call %d", k.id), fmt.Sprintf("unjudged: call from %s@%s to %s failed (%s) and no version admitting it was held by any container; "+
 			"no fault touched it, no forced retirement stranded it and its cohort does not expect_unserved",
 			ck.name, ck.version, s.services[k.svc].name, k.reason))

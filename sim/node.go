@@ -65,6 +65,7 @@ type ctr struct {
 	spec         state.ContainerSpec
 	drainTimeout int64
 	failsHealth  bool
+	crashesAfter Dist // its process crashes this long after each time it becomes healthy; zero: never
 	endpoint     string
 
 	// The process.
@@ -457,8 +458,22 @@ func (s *world) onHealthy(c *ctr, gen uint32) {
 	}
 	c.runningSince = s.now
 	c.healthy = true
+	if !c.crashesAfter.IsZero() {
+		s.schedule(s.now+int64(c.crashesAfter.Sample(s.rnd)), evCrash, c.idx, 0, c.gen, nil)
+	}
 	n.epoch++
 	s.kick(n)
+}
+
+// onCrash is a process of a version that says crashes_after dying on its
+// own, as a crash_container step kills one: a fault whose window excuses
+// the calls it touched. Its agent restarts it until its restarts are used
+// up, then reports it failed for good.
+func (s *world) onCrash(c *ctr, gen uint32) {
+	if c.gen != gen || c.proc != procUp || !s.nodes[c.node].up {
+		return
+	}
+	s.crashContainer(c)
 }
 
 func (s *world) onExited(c *ctr, gen uint32) {

@@ -109,6 +109,18 @@ type globalRand struct{}
 
 func (globalRand) IntN(n int) int { return rand.IntN(n) }
 
+// failOneInTenOf is a gateway that fails one call in ten to service,
+// counting them in planted.
+func failOneInTenOf(service string, planted *int) func(*routing.Table, routing.Client, string, string, routing.Rand) (routing.Decision, routing.Route, error) {
+	return func(t *routing.Table, c routing.Client, svc, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
+		if svc == service && rnd.IntN(10) == 0 {
+			*planted++
+			return routing.DecisionUnknownService, routing.Route{}, routing.ErrUnknownService
+		}
+		return routing.Admit(t, c, svc, container, rnd)
+	}
+}
+
 // failOneInTen is a gateway that fails one call in ten outright, as if
 // the service were unknown, though the container it names is fine.
 func failOneInTen(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
@@ -290,19 +302,36 @@ var _ = Describe("planted bugs", func() {
 		expectClean(sc)
 		for _, seed := range seeds {
 			planted := 0
-			failGreeter := func(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error) {
-				if service == "greeter" && rnd.IntN(10) == 0 {
-					planted++
-					return routing.DecisionUnknownService, routing.Route{}, routing.ErrUnknownService
-				}
-				return routing.Admit(t, c, service, container, rnd)
-			}
-			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failGreeter}, NoRecord: true})
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failOneInTenOf("greeter", &planted)}, NoRecord: true})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(planted).To(BeNumerically(">", 100))
 			Expect(r.Excused).To(BeNumerically(">", 0), "ops's calls across the cut are excused\n%s", describe(sc.Name, r))
 			Expect(r.ViolationCounts[sim.Available]).To(Equal(planted), "every call the gateway failed is a violation\n%s", describe(sc.Name, r))
 			Expect(r.Failed).To(Equal(r.Excused+int64(planted)), "%s", describe(sc.Name, r))
+		}
+	})
+
+	It("available: the faults of unrelated-fault.hcl excuse none of web's calls a planted gateway fails", func() {
+		// n-3, where only audit runs, crashes and returns and audit's
+		// container is killed; web never calls n-3. Every greeter call the
+		// planted gateway fails is a violation; the excused calls are ops's.
+		sc := file("unrelated-fault.hcl")
+		expectClean(sc)
+		for _, seed := range seeds {
+			planted := 0
+			r, err := sim.Run(sc, sim.Options{Seed: seed, Hooks: sim.Hooks{Admit: failOneInTenOf("greeter", &planted)}, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(planted).To(BeNumerically(">", 100))
+			Expect(r.Faults).To(HaveLen(3))
+			Expect(r.ViolationCounts[sim.Available]).To(Equal(planted), "every call the gateway failed is a violation\n%s", describe(sc.Name, r))
+			cohorts := map[string]sim.CohortCalls{}
+			for _, c := range r.PerCohort {
+				cohorts[c.Cohort] = c
+			}
+			Expect(cohorts["web"].Excused).To(BeZero(), "%s", describe(sc.Name, r))
+			Expect(cohorts["web"].Violations).To(BeEquivalentTo(planted), "%s", describe(sc.Name, r))
+			Expect(cohorts["ops"].Excused).To(BeNumerically(">", 0), "ops's calls to the crashed node are excused\n%s", describe(sc.Name, r))
+			Expect(r.Excused).To(Equal(cohorts["ops"].Excused))
 		}
 	})
 

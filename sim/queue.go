@@ -25,12 +25,13 @@ const (
 	evReply                          // call: the answer reached the caller
 	evProbe                          // convergence probe
 	evEnd                            // end of the run
+	evCrash                          // a: container; gen: process generation; its process crashes on its own
 	numEvKinds
 )
 
 var evNames = [numEvKinds]string{"", "step", "commit", "publish", "leader-tick", "leader-back", "deliver",
 	"reconcile", "healthy", "exited", "heartbeat", "beat-arrive", "report-arrive", "report-ack", "report-fail",
-	"cohort-tick", "attempt", "arrive", "done", "reply", "probe", "end"}
+	"cohort-tick", "attempt", "arrive", "done", "reply", "probe", "end", "crash"}
 
 func (k evKind) String() string {
 	if k < numEvKinds {

@@ -35,6 +35,8 @@ type Result struct {
 	Judged, Excused, StrandedByForce, Unjudged int64
 	FailedByReason                             map[string]int64
 	PerVersion                                 []VersionCalls
+	// PerCohort splits the calls and failures by caller, sorted by name.
+	PerCohort []CohortCalls
 	// Latencies of successful calls, in virtual time, retries included.
 	P50, P90, P99, Max time.Duration
 
@@ -65,6 +67,48 @@ type Result struct {
 
 	latency histogram
 	byVer   map[int32]int64
+	// cohortIdx maps a caller identity (clientKey) to its entry in
+	// PerCohort, plus one; 0: none yet.
+	cohortIdx []int32
+}
+
+// CohortCalls counts one caller's calls, and its failed calls in the four
+// kinds of Result (Judged, Excused, StrandedByForce, Unjudged). A caller is
+// a cohort, by its name, or a service version calling in turn, as
+// "service@version".
+type CohortCalls struct {
+	Cohort string
+	// Chain: the caller is a service version calling in turn.
+	Chain                                      bool
+	Calls, Failed                              int64
+	Judged, Excused, StrandedByForce, Unjudged int64
+	// Violations counts the failed calls that violated Available: judged
+	// with a candidate the whole time, or unjudged.
+	Violations int64
+}
+
+// cohortOf is the entry of caller key in PerCohort.
+func (r *Result) cohortOf(s *world, key int32) *CohortCalls {
+	if int(key) >= len(r.cohortIdx) {
+		r.cohortIdx = append(r.cohortIdx, make([]int32, int(key)+1-len(r.cohortIdx))...)
+	}
+	if i := r.cohortIdx[key]; i > 0 {
+		return &r.PerCohort[i-1]
+	}
+	ck := s.ckeys[key]
+	name, chain := ck.name, ck.chainOf >= 0
+	if chain {
+		name = s.vers[ck.chainOf].ref
+	}
+	for i := range r.PerCohort {
+		if r.PerCohort[i].Cohort == name {
+			r.cohortIdx[key] = int32(i + 1)
+			return &r.PerCohort[i]
+		}
+	}
+	r.PerCohort = append(r.PerCohort, CohortCalls{Cohort: name, Chain: chain})
+	r.cohortIdx[key] = int32(len(r.PerCohort))
+	return &r.PerCohort[len(r.PerCohort)-1]
 }
 
 // VersionCalls counts the calls a version served.
@@ -102,6 +146,8 @@ func (r *Result) served(s *world, ver int32) {
 }
 
 func (r *Result) finalize(s *world) {
+	slices.SortFunc(r.PerCohort, func(a, b CohortCalls) int { return cmp.Compare(a.Cohort, b.Cohort) })
+	r.cohortIdx = nil
 	r.PerVersion = r.PerVersion[:0]
 	for _, v := range s.vers {
 		if n := r.byVer[v.id]; n > 0 {
@@ -134,6 +180,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 		r.Judged, r.ViolationCounts[Available]-int(r.Unjudged), r.Excused, r.StrandedByForce, r.Unjudged)
 	for _, reason := range sortedKeys(r.FailedByReason) {
 		fmt.Fprintf(w, "  failed    %d: %s\n", r.FailedByReason[reason], reason)
+	}
+	for _, c := range r.PerCohort {
+		fmt.Fprintf(w, "%-11s %s: %s\n", c.Kind(), c.Cohort, c.Tally())
 	}
 	for _, f := range r.Faults {
 		to := "the end of the run"
@@ -189,6 +238,47 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	fmt.Fprintf(w, "seed: %d\n", r.Seed)
 	fmt.Fprintf(w, "trace hash: %s\n", r.TraceHex())
+}
+
+// Kind is "cohort", or "chain" for a service version calling in turn.
+func (c CohortCalls) Kind() string {
+	if c.Chain {
+		return "chain"
+	}
+	return "cohort"
+}
+
+// Tally is the caller's calls and failures, as the summary prints them.
+func (c CohortCalls) Tally() string {
+	return fmt.Sprintf("calls %d, failed %d: judged %d (%d violations), excused %d, stranded-by-force %d, unjudged %d",
+		c.Calls, c.Failed, c.Judged, c.Violations-c.Unjudged, c.Excused, c.StrandedByForce, c.Unjudged)
+}
+
+// SumCohorts adds up the callers' counts over several runs (a sweep of
+// seeds), by name, sorted.
+func SumCohorts(rs []*Result) []CohortCalls {
+	sum := map[string]*CohortCalls{}
+	for _, r := range rs {
+		for _, c := range r.PerCohort {
+			t := sum[c.Cohort]
+			if t == nil {
+				t = &CohortCalls{Cohort: c.Cohort, Chain: c.Chain}
+				sum[c.Cohort] = t
+			}
+			t.Calls += c.Calls
+			t.Failed += c.Failed
+			t.Judged += c.Judged
+			t.Excused += c.Excused
+			t.StrandedByForce += c.StrandedByForce
+			t.Unjudged += c.Unjudged
+			t.Violations += c.Violations
+		}
+	}
+	out := make([]CohortCalls, 0, len(sum))
+	for _, name := range sortedKeys(sum) {
+		out = append(out, *sum[name])
+	}
+	return out
 }
 
 // sig3 rounds a duration to three significant digits.

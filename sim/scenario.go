@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,8 +8,6 @@ import (
 	"time"
 
 	version "github.com/hashicorp/go-version"
-
-	"github.com/coexist-dev/coexist/raftregistry/state"
 )
 
 // Pos is where something was written in a scenario file; the zero Pos is a
@@ -60,6 +56,28 @@ type Scenario struct {
 	Cohorts     []CohortSpec
 	ReleaseSets []ReleaseSet
 	Steps       []Step
+
+	// file is what Parse knows of the file the scenario came from; nil for
+	// a scenario built in Go.
+	file *fileInfo
+}
+
+// fileInfo is where a scenario file wrote what, for problems that point at
+// an attribute, and what it left incomplete, so that Validate does not
+// report again, as a problem of its own, what the decoder already reported.
+type fileInfo struct {
+	// attrs maps a block's position to its attributes' positions.
+	attrs map[Pos]map[string]Pos
+	// blocks holds the positions of the settings blocks: "network",
+	// "registry" and "agent".
+	blocks map[string]Pos
+	// bad holds, per block, the attributes the decoder reported: a value
+	// it could not read, or a required one missing.
+	bad map[Pos]map[string]bool
+	// partial names the kinds of thing ("node", "container", "version")
+	// of which a bad block may have left some out: references to them
+	// are not checked.
+	partial map[string]bool
 }
 
 // NetworkSettings model the network between clients, gateways and the
@@ -134,6 +152,10 @@ type VersionSpec struct {
 	ServiceTime Dist
 	// FailsHealth: its containers start but never pass a health check.
 	FailsHealth bool
+	// CrashesAfter: its containers' processes crash this long after each
+	// time they become healthy, until their agent has used up its restarts
+	// and reports them failed for good; the zero Dist: never.
+	CrashesAfter Dist
 	// Calls are services that serving a call of this version calls in
 	// turn, as a client named after this service at this version.
 	Calls []string
@@ -511,30 +533,6 @@ func (e *ValidationError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// validator collects problems.
-type validator struct {
-	probs []Problem
-}
-
-func (v *validator) add(p Pos, format string, args ...any) {
-	v.probs = append(v.probs, Problem{Pos: p, Message: fmt.Sprintf(format, args...)})
-}
-
-// fieldErr reports a state validation error (a *state.FieldError) under
-// another field name.
-func (v *validator) check(p Pos, what string, err error) bool {
-	if err == nil {
-		return true
-	}
-	var fe *state.FieldError
-	if errors.As(err, &fe) {
-		v.add(p, "%s: %s", what, fe.Reason)
-	} else {
-		v.add(p, "%s: %v", what, err)
-	}
-	return false
-}
-
 // splitRef splits "service@version".
 func splitRef(ref string) (string, string, bool) {
 	i := strings.LastIndexByte(ref, '@')
@@ -542,295 +540,6 @@ func splitRef(ref string) (string, string, bool) {
 		return "", "", false
 	}
 	return ref[:i], ref[i+1:], true
-}
-
-// Validate checks the scenario as the registry and the simulator would,
-// walking the steps in time order: names, versions and ranges, that what a
-// step names exists by then, the settings' bounds. The error is a
-// *ValidationError.
-func (s *Scenario) Validate() error {
-	v := &validator{}
-	if s.Name == "" {
-		v.add(s.Pos, "scenario: name must not be empty")
-	}
-	if s.ConvergeWithin <= 0 {
-		v.add(s.Pos, "converge_within must be positive")
-	}
-	if s.Network.Loss < 0 || s.Network.Loss >= 1 {
-		v.add(s.Pos, "network loss must be in [0, 1), got %g", s.Network.Loss)
-	}
-	if s.Registry.HeartbeatTTL <= s.Agent.HeartbeatInterval {
-		v.add(s.Pos, "heartbeat_ttl (%s) must be longer than the agents' heartbeat_interval (%s)", s.Registry.HeartbeatTTL, s.Agent.HeartbeatInterval)
-	}
-	for _, d := range []struct {
-		name string
-		d    time.Duration
-	}{{"registry retire_interval", s.Registry.RetireInterval}, {"agent heartbeat_interval", s.Agent.HeartbeatInterval},
-		{"agent reconcile_interval", s.Agent.ReconcileInterval}, {"agent kill_timeout", s.Agent.KillTimeout},
-		{"agent start_timeout", s.Agent.StartTimeout}, {"network dial_timeout", s.Network.DialTimeout},
-		{"agent report_timeout", s.Agent.ReportTimeout}} {
-		if d.d <= 0 {
-			v.add(s.Pos, "%s must be positive", d.name)
-		}
-	}
-
-	nodes := map[string]bool{}
-	for _, n := range s.Nodes {
-		if !v.check(n.Pos, "node", state.ValidateName("id", n.ID)) {
-			continue
-		}
-		if nodes[n.ID] {
-			v.add(n.Pos, "node %q is declared twice", n.ID)
-		}
-		nodes[n.ID] = true
-	}
-	if len(s.Nodes) == 0 {
-		v.add(s.Pos, "the scenario has no node")
-	}
-
-	// Every version ever declared, with its behaviour (fixed at the first
-	// declaration).
-	known := map[string]VersionSpec{}
-	services := map[string]bool{}
-	checkVersion := func(vs VersionSpec) bool {
-		ok := v.check(vs.Pos, "service", state.ValidateName("service", vs.Service)) &&
-			v.check(vs.Pos, "version", state.ValidateVersion("version", vs.Version)) &&
-			v.check(vs.Pos, "clients", state.ValidateConstraint("clients", vs.Clients))
-		if !ok {
-			return false
-		}
-		if old, dup := known[vs.Ref()]; dup {
-			if old.FailsHealth != vs.FailsHealth || !slices.Equal(old.Calls, vs.Calls) ||
-				(!vs.ServiceTime.IsZero() && vs.ServiceTime != old.ServiceTime) {
-				v.add(vs.Pos, "%s: only clients may change when a version is declared again (service_time, fails_health and calls are fixed where it is first declared, %s)", vs.Ref(), old.Pos)
-			}
-			return true
-		}
-		known[vs.Ref()] = vs
-		services[vs.Service] = true
-		return true
-	}
-	for _, vs := range s.Versions {
-		checkVersion(vs)
-	}
-	steps := slices.Clone(s.Steps)
-	slices.SortStableFunc(steps, func(a, b Step) int { return cmp.Compare(a.At, b.At) })
-	for _, st := range steps {
-		for _, a := range st.Actions {
-			if d, ok := a.(DeclareVersion); ok {
-				checkVersion(d.VersionSpec)
-			}
-		}
-	}
-	for _, ref := range sortedKeys(known) {
-		vs := known[ref]
-		for _, c := range vs.Calls {
-			if !services[c] {
-				v.add(vs.Pos, "%s calls service %q, which is never declared", vs.Ref(), c)
-			}
-		}
-	}
-
-	// Walk time: what exists when.
-	declared := map[string]bool{}
-	for _, vs := range s.Versions {
-		declared[vs.Ref()] = true
-	}
-	containers := map[string]bool{} // ever declared
-	present := map[string]bool{}
-	checkContainer := func(c ContainerSpec, at time.Duration) {
-		if !v.check(c.Pos, "container", state.ValidateName("id", c.ID)) {
-			return
-		}
-		if containers[c.ID] {
-			v.add(c.Pos, "container %q is declared twice (ids are never reused)", c.ID)
-			return
-		}
-		containers[c.ID] = true
-		present[c.ID] = true
-		if !nodes[c.Node] {
-			v.add(c.Pos, "container %q: node %q is not declared", c.ID, c.Node)
-		}
-		if len(c.Services) == 0 {
-			v.add(c.Pos, "container %q: services must name at least one service@version", c.ID)
-		}
-		held := map[string]bool{}
-		for i, ref := range c.Services {
-			svc, _, ok := splitRef(ref)
-			if !ok {
-				v.add(c.Pos, "container %q: services[%d] %q: want service@version", c.ID, i, ref)
-				continue
-			}
-			if held[svc] {
-				v.add(c.Pos, "container %q: services[%d]: a container holds at most one version of service %q", c.ID, i, svc)
-			}
-			held[svc] = true
-			if !declared[ref] {
-				v.add(c.Pos, "container %q: services[%d]: %s is not declared by %s", c.ID, i, ref, at)
-			}
-		}
-		if c.DrainTimeout < 0 || c.DrainTimeout > state.MaxDrainTimeout {
-			v.add(c.Pos, "container %q: drain_timeout must be between 0 and %s", c.ID, state.MaxDrainTimeout)
-		}
-	}
-	for _, c := range s.Containers {
-		checkContainer(c, 0)
-	}
-
-	cohorts := map[string]bool{}
-	for _, c := range s.Cohorts {
-		if c.Name == "" {
-			v.add(c.Pos, "cohort: name must not be empty")
-		} else if cohorts[c.Name] {
-			v.add(c.Pos, "cohort %q is declared twice", c.Name)
-		}
-		cohorts[c.Name] = true
-		if c.Clients < 1 {
-			v.add(c.Pos, "cohort %q: clients must be at least 1", c.Name)
-		}
-		v.check(c.Pos, fmt.Sprintf("cohort %q: version", c.Name), state.ValidateVersion("version", c.Version))
-		for _, svc := range sortedKeys(c.Requires) {
-			v.check(c.Pos, fmt.Sprintf("cohort %q: requires[%s]", c.Name, svc), state.ValidateConstraint("requires", c.Requires[svc]))
-		}
-		if len(c.Calls) == 0 {
-			v.add(c.Pos, "cohort %q: calls must name at least one service", c.Name)
-		}
-		for _, svc := range c.Calls {
-			if !services[svc] {
-				v.add(c.Pos, "cohort %q calls service %q, which is never declared", c.Name, svc)
-			}
-		}
-		if c.Rate < 0 {
-			v.add(c.Pos, "cohort %q: rate must not be negative", c.Name)
-		}
-		if c.Deadline <= 0 {
-			v.add(c.Pos, "cohort %q: deadline must be positive", c.Name)
-		}
-	}
-	for _, rs := range s.ReleaseSets {
-		if len(rs.Members) == 0 {
-			v.add(rs.Pos, "release set %q has no member", rs.Name)
-		}
-		for _, m := range rs.Members {
-			if _, ok := known[m]; !ok {
-				v.add(rs.Pos, "release set %q: %s is never declared", rs.Name, m)
-			}
-		}
-	}
-
-	partitions := map[string]bool{}
-	crashed := map[string]bool{}
-	endpoint := func(p Pos, e string) {
-		switch {
-		case e == "registry" || e == "nodes" || e == "clients":
-		case strings.HasPrefix(e, "node:"):
-			if !nodes[e[5:]] {
-				v.add(p, "partition endpoint %q: node %q is not declared", e, e[5:])
-			}
-		case strings.HasPrefix(e, "cohort:"):
-			if !cohorts[e[7:]] {
-				v.add(p, "partition endpoint %q: cohort %q is not declared", e, e[7:])
-			}
-		default:
-			v.add(p, "partition endpoint %q: want registry, nodes, clients, node:ID or cohort:NAME", e)
-		}
-	}
-	for _, st := range steps {
-		if st.At < 0 {
-			v.add(st.Pos, "step at %s: time must not be negative", st.At)
-		}
-		if s.Duration > 0 && st.At > s.Duration {
-			v.add(st.Pos, "step at %s is after the end of the run (duration %s)", st.At, s.Duration)
-		}
-		if len(st.Actions) == 0 {
-			v.add(st.Pos, "step at %s does nothing", st.At)
-		}
-		for _, a := range st.Actions {
-			p := a.position()
-			if p == (Pos{}) {
-				p = st.Pos
-			}
-			switch a := a.(type) {
-			case DeclareVersion:
-				declared[a.Ref()] = true
-			case RetireVersion:
-				if !declared[a.Service+"@"+a.Version] {
-					v.add(p, "retire %s@%s: not declared by %s", a.Service, a.Version, st.At)
-				}
-			case AddContainer:
-				a.ContainerSpec.Pos = p
-				checkContainer(a.ContainerSpec, st.At)
-			case RemoveContainer:
-				if !present[a.ID] {
-					v.add(p, "remove container %q: no such container at %s", a.ID, st.At)
-				}
-				delete(present, a.ID)
-			case CrashContainer:
-				if !containers[a.ID] {
-					v.add(p, "crash container %q: no such container at %s", a.ID, st.At)
-				}
-			case MoveCohort:
-				if !cohorts[a.Cohort] {
-					v.add(p, "move_cohort: cohort %q is not declared", a.Cohort)
-				}
-				v.check(p, "move_cohort: version", state.ValidateVersion("version", a.Version))
-				if (a.Fraction <= 0 || a.Fraction > 1) && a.Count <= 0 {
-					v.add(p, "move_cohort: give a fraction in (0, 1] or a positive count")
-				}
-			case SetRate:
-				if !cohorts[a.Cohort] {
-					v.add(p, "set_rate: cohort %q is not declared", a.Cohort)
-				}
-				if a.Rate < 0 {
-					v.add(p, "set_rate: rate must not be negative")
-				}
-			case CrashNode:
-				if !nodes[a.Node] {
-					v.add(p, "crash_node: node %q is not declared", a.Node)
-				} else if crashed[a.Node] {
-					v.add(p, "crash_node: node %q is already crashed at %s", a.Node, st.At)
-				}
-				crashed[a.Node] = true
-			case RestoreNode:
-				if !crashed[a.Node] {
-					v.add(p, "restore_node: node %q is not crashed at %s", a.Node, st.At)
-				}
-				delete(crashed, a.Node)
-			case Partition:
-				if a.Name == "" {
-					v.add(p, "partition: name must not be empty")
-				} else if partitions[a.Name] {
-					v.add(p, "partition %q is already in place at %s", a.Name, st.At)
-				}
-				partitions[a.Name] = true
-				if len(a.A) == 0 || len(a.B) == 0 {
-					v.add(p, "partition %q: both a and b must name endpoints", a.Name)
-				}
-				for _, e := range append(slices.Clone(a.A), a.B...) {
-					endpoint(p, e)
-				}
-			case Heal:
-				if !partitions[a.Name] {
-					v.add(p, "heal: no partition %q in place at %s", a.Name, st.At)
-				}
-				delete(partitions, a.Name)
-			case LoseLeader:
-				if a.For <= 0 {
-					v.add(p, "lose_leader: for must be positive")
-				}
-			case SetNetwork:
-				if a.Loss != nil && (*a.Loss < 0 || *a.Loss >= 1) {
-					v.add(p, "set_network: loss must be in [0, 1), got %g", *a.Loss)
-				}
-			case nil:
-				v.add(p, "step at %s: nil action", st.At)
-			}
-		}
-	}
-	if len(v.probs) > 0 {
-		return &ValidationError{Problems: v.probs}
-	}
-	return nil
 }
 
 // Warnings lists what is valid but likely a mistake: a cohort that calls a

@@ -89,17 +89,61 @@ var _ = Describe("scenario files", func() {
 		Entry("a bad duration", strings.Replace(base, `converge_within = "30s"`, `converge_within = "30 seconds"`, 1), "bad.hcl:2:", `"30 seconds" is not a duration`),
 		Entry("a count that is not a number", strings.Replace(base, "count  = 2", `count  = "two"`, 1), "bad.hcl:6:", "count must be a whole number"),
 		Entry("a version that does not parse", strings.Replace(base, `version "1.0.0" {`, `version "one" {`, 1), "bad.hcl:9:", `version: "one" is not a valid version`),
-		Entry("a range that does not parse", strings.Replace(base, `">= 1.0, < 2.0"`, `">= 1.0 <"`, 1), "bad.hcl:9:", "clients:"),
-		Entry("a container on an unknown node", base+"container \"x\" {\n  node = \"n-9\"\n  services = [\"greeter@1.0.0\"]\n}\n", "bad.hcl:22:", `node "n-9" is not declared`),
-		Entry("a container holding a version not declared yet", base+"step \"10s\" {\n  add_container {\n    id = \"g2-1\"\n    node = \"n-1\"\n    services = [\"greeter@2.0.0\"]\n  }\n}\n", "bad.hcl:23:", "greeter@2.0.0 is not declared by 10s"),
-		Entry("two versions of one service in a container", base+"container \"x\" {\n  node = \"n-1\"\n  services = [\"greeter@1.0.0\", \"greeter@1.0.0\"]\n}\n", "bad.hcl:22:", "at most one version of service"),
-		Entry("a cohort calling an unknown service", strings.Replace(base, `calls   = ["greeter"]`, `calls   = ["orders"]`, 1), "bad.hcl:17:", `calls service "orders", which is never declared`),
+		Entry("a range that does not parse", strings.Replace(base, `">= 1.0, < 2.0"`, `">= 1.0 <"`, 1), "bad.hcl:10:15:", "clients:"),
+		Entry("a container on an unknown node", base+"container \"x\" {\n  node = \"n-9\"\n  services = [\"greeter@1.0.0\"]\n}\n", "bad.hcl:23:10:", `node "n-9" is not declared`),
+		Entry("a container holding a version not declared yet", base+"step \"10s\" {\n  add_container {\n    id = \"g2-1\"\n    node = \"n-1\"\n    services = [\"greeter@2.0.0\"]\n  }\n}\n", "bad.hcl:26:16:", "greeter@2.0.0 is not declared by 10s"),
+		Entry("two versions of one service in a container", base+"container \"x\" {\n  node = \"n-1\"\n  services = [\"greeter@1.0.0\", \"greeter@1.0.0\"]\n}\n", "bad.hcl:24:14:", "at most one version of service"),
+		Entry("a cohort calling an unknown service", strings.Replace(base, `calls   = ["greeter"]`, `calls   = ["orders"]`, 1), "bad.hcl:20:13:", `calls service "orders", which is never declared`),
 		Entry("a heal without its partition", base+"step \"10s\" {\n  heal { name = \"p\" }\n}\n", "bad.hcl:23:", `no partition "p" in place`),
-		Entry("a bad partition endpoint", base+"step \"10s\" {\n  partition {\n    name = \"p\"\n    a = [\"cohort:web\"]\n    b = [\"database\"]\n  }\n}\n", "bad.hcl:23:", `endpoint "database"`),
+		Entry("a bad partition endpoint", base+"step \"10s\" {\n  partition {\n    name = \"p\"\n    a = [\"cohort:web\"]\n    b = [\"database\"]\n  }\n}\n", "bad.hcl:26:9:", `endpoint "database"`),
 		Entry("a restore of a node that is up", base+"step \"10s\" {\n  restore_node { node = \"n-1\" }\n}\n", "bad.hcl:23:", `node "n-1" is not crashed`),
-		Entry("a move of an unknown cohort", base+"step \"10s\" {\n  move_cohort {\n    cohort = \"app\"\n    version = \"2.0.0\"\n    fraction = 0.5\n  }\n}\n", "bad.hcl:23:", `cohort "app" is not declared`),
+		Entry("a move of an unknown cohort", base+"step \"10s\" {\n  move_cohort {\n    cohort = \"app\"\n    version = \"2.0.0\"\n    fraction = 0.5\n  }\n}\n", "bad.hcl:24:14:", `cohort "app" is not declared`),
 		Entry("a step after the end", strings.Replace(base, `converge_within = "30s"`, "converge_within = \"30s\"\n  duration = \"1m\"", 1)+"step \"2m\" {\n  heal { name = \"p\" }\n}\n", "bad.hcl:23:", "after the end of the run"),
 		Entry("no scenario block", strings.Replace(base, `scenario "t" {`+"\n  converge_within = \"30s\"\n}\n", "", 1), "bad.hcl:", "Missing scenario block"),
+	)
+
+	It("report every problem in one pass, the decoder's and the validator's, in line order, at the attribute", func() {
+		// Line 6: a count that is not a number (the decoder); line 20: a
+		// cohort calling a service never declared, line 23: a container
+		// on a node never declared, line 25: a step retiring a version
+		// never declared (the validator).
+		src := strings.Replace(strings.Replace(base, "count    = 2", `count    = "two"`, 1), `calls   = ["greeter"]`, `calls   = ["orders"]`, 1) +
+			"container \"x\" {\n  node = \"n-9\"\n  services = [\"greeter@1.0.0\"]\n}\n" +
+			"step \"10s\" {\n  retire_version {\n    service = \"greeter\"\n    version = \"3.0.0\"\n  }\n}\n"
+		_, err := sim.Parse([]byte(src), "bad.hcl")
+		var ve *sim.ValidationError
+		Expect(errors.As(err, &ve)).To(BeTrue(), "%v", err)
+		var got []string
+		for _, p := range ve.Problems {
+			got = append(got, p.String())
+		}
+		Expect(got).To(HaveExactElements(
+			HavePrefix(`bad.hcl:14:14: Invalid count; count must be a whole number`),
+			HavePrefix(`bad.hcl:20:13: cohort "web" calls service "orders", which is never declared`),
+			HavePrefix(`bad.hcl:23:10: container "x": node "n-9" is not declared`),
+			HavePrefix(`bad.hcl:29:15: retire greeter@3.0.0: not declared by 10s`),
+		))
+	})
+
+	DescribeTable("report what the decoder found once, without what follows from it",
+		func(src, want string) {
+			_, err := sim.Parse([]byte(src), "bad.hcl")
+			var ve *sim.ValidationError
+			Expect(errors.As(err, &ve)).To(BeTrue(), "%v", err)
+			Expect(ve.Problems).To(HaveLen(1), "%v", err)
+			Expect(ve.Problems[0].String()).To(ContainSubstring(want))
+		},
+		Entry("nodes whose count does not read: no 'no node', no container on an unknown node",
+			strings.Replace(base, "count  = 2", `count  = "two"`, 1), "bad.hcl:6:12: Invalid count"),
+		Entry("a container group whose count does not read: no step naming its containers is wrong",
+			strings.Replace(base, "count    = 2", `count    = "two"`, 1)+"step \"10s\" {\n  remove_container { id = \"g1-1\" }\n}\n", "bad.hcl:14:14: Invalid count"),
+		Entry("a required attribute missing: not also an empty value",
+			base+"step \"10s\" {\n  retire_version { service = \"greeter\" }\n}\n", `The argument "version" is required`),
+		Entry("a cohort whose clients do not read: not also too few clients",
+			strings.Replace(base, "clients = 10", `clients = "ten"`, 1), "bad.hcl:18:13: Invalid clients"),
+		Entry("a step whose time does not read: the heal at a later step is not wrong",
+			base+"step \"soon\" {\n  partition {\n    name = \"p\"\n    a = [\"clients\"]\n    b = [\"registry\"]\n  }\n}\nstep \"20s\" {\n  heal { name = \"p\" }\n}\n",
+			"bad.hcl:22:6: Invalid step time"),
 	)
 
 	It("report every problem, not only the first", func() {

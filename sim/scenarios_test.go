@@ -23,13 +23,15 @@ var _ = Describe("the example scenarios", func() {
 		}
 	}
 
-	It("are at least the nine the simulator ships with", func() {
+	It("are at least the sixteen the simulator ships with", func() {
 		var names []string
 		for _, f := range exampleFiles() {
 			names = append(names, example(f).Name)
 		}
 		Expect(names).To(ContainElements("rolling-upgrade", "canary-promote", "cohort-waves", "retire-under-load",
-			"bad-deploy", "node-crash-during-upgrade", "leader-loss-during-upgrade", "partition-clients-registry", "release-set"))
+			"bad-deploy", "node-crash-during-upgrade", "leader-loss-during-upgrade", "partition-clients-registry", "release-set",
+			"client-lag-upgrade", "agent-lag-upgrade", "range-narrowing", "one-step-rollback", "crash-loop-gives-up",
+			"flapping-node", "unrelated-fault"))
 	})
 
 	DescribeTable("keep every invariant",
@@ -56,8 +58,49 @@ var _ = Describe("the example scenarios", func() {
 			}
 		},
 		Entry("clients seconds behind, deadline shorter", "client-lag-upgrade.hcl"),
+		Entry("agents seconds behind, deadline shorter", "agent-lag-upgrade.hcl"),
+		Entry("clients seconds behind while a range narrows", "range-narrowing.hcl"),
+		Entry("a retirement undone half a second later under load", "one-step-rollback.hcl"),
 		Entry("clients cut from the registry", "partition-clients-registry.hcl"),
 	)
+
+	It("leave a crash-looping version failed for good while the other keeps serving", func() {
+		file := filepath.Join(scenarioDir, "crash-loop-gives-up.hcl")
+		sc := example(file)
+		for seed := uint64(1); seed <= 5; seed++ {
+			r, err := sim.Run(sc, sim.Options{Seed: seed})
+			Expect(err).NotTo(HaveOccurred())
+			expectClean(file, r)
+			// Every container of 1.1.0 crashed once per start: the first
+			// start and restart_attempts (3) restarts.
+			crashes := map[string]int{}
+			for _, f := range r.Faults {
+				Expect(f.Kind).To(Equal("container-crash"))
+				crashes[f.What]++
+			}
+			Expect(crashes).To(Equal(map[string]int{"g2-1": 4, "g2-2": 4, "g2-3": 4}), "%s", describe(file, r))
+			Expect(r.FaultRestarts).To(Equal(9), "%s", describe(file, r))
+			last := r.Snapshots[len(r.Snapshots)-1]
+			for _, c := range last.Containers {
+				want := "running"
+				if strings.HasPrefix(c.ID, "g2-") {
+					want = "failed"
+				}
+				Expect(c.Observed).To(Equal(want), "container %s at the end\n%s", c.ID, describe(file, r))
+			}
+			// 1.0.0 served the calls after 1.1.0 gave up: the chart's last
+			// buckets hold 1.0.0 only.
+			tail := func(ref string) (n int64) {
+				s := r.Chart.Series[ref]
+				for _, x := range s[len(s)-20:] {
+					n += x
+				}
+				return n
+			}
+			Expect(tail("greeter@1.0.0")).To(BeNumerically(">", 500), "%s", describe(file, r))
+			Expect(tail("greeter@1.1.0")).To(BeZero(), "%s", describe(file, r))
+		}
+	})
 
 	It("keep every invariant on the suite's random seed too", func() {
 		// Seeds 1..50 are fixed; this one changes with every run of the

@@ -55,7 +55,26 @@ type Options struct {
 	// NoRecord skips what only a report needs: the per-step snapshots and
 	// the chart.
 	NoRecord bool
+	// Progress, when set, is called every progressEvents events, for a
+	// display of a long run's progress; it must not touch the run.
+	Progress func(Progress)
+
+	// recheck marks Check's second run, for Progress.
+	recheck bool
 }
+
+// Progress is where a run is: its virtual time, the end of the run, the
+// events so far, and whether it is Check's second run (of the same seed,
+// to compare trace hashes).
+type Progress struct {
+	Seed         uint64
+	Virtual, End time.Duration
+	Events       uint64
+	Recheck      bool
+}
+
+// progressEvents is how often Options.Progress is called.
+const progressEvents = 1 << 14
 
 // epoch is virtual time zero, as the cores see it.
 var epoch = time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC)
@@ -132,6 +151,9 @@ type verInfo struct {
 	calls       []int32
 	releaseSet  int32
 	holders     []int32
+	// crashesAfter: its containers crash this long after becoming
+	// healthy (VersionSpec.CrashesAfter).
+	crashesAfter Dist
 
 	// As committed.
 	declared bool
@@ -253,7 +275,7 @@ func (s *world) compile() {
 		}
 		v := &verInfo{id: id, svc: svc, service: vs.Service, version: vs.Version, ref: vs.Ref(),
 			key: state.VersionKey{Service: vs.Service, Version: vs.Version}, parsed: version.Must(version.NewVersion(vs.Version)),
-			serviceTime: st, failsHealth: vs.FailsHealth, releaseSet: -1, forcedAt: -1}
+			serviceTime: st, failsHealth: vs.FailsHealth, crashesAfter: vs.CrashesAfter, releaseSet: -1, forcedAt: -1}
 		s.vers = append(s.vers, v)
 		s.verByRef[vs.Ref()] = id
 		s.services[svc].versions = append(s.services[svc].versions, id)
@@ -311,6 +333,9 @@ func (s *world) compile() {
 			s.vers[vid].holders = append(s.vers[vid].holders, idx)
 			if s.vers[vid].failsHealth {
 				c.failsHealth = true
+			}
+			if ca := s.vers[vid].crashesAfter; !ca.IsZero() && c.crashesAfter.IsZero() {
+				c.crashesAfter = ca
 			}
 		}
 		c.spec = state.SpecFromAPI(&req)
@@ -392,6 +417,7 @@ func Check(sc *Scenario, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	opt.recheck = true
 	r2, err := Run(sc, opt)
 	if err != nil {
 		return nil, err
@@ -443,6 +469,9 @@ loop:
 		e := s.q.pop()
 		s.now = e.at
 		s.events++
+		if s.opt.Progress != nil && s.events%progressEvents == 0 {
+			s.opt.Progress(Progress{Seed: s.opt.Seed, Virtual: time.Duration(s.now), End: time.Duration(s.end), Events: s.events, Recheck: s.opt.recheck})
+		}
 		s.tr.word(uint64(e.at))
 		s.tr.word(uint64(e.kind) | uint64(uint32(e.a))<<8 | uint64(uint32(e.b))<<40)
 		switch e.kind {
@@ -466,6 +495,8 @@ loop:
 			s.onHealthy(s.ctrs[e.a], e.gen)
 		case evExited:
 			s.onExited(s.ctrs[e.a], e.gen)
+		case evCrash:
+			s.onCrash(s.ctrs[e.a], e.gen)
 		case evHeartbeat:
 			s.onHeartbeat(s.nodes[e.a], e.gen)
 		case evBeatArrive:

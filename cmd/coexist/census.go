@@ -23,6 +23,11 @@ func runCensus(args []string, stdout, stderr io.Writer) int {
 	cf.register(fs)
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the answer")
 	asJSON := fs.Bool("json", false, "print the census as JSON")
+	describe(fs, "[--json]", `census lists who routes: the live client cohorts the registry counts
+(name@version, instances, services called) and every live watcher, SDK
+client or agent, with how far behind each table it is. A change is in
+force once every live watcher of its table has seen it (docs/design.md §5).`,
+		"coexist census\ncoexist census --json | jq '.cohorts'")
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code

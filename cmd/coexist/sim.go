@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,19 +16,64 @@ import (
 )
 
 const simUsage = `Usage:
-  coexist sim run <scenario.hcl> [--seed N | --seeds A..B] [--report out.html] [--no-recheck]
+  coexist sim run <scenario.hcl> [--seed N | --seeds A..B] [--report out.html] [--no-recheck] [--progress]
   coexist sim validate <scenario.hcl>
-  coexist sim bench [--nodes 1000] [--clients 100000] [--rate 0.05] [--duration 10m] [--seed 1]
+  coexist sim bench [--nodes 1000] [--clients 100000] [--rate 0.1] [--duration 10m] [--seed 1] [--progress]
 
-run simulates the scenario on a virtual clock and checks the invariants of
-docs/design.md §9 on every event. Each seed is run twice, and a different trace
-hash is a violation of determinism (--no-recheck runs it once). It prints a
-summary table and "trace hash: <hex>" per seed, and exits 1 when any
-invariant was violated.
+run simulates a scenario on a virtual clock and checks the invariants of
+docs/design.md §9 on every event; validate reports every problem of a
+scenario file; bench runs the 1,000-node scale scenario.
+Run 'coexist sim <subcommand> --help' for a subcommand's flags.
 
 Example:
   coexist sim run examples/scenarios/rolling-upgrade.hcl --seeds 1..20
 `
+
+const simRunUsage = `Usage: coexist sim run <scenario.hcl> [flags]
+
+Simulates the scenario on a virtual clock and checks the invariants of
+docs/design.md §9 on every event. Each seed is run twice, and a different
+trace hash is a violation of determinism (--no-recheck runs it once). It
+prints a summary (calls per version, failures per cohort, fault windows,
+convergence, invariants) with "seed: N" and "trace hash: <hex>"; a sweep
+(--seeds A..B) prints a line per seed naming the invariants it violated,
+then the failures per cohort over every seed and the summary of the first
+failing seed. Exit status: 0 when every invariant held, 1 when one was
+violated, 2 for bad usage or a scenario file that does not parse or
+validate (every problem is printed, file:line:col).
+
+Example:
+  coexist sim run examples/scenarios/rolling-upgrade.hcl --seeds 1..20 --report out.html
+
+Flags:
+`
+
+const simValidateUsage = `Usage: coexist sim validate <scenario.hcl>
+
+Parses and validates a scenario file and prints every problem, each as
+file:line:col: what is wrong, in the order of the file; then the warnings
+(a cohort no version ever admits). Exit status: 0 when the file is valid
+(warnings or not), 2 when it is not, or for bad usage.
+
+Example:
+  coexist sim validate examples/scenarios/release-set.hcl
+`
+
+const simBenchUsage = `Usage: coexist sim bench [flags]
+
+Runs the scale scenario (sim.Scale): nodes with orders and catalog
+containers, clients in three cohorts, an upgrade of orders; prints the
+summary and the simulator's speed in events per second. Exit status: 0
+when every invariant held, 1 when one was violated, 2 for bad usage.
+
+Example:
+  coexist sim bench --nodes 100 --clients 10000 --duration 2m
+
+Flags:
+`
+
+// progressEvery is how often a long single run prints its progress.
+var progressEvery = 2 * time.Second
 
 func runSim(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -71,7 +117,8 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 	report := fs.String("report", "", "write an HTML report (chart and fleet state) of the run, or of the first failing seed of a sweep")
 	noRecheck := fs.Bool("no-recheck", false, "run each seed once, leaving determinism unchecked")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "seeds run at once in a sweep")
-	fs.Usage = func() { fmt.Fprint(stderr, simUsage); fs.PrintDefaults() }
+	progress := fs.Bool("progress", false, "print a line of progress (virtual time, events) on stderr every few seconds of a single seed's run; the default when stderr is a terminal")
+	fs.Usage = func() { fmt.Fprint(stderr, simRunUsage); fs.PrintDefaults() }
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
@@ -79,12 +126,12 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 	if !checkArgs(stderr, "sim run", pos, "<scenario.hcl>") {
 		return 2
 	}
-	sc, err := sim.ParseFile(pos[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "coexist sim run: %v\n", err)
+	sc, ok := parseScenario(stderr, "sim run", pos[0])
+	if !ok {
 		return 2
 	}
 	lo, hi := *seed, *seed
+	var err error
 	if *seeds != "" {
 		if lo, hi, err = seedRange(*seeds); err != nil {
 			fmt.Fprintf(stderr, "coexist sim run: %v\n", err)
@@ -95,6 +142,7 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 	results := make([]*sim.Result, n)
 	errs := make([]error, n)
 	opt := func(s uint64) sim.Options { return sim.Options{Seed: s, NoRecord: *report == "" || n > 1} }
+	showProgress := n == 1 && (*progress || isTerminal(stderr))
 	runOne := func(i int) {
 		o := opt(lo + uint64(i))
 		if *noRecheck {
@@ -105,6 +153,9 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 	}
 	start := time.Now()
 	if n == 1 {
+		if showProgress {
+			opt = withProgress(opt, stderr)
+		}
 		runOne(0)
 	} else {
 		sweep(n, max(1, *parallel), runOne, results, stderr, start)
@@ -130,18 +181,22 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 		show = results[0]
 	} else {
 		for _, r := range results {
-			status := "ok"
-			if !r.OK() {
-				status = fmt.Sprintf("VIOLATED (%d)", len(r.Violations))
-			}
 			conv := "not converged"
 			if r.Converged {
 				conv = "converged in " + r.ConvergedAfter.String()
 			}
-			fmt.Fprintf(stdout, "seed %-6d %-14s calls %-8d failed %-6d retries %-7d %s, trace hash: %s\n",
-				r.Seed, status, r.Calls, r.Failed, r.Retries, conv, r.TraceHex())
+			status, violated := "ok", ""
+			if !r.OK() {
+				status, violated = "VIOLATED", "; violated: "+violatedList(r)
+			}
+			fmt.Fprintf(stdout, "seed %-6d %-8s calls %-8d failed %-6d retries %-7d %s, trace hash: %s%s\n",
+				r.Seed, status, r.Calls, r.Failed, r.Retries, conv, r.TraceHex(), violated)
 		}
-		fmt.Fprintf(stdout, "seeds %d..%d: %d passed, %d failed (%s wall)\n\n", lo, hi, n-failed, failed, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stdout, "seeds %d..%d: %d passed, %d failed (%s wall)\n", lo, hi, n-failed, failed, time.Since(start).Round(time.Millisecond))
+		for _, c := range sim.SumCohorts(results) {
+			fmt.Fprintf(stdout, "%s %s over seeds %d..%d: %s\n", c.Kind(), c.Cohort, lo, hi, c.Tally())
+		}
+		fmt.Fprintln(stdout)
 		if show == nil {
 			show = results[0]
 		}
@@ -168,6 +223,74 @@ func simRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// violatedList names the invariants a run violated, each with its count:
+// "available (3), converges (1)".
+func violatedList(r *sim.Result) string {
+	var parts []string
+	for _, inv := range sim.Invariants {
+		if c := r.ViolationCounts[inv]; c > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%d)", inv, c))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// parseScenario reads a scenario file, printing every problem of a file
+// that does not parse or validate on its own line.
+func parseScenario(stderr io.Writer, cmd, path string) (*sim.Scenario, bool) {
+	sc, err := sim.ParseFile(path)
+	if err == nil {
+		return sc, true
+	}
+	var ve *sim.ValidationError
+	if !errors.As(err, &ve) {
+		fmt.Fprintf(stderr, "coexist %s: %v\n", cmd, err)
+		return nil, false
+	}
+	for _, p := range ve.Problems {
+		fmt.Fprintf(stderr, "coexist %s: %s\n", cmd, p)
+	}
+	if len(ve.Problems) > 1 {
+		fmt.Fprintf(stderr, "coexist %s: %s: %d problems\n", cmd, path, len(ve.Problems))
+	}
+	return nil, false
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// withProgress makes the options of a run print a line on stderr every
+// progressEvery of wall time: the virtual time, the events and the wall
+// time so far.
+func withProgress(opt func(uint64) sim.Options, stderr io.Writer) func(uint64) sim.Options {
+	return func(seed uint64) sim.Options {
+		o := opt(seed)
+		start := time.Now()
+		last := start
+		o.Progress = func(p sim.Progress) {
+			now := time.Now()
+			if now.Sub(last) < progressEvery {
+				return
+			}
+			last = now
+			run := ""
+			if p.Recheck {
+				run = " (second run, for determinism)"
+			}
+			fmt.Fprintf(stderr, "sim: seed %d%s: %s of %s virtual, %d events, %s wall\n", p.Seed, run,
+				p.Virtual.Round(time.Millisecond), p.End, p.Events, now.Sub(start).Round(time.Second))
+		}
+		return o
+	}
 }
 
 // sweep runs n seeds on workers, with a progress line on stderr.
@@ -221,7 +344,7 @@ func writeReport(path string, r *sim.Result) error {
 func simValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sim validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, simUsage) }
+	fs.Usage = func() { fmt.Fprint(stderr, simValidateUsage) }
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
@@ -229,10 +352,9 @@ func simValidate(args []string, stdout, stderr io.Writer) int {
 	if !checkArgs(stderr, "sim validate", pos, "<scenario.hcl>") {
 		return 2
 	}
-	sc, err := sim.ParseFile(pos[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "coexist sim validate: %v\n", err)
-		return 1
+	sc, ok := parseScenario(stderr, "sim validate", pos[0])
+	if !ok {
+		return 2
 	}
 	fmt.Fprintf(stdout, "%s: scenario %q is valid: %d nodes, %d cohorts, %d steps\n", pos[0], sc.Name, len(sc.Nodes), len(sc.Cohorts), len(sc.Steps))
 	for _, w := range sc.Warnings() {
@@ -250,6 +372,8 @@ func simBench(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "calls per second per client")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "virtual time")
 	seed := fs.Uint64("seed", 1, "the seed")
+	progress := fs.Bool("progress", false, "print a line of progress (virtual time, events) on stderr every few seconds; the default when stderr is a terminal")
+	fs.Usage = func() { fmt.Fprint(stderr, simBenchUsage); fs.PrintDefaults() }
 	pos, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
@@ -261,7 +385,11 @@ func simBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "coexist sim bench: want at least 1 node, 3 clients and a positive duration")
 		return 2
 	}
-	r, err := sim.Run(sim.Scale(cfg), sim.Options{Seed: *seed, NoRecord: true})
+	opt := func(s uint64) sim.Options { return sim.Options{Seed: s, NoRecord: true} }
+	if *progress || isTerminal(stderr) {
+		opt = withProgress(opt, stderr)
+	}
+	r, err := sim.Run(sim.Scale(cfg), opt(*seed))
 	if err != nil {
 		fmt.Fprintf(stderr, "coexist sim bench: %v\n", err)
 		return 2

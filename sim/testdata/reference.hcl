@@ -49,10 +49,11 @@ node "edge-1" {}
 
 service "frontend" {
   version "1.0.0" {
-    clients      = ">= 1.0, < 2.0" # required
-    service_time = "exp(5ms)"      # a duration, uniform(lo, hi), exp(mean) or normal(mean, sd)
-    fails_health = false           # true: its containers never pass a health check
-    calls        = ["orders"]      # serving a call calls these in turn
+    clients       = ">= 1.0, < 2.0" # required
+    service_time  = "exp(5ms)"      # a duration, uniform(lo, hi), exp(mean) or normal(mean, sd)
+    fails_health  = false           # true: its containers never pass a health check
+    crashes_after = "0s"            # its containers crash this long after each healthy start (0: never)
+    calls         = ["orders"]      # serving a call calls these in turn
   }
 }
 
