@@ -19,7 +19,8 @@ func skipShort(t *testing.T) {
 
 // TestHotAddLeavesOthersRunning adds a container beside one under steady
 // load of hotAddRate calls/s: the other's pid and start time do not change,
-// no call fails, and the load holds at least 80% of its rate.
+// no call fails, and the load holds at least 80% of its rate (without the
+// race detector, which slows the agent too much for a rate goal).
 func TestHotAddLeavesOthersRunning(t *testing.T) { testHotAdd(t, "") }
 
 const hotAddRate = 500
@@ -59,7 +60,7 @@ func testHotAdd(t *testing.T, driver string) {
 	wg.Wait()
 	rate := float64(v1.ok.Load()+v1.failed.Load()-callsBefore) / time.Since(loadStart).Seconds()
 	t.Logf("load across the hot-add: %.0f calls/s (offered %d/s)", rate, hotAddRate)
-	if rate < 0.8*hotAddRate {
+	if rate < 0.8*hotAddRate && !raceEnabled {
 		t.Errorf("the load made %.0f calls/s, want at least %d (80%% of %d)", rate, 8*hotAddRate/10, hotAddRate)
 	}
 
