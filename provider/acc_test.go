@@ -47,6 +47,8 @@ type accEnv struct {
 	addr    string // registry URL
 	gateway string // the node's gateway, host:port
 	greeter string // path of the greeter binary
+	coexist string // path of the coexist binary
+	dir     string // the run's scratch directory
 	client  *api.Client
 	logPath string
 }
@@ -206,7 +208,7 @@ func startAgent(dir, coexistBin, greeterBin string) (stop func() error, err erro
 		_ = cmd.Process.Kill()
 		return nil, err
 	}
-	acc = &accEnv{addr: addr, gateway: addrs[2], greeter: greeterBin, client: client, logPath: logPath}
+	acc = &accEnv{addr: addr, gateway: addrs[2], greeter: greeterBin, coexist: coexistBin, dir: dir, client: client, logPath: logPath}
 	stop = func() error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {

@@ -31,6 +31,7 @@ type containerModel struct {
 	Config       types.Object   `tfsdk:"config"`
 	Health       types.Object   `tfsdk:"health"`
 	Restart      types.Object   `tfsdk:"restart"`
+	Resources    types.Object   `tfsdk:"resources"`
 	DrainTimeout Duration       `tfsdk:"drain_timeout"`
 	State        types.String   `tfsdk:"state"`
 	Endpoint     types.String   `tfsdk:"endpoint"`
@@ -46,6 +47,7 @@ type serviceRefModel struct {
 
 type configModel struct {
 	Command types.String `tfsdk:"command"`
+	Image   types.String `tfsdk:"image"`
 	Args    types.List   `tfsdk:"args"`
 	Env     types.Map    `tfsdk:"env"`
 }
@@ -55,6 +57,13 @@ type healthModel struct {
 	TCP      types.Bool   `tfsdk:"tcp"`
 	Interval Duration     `tfsdk:"interval"`
 	Timeout  Duration     `tfsdk:"timeout"`
+}
+
+// resourcesModel holds the limits as written ("256MiB", "0.5"): the
+// registry keeps them so, and reading back gives the same strings.
+type resourcesModel struct {
+	Memory types.String `tfsdk:"memory"`
+	CPU    types.String `tfsdk:"cpu"`
 }
 
 type restartModel struct {
@@ -68,6 +77,7 @@ var (
 	serviceRefAttrTypes = map[string]attr.Type{"service": types.StringType, "version": types.StringType}
 	configAttrTypes     = map[string]attr.Type{
 		"command": types.StringType,
+		"image":   types.StringType,
 		"args":    types.ListType{ElemType: types.StringType},
 		"env":     types.MapType{ElemType: types.StringType},
 	}
@@ -77,6 +87,7 @@ var (
 	restartAttrTypes = map[string]attr.Type{
 		"attempts": types.Int64Type, "interval": DurationType{}, "delay": DurationType{}, "max_delay": DurationType{},
 	}
+	resourcesAttrTypes = map[string]attr.Type{"memory": types.StringType, "cpu": types.StringType}
 )
 
 // redacted is what the registry shows instead of an env value to a token
@@ -124,6 +135,7 @@ func (m *containerModel) request(ctx context.Context) (api.ContainerRequest, dia
 	var cfg configModel
 	diags.Append(m.Config.As(ctx, &cfg, basetypes.ObjectAsOptions{})...)
 	req.Config.Command = cfg.Command.ValueString()
+	req.Config.Image = cfg.Image.ValueString()
 	if !cfg.Args.IsNull() && !cfg.Args.IsUnknown() {
 		diags.Append(cfg.Args.ElementsAs(ctx, &req.Config.Args, false)...)
 	}
@@ -149,6 +161,13 @@ func (m *containerModel) request(ctx context.Context) (api.ContainerRequest, dia
 			Interval: api.Duration(r.Interval.Std()),
 			Delay:    api.Duration(r.Delay.Std()),
 			MaxDelay: api.Duration(r.MaxDelay.Std()),
+		}
+	}
+	if !m.Resources.IsNull() && !m.Resources.IsUnknown() {
+		var r resourcesModel
+		diags.Append(m.Resources.As(ctx, &r, basetypes.ObjectAsOptions{})...)
+		if r.Memory.ValueString() != "" || r.CPU.ValueString() != "" {
+			req.Resources = &api.Resources{Memory: r.Memory.ValueString(), CPU: r.CPU.ValueString()}
 		}
 	}
 	return req, diags
@@ -218,7 +237,7 @@ func (m *containerModel) fromAPI(ctx context.Context, ct *api.Container, prior *
 	} else {
 		priorCfg = configModel{Args: types.ListNull(types.StringType), Env: types.MapNull(types.StringType)}
 	}
-	cfg := configModel{Command: types.StringValue(ct.Config.Command)}
+	cfg := configModel{Command: stringOrNull(ct.Config.Command), Image: stringOrNull(ct.Config.Image)}
 	switch {
 	case len(ct.Config.Args) > 0:
 		cfg.Args, d = types.ListValueFrom(ctx, types.StringType, ct.Config.Args)
@@ -297,8 +316,40 @@ func (m *containerModel) fromAPI(ctx context.Context, ct *api.Container, prior *
 		diags.Append(d...)
 	}
 
+	// resources, as written; an empty resources = {} is kept (the registry
+	// stores no limits for it).
+	switch {
+	case ct.Resources != nil:
+		m.Resources, d = types.ObjectValueFrom(ctx, resourcesAttrTypes, resourcesModel{
+			Memory: stringOrNull(ct.Resources.Memory), CPU: stringOrNull(ct.Resources.CPU),
+		})
+		diags.Append(d...)
+	case !prior.Resources.IsNull() && !prior.Resources.IsUnknown() && noLimits(ctx, prior.Resources):
+		m.Resources = prior.Resources
+	default:
+		m.Resources = types.ObjectNull(resourcesAttrTypes)
+	}
+
 	m.setObserved(ct)
 	return diags
+}
+
+// stringOrNull is s, or null when s is empty: the registry leaves out what
+// was not set.
+func stringOrNull(s string) types.String {
+	if s == "" {
+		return types.StringNull()
+	}
+	return types.StringValue(s)
+}
+
+// noLimits reports whether a resources object sets neither memory nor cpu.
+func noLimits(ctx context.Context, o types.Object) bool {
+	var r resourcesModel
+	if o.As(ctx, &r, basetypes.ObjectAsOptions{}).HasError() {
+		return false
+	}
+	return r.Memory.ValueString() == "" && r.CPU.ValueString() == ""
 }
 
 // keepDuration returns prior when it means the same duration as got, so that

@@ -29,10 +29,11 @@ import (
 )
 
 var (
-	_ resource.Resource                = (*ContainerResource)(nil)
-	_ resource.ResourceWithConfigure   = (*ContainerResource)(nil)
-	_ resource.ResourceWithImportState = (*ContainerResource)(nil)
-	_ resource.ResourceWithModifyPlan  = (*ContainerResource)(nil)
+	_ resource.Resource                   = (*ContainerResource)(nil)
+	_ resource.ResourceWithConfigure      = (*ContainerResource)(nil)
+	_ resource.ResourceWithImportState    = (*ContainerResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*ContainerResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*ContainerResource)(nil)
 )
 
 // Defaults of coexist_container.
@@ -78,9 +79,10 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A container: one supervised unit on one node that loads a set of service versions. " +
 			"The node's agent starts it (the `exec` driver runs `config.command` as a child process with " +
-			"`$PORT` set), health-checks it and routes calls to it through the node's gateway.\n\n" +
+			"`$PORT` set; the `oci` driver runs `config.image` in a runc container, with limits from " +
+			"`resources`), health-checks it and routes calls to it through the node's gateway.\n\n" +
 			"A container is never changed in place where that would change what runs: a change of `name`, " +
-			"`node`, `services`, `driver`, `config` or `health` replaces it (only `drain_timeout` and `restart` " +
+			"`node`, `services`, `driver`, `config`, `health` or `resources` replaces it (only `drain_timeout` and `restart` " +
 			"change in place). Its `id` is the `name` plus a suffix made at create, so that with " +
 			"`lifecycle { create_before_destroy = true }` the replacement runs beside the old container and " +
 			"takes over before the old one drains: make-before-break, with no failed call.\n\n" +
@@ -133,25 +135,37 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				PlanModifiers: []planmodifier.Set{setplanmodifier.RequiresReplace()},
 			},
 			"driver": schema.StringAttribute{
-				MarkdownDescription: "How the agent runs the container. Only `exec` (a child process) for now. Default `exec`.",
-				Optional:            true,
-				Computed:            true,
-				Default:             stringdefault.StaticString("exec"),
-				Validators:          []validator.String{stringvalidator.OneOf("exec")},
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				MarkdownDescription: "How the agent runs the container: `exec` runs `config.command` as a child " +
+					"process; `oci` runs `config.image` with runc (its own pid, mount, ipc and uts namespaces, the " +
+					"host's network, a read-only root with a writable `/tmp`, cgroup limits from `resources`), on " +
+					"agents where runc is installed. Default `exec`.",
+				Optional:      true,
+				Computed:      true,
+				Default:       stringdefault.StaticString("exec"),
+				Validators:    []validator.String{stringvalidator.OneOf("exec", "oci")},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"config": schema.SingleNestedAttribute{
-				MarkdownDescription: "What the driver runs.",
+				MarkdownDescription: "What the driver runs: `command` for `exec`, `image` for `oci`.",
 				Required:            true,
 				Attributes: map[string]schema.Attribute{
 					"command": schema.StringAttribute{
 						MarkdownDescription: "The program to run (a path, or a name looked up on the agent's PATH). " +
-							"It must listen on 127.0.0.1:$PORT.",
-						Required:   true,
+							"It must listen on 127.0.0.1:$PORT. Required with driver `exec`; with `oci`, when set, " +
+							"it replaces the image's entrypoint.",
+						Optional:   true,
 						Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 					},
+					"image": schema.StringAttribute{
+						MarkdownDescription: "The image to run, for driver `oci` (and required with it): " +
+							"`oci:/path/to/layout:tag` (an OCI image layout, e.g. one made by `coexist image pack`), " +
+							"`oci-archive:/path/to/image.tar[:tag]`, or a registry reference (`docker://host/name:tag`, " +
+							"`name:tag`). The agent unpacks it once per digest, verified against its digests.",
+						Optional:   true,
+						Validators: []validator.String{imageRefValidator{}},
+					},
 					"args": schema.ListAttribute{
-						MarkdownDescription: "Its arguments.",
+						MarkdownDescription: "Its arguments (with `oci`, they replace the image's command).",
 						ElementType:         types.StringType,
 						Optional:            true,
 						Validators:          []validator.List{listvalidator.SizeAtMost(256)},
@@ -213,6 +227,26 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				},
 				Validators: []validator.Object{restartDelays{}},
 			},
+			"resources": schema.SingleNestedAttribute{
+				MarkdownDescription: "Limits the `oci` driver applies as cgroup limits (the `exec` driver applies " +
+					"none and refuses them). Kept as written. A container killed for going over its memory is " +
+					"reported with \"out of memory\" in its message.",
+				Optional: true,
+				Attributes: map[string]schema.Attribute{
+					"memory": schema.StringAttribute{
+						MarkdownDescription: "Memory limit: bytes, or a number with a unit (`KiB`, `MiB`, `GiB`, " +
+							"`KB`, `MB`, `GB`), e.g. `256MiB`. At least 4MiB.",
+						Optional:   true,
+						Validators: []validator.String{memoryValidator},
+					},
+					"cpu": schema.StringAttribute{
+						MarkdownDescription: "CPU limit in cores, e.g. `0.5` or `2` (0.01 to 1024).",
+						Optional:            true,
+						Validators:          []validator.String{cpuValidator},
+					},
+				},
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+			},
 			"drain_timeout": schema.StringAttribute{
 				MarkdownDescription: "How long a draining container may keep serving the calls in flight before it " +
 					"is stopped anyway, e.g. `30s` (at most `24h`). Default `30s`. Changed in place.",
@@ -259,6 +293,58 @@ func (r *ContainerResource) Configure(_ context.Context, req resource.ConfigureR
 		return
 	}
 	r.client = c
+}
+
+// ValidateConfig checks what runs against the driver at plan time, as the
+// registry does at apply (docs/design.md §6): exec runs config.command and
+// applies no limits; oci runs config.image.
+func (r *ContainerResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var driver, command, image, memory, cpu types.String
+	for p, dst := range map[string]*types.String{
+		"driver": &driver, "config.command": &command, "config.image": &image,
+		"resources.memory": &memory, "resources.cpu": &cpu,
+	} {
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, attrPath(p), dst)...)
+	}
+	if resp.Diagnostics.HasError() || driver.IsUnknown() {
+		return
+	}
+	set := func(v types.String) bool { return v.IsUnknown() || (!v.IsNull() && v.ValueString() != "") }
+	missing := func(v types.String) bool { return v.IsNull() }
+	switch d := driver.ValueString(); {
+	case driver.IsNull() || d == "exec":
+		if missing(command) {
+			attrError(&resp.Diagnostics, attrPath("config.command"), "Missing command",
+				"The exec driver (the default) runs config.command, the program to run. To run an image, set "+
+					"driver = \"oci\" and config.image.")
+		}
+		if set(image) {
+			attrError(&resp.Diagnostics, attrPath("config.image"), "Image without the oci driver",
+				"config.image is for driver \"oci\"; the exec driver runs config.command. Set driver = \"oci\" "+
+					"to run the image.")
+		}
+		if set(memory) || set(cpu) {
+			attrError(&resp.Diagnostics, attrPath("resources"), "Resources without the oci driver",
+				"The exec driver applies no resource limits; set driver = \"oci\" (and config.image) to run "+
+					"with limits.")
+		}
+	case d == "oci":
+		if missing(image) {
+			attrError(&resp.Diagnostics, attrPath("config.image"), "Missing image",
+				"The oci driver runs config.image, e.g. \"oci:/path/to/layout:1.0.0\" (an image layout made "+
+					"by coexist image pack).")
+		}
+	}
+}
+
+// attrPath turns "config.image" into a path.
+func attrPath(s string) path.Path {
+	parts := strings.Split(s, ".")
+	p := path.Root(parts[0])
+	for _, n := range parts[1:] {
+		p = p.AtName(n)
+	}
+	return p
 }
 
 // ModifyPlan plans the replacement of a container that failed after it was

@@ -38,7 +38,8 @@ type loadGen struct {
 	ok       int
 	retries  int
 	failures []string
-	servedBy map[string]int // container id -> calls it served
+	servedBy map[string]int    // container id -> calls it served
+	claims   map[string]string // container id -> the version its greeter claims (Greeter-Version)
 }
 
 // startLoad starts workers goroutines per client version.
@@ -48,6 +49,7 @@ func startLoad(gateway string, clientVersions []string, workers int) *loadGen {
 		client:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
 		stopped:  make(chan struct{}),
 		servedBy: map[string]int{},
+		claims:   map[string]string{},
 	}
 	for _, v := range clientVersions {
 		for range workers {
@@ -66,7 +68,7 @@ func (l *loadGen) run(clientVersion string) {
 			return
 		default:
 		}
-		id, retries, err := l.call(clientVersion)
+		id, claim, retries, err := l.call(clientVersion)
 		l.mu.Lock()
 		l.retries += retries
 		if err != nil {
@@ -74,15 +76,17 @@ func (l *loadGen) run(clientVersion string) {
 		} else {
 			l.ok++
 			l.servedBy[id]++
+			l.claims[id] = claim
 		}
 		l.mu.Unlock()
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-// call makes one call, with retries within a 10s deadline, and returns the
-// id of the container that served it.
-func (l *loadGen) call(clientVersion string) (string, int, error) {
+// call makes one call, with retries within a 10s deadline (the SDK's call
+// policy), and returns the id of the container that served it and the
+// version its greeter claims.
+func (l *loadGen) call(clientVersion string) (string, string, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
@@ -91,7 +95,7 @@ func (l *loadGen) call(clientVersion string) (string, int, error) {
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.gateway+"/greeter/hello?name=load", nil)
 		if err != nil {
-			return "", retries, err
+			return "", "", retries, err
 		}
 		req.Header.Set(api.HeaderClient, "load")
 		req.Header.Set(api.HeaderClientVersion, clientVersion)
@@ -103,24 +107,24 @@ func (l *loadGen) call(clientVersion string) (string, int, error) {
 			if resp.StatusCode == http.StatusOK {
 				sb, err := api.ParseServedBy(resp.Header.Get(api.HeaderServedBy))
 				if err != nil {
-					return "", retries, err
+					return "", "", retries, err
 				}
 				major, _, _ := strings.Cut(clientVersion, ".")
 				if sb.Service != "greeter" || !strings.HasPrefix(sb.Version, major+".") {
-					return "", retries, fmt.Errorf("client %s served by %q", clientVersion, sb)
+					return "", "", retries, fmt.Errorf("client %s served by %q", clientVersion, sb)
 				}
-				return sb.Container, retries, nil
+				return sb.Container, resp.Header.Get("Greeter-Version"), retries, nil
 			}
 			err = fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
 		}
 		pause, again := policy.Retry(outcome, true, time.Now(), deadline, callpolicy.SharedRand{})
 		if !again {
-			return "", retries, err
+			return "", "", retries, err
 		}
 		retries++
 		select {
 		case <-ctx.Done():
-			return "", retries, fmt.Errorf("%w: %w", ctx.Err(), err)
+			return "", "", retries, fmt.Errorf("%w: %w", ctx.Err(), err)
 		case <-time.After(pause):
 		}
 	}
@@ -137,12 +141,14 @@ type loadCounts struct {
 	ok, retries int
 	failures    []string
 	servedBy    map[string]int
+	claims      map[string]string
 }
 
 func (l *loadGen) counts() loadCounts {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return loadCounts{ok: l.ok, retries: l.retries, failures: append([]string(nil), l.failures...), servedBy: maps.Clone(l.servedBy)}
+	return loadCounts{ok: l.ok, retries: l.retries, failures: append([]string(nil), l.failures...), servedBy: maps.Clone(l.servedBy),
+		claims: maps.Clone(l.claims)}
 }
 
 // mbbConfig declares greeter 1.0.0 and 2.0.0, each in its own container with
@@ -202,6 +208,21 @@ resource "coexist_container" "v2" {
 // Not parallel: it owns the service name "greeter" while it runs.
 func TestAccContainer_makeBeforeBreak(t *testing.T) {
 	testAccPreCheck(t)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6Providers,
+		CheckDestroy:             checkDestroyed,
+		Steps:                    mbbSteps(t, mbbConfig(1), mbbConfig(2), nil, nil),
+	})
+}
+
+// mbbSteps are the two steps of a make-before-break test: apply first (the
+// containers coexist_container.v1 and .v2), then, under load from 1.x and
+// 2.x clients, apply second, which must replace v1 before it destroys it
+// and leave v2 alone. The second step checks that no call failed, that the
+// old and new v1 and v2 all served calls, that the old v1 is gone and that
+// v2 kept its process; firstCheck and secondCheck, when set, check more.
+func mbbSteps(t *testing.T, first, second string, firstCheck func(s *terraform.State, v1 string) error,
+	secondCheck func(s *terraform.State, oldV1, newV1, v2 string, c loadCounts) error) []resource.TestStep {
 	v1, v2 := "coexist_container.v1", "coexist_container.v2"
 	v2PID := statecheck.CompareValue(compare.ValuesSame())
 	var oldV1, v2ID string
@@ -211,70 +232,72 @@ func TestAccContainer_makeBeforeBreak(t *testing.T) {
 			load.stop()
 		}
 	})
-	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6Providers,
-		CheckDestroy:             checkDestroyed,
-		Steps: []resource.TestStep{
-			{
-				Config:            mbbConfig(1),
-				ConfigStateChecks: []statecheck.StateCheck{v2PID.AddStateValue(v2, tfjsonpath.New("pid"))},
-				Check: func(s *terraform.State) error {
-					oldV1, _ = stateAttr(s, v1, "id")
-					v2ID, _ = stateAttr(s, v2, "id")
-					return nil
-				},
-			},
-			{
-				PreConfig: func() {
-					load = startLoad(acc.gateway, []string{"1.5.0", "2.1.0"}, 2)
-					waitFor(t, "the load generator's first calls", 10*time.Second, func() (bool, error) {
-						c := load.counts()
-						if len(c.failures) > 0 {
-							return false, errors.New(c.failures[0])
-						}
-						return c.ok >= 50, nil
-					})
-				},
-				Config: mbbConfig(2),
-				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction(v1, plancheck.ResourceActionCreateBeforeDestroy),
-						plancheck.ExpectResourceAction(v2, plancheck.ResourceActionNoop),
-					},
-				},
-				ConfigStateChecks: []statecheck.StateCheck{v2PID.AddStateValue(v2, tfjsonpath.New("pid"))},
-				Check: func(s *terraform.State) error {
-					newV1, _ := stateAttr(s, v1, "id")
-					// Keep calling a little after the old container is gone.
-					time.Sleep(300 * time.Millisecond)
-					load.stop()
-					c := load.counts()
-					served := c.servedBy
-					t.Logf("load during the replacement: %d calls ok, %d retries, %d failed; served by %v",
-						c.ok, c.retries, len(c.failures), served)
-					if len(c.failures) > 0 {
-						return fmt.Errorf("%d calls failed during make-before-break, first: %s", len(c.failures), c.failures[0])
-					}
-					if newV1 == oldV1 {
-						return fmt.Errorf("container %s was not replaced", oldV1)
-					}
-					if served[oldV1] == 0 || served[newV1] == 0 || served[v2ID] == 0 {
-						return fmt.Errorf("want calls served by the old (%s) and new (%s) 1.x containers and by %s, got %v",
-							oldV1, newV1, v2ID, served)
-					}
-					if _, err := containerOf(oldV1); !api.IsNotFound(err) {
-						return fmt.Errorf("old container %s: want 404, got %v", oldV1, err)
-					}
-					ct, err := containerOf(v2ID)
-					if err != nil {
-						return err
-					}
-					if pid, _ := stateAttr(s, v2, "pid"); pid != fmt.Sprint(ct.Status.PID) {
-						return fmt.Errorf("2.x container pid %s in state, %d in the registry", pid, ct.Status.PID)
-					}
-					return nil
-				},
+	return []resource.TestStep{
+		{
+			Config:            first,
+			ConfigStateChecks: []statecheck.StateCheck{v2PID.AddStateValue(v2, tfjsonpath.New("pid"))},
+			Check: func(s *terraform.State) error {
+				oldV1, _ = stateAttr(s, v1, "id")
+				v2ID, _ = stateAttr(s, v2, "id")
+				if firstCheck != nil {
+					return firstCheck(s, oldV1)
+				}
+				return nil
 			},
 		},
-	})
+		{
+			PreConfig: func() {
+				load = startLoad(acc.gateway, []string{"1.5.0", "2.1.0"}, 2)
+				waitFor(t, "the load generator's first calls", 10*time.Second, func() (bool, error) {
+					c := load.counts()
+					if len(c.failures) > 0 {
+						return false, errors.New(c.failures[0])
+					}
+					return c.ok >= 50, nil
+				})
+			},
+			Config: second,
+			ConfigPlanChecks: resource.ConfigPlanChecks{
+				PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(v1, plancheck.ResourceActionCreateBeforeDestroy),
+					plancheck.ExpectResourceAction(v2, plancheck.ResourceActionNoop),
+				},
+			},
+			ConfigStateChecks: []statecheck.StateCheck{v2PID.AddStateValue(v2, tfjsonpath.New("pid"))},
+			Check: func(s *terraform.State) error {
+				newV1, _ := stateAttr(s, v1, "id")
+				// Keep calling a little after the old container is gone.
+				time.Sleep(300 * time.Millisecond)
+				load.stop()
+				c := load.counts()
+				served := c.servedBy
+				t.Logf("load during the replacement: %d calls ok, %d retries, %d failed; served by %v, greeters claiming %v",
+					c.ok, c.retries, len(c.failures), served, c.claims)
+				if len(c.failures) > 0 {
+					return fmt.Errorf("%d calls failed during make-before-break, first: %s", len(c.failures), c.failures[0])
+				}
+				if newV1 == oldV1 {
+					return fmt.Errorf("container %s was not replaced", oldV1)
+				}
+				if served[oldV1] == 0 || served[newV1] == 0 || served[v2ID] == 0 {
+					return fmt.Errorf("want calls served by the old (%s) and new (%s) 1.x containers and by %s, got %v",
+						oldV1, newV1, v2ID, served)
+				}
+				if _, err := containerOf(oldV1); !api.IsNotFound(err) {
+					return fmt.Errorf("old container %s: want 404, got %v", oldV1, err)
+				}
+				ct, err := containerOf(v2ID)
+				if err != nil {
+					return err
+				}
+				if pid, _ := stateAttr(s, v2, "pid"); pid != fmt.Sprint(ct.Status.PID) {
+					return fmt.Errorf("2.x container pid %s in state, %d in the registry", pid, ct.Status.PID)
+				}
+				if secondCheck != nil {
+					return secondCheck(s, oldV1, newV1, v2ID, c)
+				}
+				return nil
+			},
+		},
+	}
 }

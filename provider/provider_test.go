@@ -214,7 +214,7 @@ func TestContainerFromAPIKeepsForms(t *testing.T) {
 	emptyArgs, _ := types.ListValue(types.StringType, []attr.Value{})
 	env, _ := types.MapValue(types.StringType, map[string]attr.Value{"SECRET": types.StringValue("s3cret")})
 	cfg, d := types.ObjectValue(configAttrTypes, map[string]attr.Value{
-		"command": types.StringValue("/bin/greeter"), "args": emptyArgs, "env": env,
+		"command": types.StringValue("/bin/greeter"), "image": types.StringNull(), "args": emptyArgs, "env": env,
 	})
 	if d.HasError() {
 		t.Fatal(d)
@@ -295,6 +295,76 @@ func TestContainerFromAPIKeepsForms(t *testing.T) {
 	if m.Name.ValueString() != "web" || m.PID.ValueInt64() != 42 || m.State.ValueString() != "running" ||
 		m.StartedAt.ValueString() != "2026-01-02T03:04:05Z" {
 		t.Errorf("model = %+v", m)
+	}
+}
+
+// An oci container reads back with its image, no command, and its limits
+// exactly as written, so a refresh plans nothing; an empty resources = {}
+// (no limits, which the registry does not store) is kept too.
+func TestContainerFromAPIImageAndResources(t *testing.T) {
+	ctx := context.Background()
+	ct := &api.Container{
+		ID: "img-ab12c", Name: "img", Node: "n1", Driver: "oci",
+		Services:  []api.ServiceRef{{Service: "greeter", Version: "1.1.0"}},
+		Config:    api.DriverConfig{Image: "oci:/images/greeter:1.1.0"},
+		Resources: &api.Resources{Memory: "0.25GiB", CPU: "0.50"},
+	}
+	var m containerModel
+	if d := m.fromAPI(ctx, ct, &containerModel{}); d.HasError() {
+		t.Fatal(d)
+	}
+	var cfg configModel
+	if d := m.Config.As(ctx, &cfg, basetypes.ObjectAsOptions{}); d.HasError() {
+		t.Fatal(d)
+	}
+	if !cfg.Command.IsNull() || cfg.Image.ValueString() != "oci:/images/greeter:1.1.0" {
+		t.Errorf("config = %+v, want a null command and the image", cfg)
+	}
+	var r resourcesModel
+	if d := m.Resources.As(ctx, &r, basetypes.ObjectAsOptions{}); d.HasError() {
+		t.Fatal(d)
+	}
+	if r.Memory.ValueString() != "0.25GiB" || r.CPU.ValueString() != "0.50" {
+		t.Errorf("resources = %+v, want 0.25GiB and 0.50 as written", r)
+	}
+	req, d := m.request(ctx)
+	if d.HasError() {
+		t.Fatal(d)
+	}
+	if req.Config.Image != ct.Config.Image || req.Config.Command != "" || req.Resources == nil || *req.Resources != *ct.Resources {
+		t.Errorf("request = %+v %+v, want the container's image and resources back", req.Config, req.Resources)
+	}
+
+	// Only memory: cpu reads back null; no limits at all: no resources.
+	ct.Resources = &api.Resources{Memory: "64MiB"}
+	if d := m.fromAPI(ctx, ct, &containerModel{}); d.HasError() {
+		t.Fatal(d)
+	}
+	if d := m.Resources.As(ctx, &r, basetypes.ObjectAsOptions{}); d.HasError() {
+		t.Fatal(d)
+	}
+	if r.Memory.ValueString() != "64MiB" || !r.CPU.IsNull() {
+		t.Errorf("resources = %+v, want memory 64MiB and a null cpu", r)
+	}
+	ct.Resources = nil
+	if d := m.fromAPI(ctx, ct, &containerModel{}); d.HasError() {
+		t.Fatal(d)
+	}
+	if !m.Resources.IsNull() {
+		t.Errorf("resources = %v, want null", m.Resources)
+	}
+	empty, d := types.ObjectValue(resourcesAttrTypes, map[string]attr.Value{"memory": types.StringNull(), "cpu": types.StringNull()})
+	if d.HasError() {
+		t.Fatal(d)
+	}
+	if d := m.fromAPI(ctx, ct, &containerModel{Resources: empty}); d.HasError() {
+		t.Fatal(d)
+	}
+	if !m.Resources.Equal(empty) {
+		t.Errorf("resources = %v, want the operator's empty object kept", m.Resources)
+	}
+	if req, _ := m.request(ctx); req.Resources != nil {
+		t.Errorf("request resources = %+v for an empty object, want none", req.Resources)
 	}
 }
 

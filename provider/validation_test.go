@@ -23,7 +23,7 @@ func validContainer(overrides map[string]string) string {
 	}
 	var b strings.Builder
 	b.WriteString(providerBlock + "\nresource \"coexist_container\" \"c\" {\n")
-	for _, k := range []string{"name", "node", "services", "driver", "config", "health", "restart", "drain_timeout"} {
+	for _, k := range []string{"name", "node", "services", "driver", "config", "resources", "health", "restart", "drain_timeout"} {
 		if v, ok := attrs[k]; ok {
 			fmt.Fprintf(&b, "  %s = %s\n", k, v)
 		}
@@ -91,7 +91,31 @@ func TestAccValidation(t *testing.T) {
 		{"restart interval", validContainer(map[string]string{"restart": `{ interval = "48h" }`}),
 			errorRE("Invalid duration", `restart.interval: "48h" is out of range: it must be between 1s and 24h`)},
 		{"driver", validContainer(map[string]string{"driver": `"docker"`}),
-			errorRE("driver", `value must be one of: ["exec"]`)},
+			errorRE("driver", `value must be one of: ["exec" "oci"]`)},
+		{"oci without an image", validContainer(map[string]string{"driver": `"oci"`}),
+			errorRE("Missing image", `config.image: The oci driver runs config.image, e.g. "oci:/path/to/layout:1.0.0"`)},
+		{"exec without a command", validContainer(map[string]string{"config": `{ args = ["--version", "1.0.0"] }`}),
+			errorRE("Missing command", "config.command: The exec driver (the default) runs config.command",
+				`set driver = "oci" and config.image`)},
+		{"image with exec", validContainer(map[string]string{"driver": `"exec"`,
+			"config": `{ command = "/bin/true", image = "oci:/images/greeter:1.0.0" }`}),
+			errorRE("Image without the oci driver", `config.image: config.image is for driver "oci"`)},
+		{"resources with exec", validContainer(map[string]string{"resources": `{ memory = "64MiB" }`}),
+			errorRE("Resources without the oci driver", "The exec driver applies no resource limits")},
+		{"blank image", validContainer(map[string]string{"driver": `"oci"`, "config": `{ image = " " }`}),
+			errorRE("Invalid image", "config.image: The image must not be empty.")},
+		{"memory syntax", validContainer(map[string]string{"driver": `"oci"`, "config": `{ image = "oci:/i:1.0.0" }`,
+			"resources": `{ memory = "256 megs" }`}),
+			errorRE("Invalid memory limit", `resources.memory: "256 megs" is not a size; write e.g. 256MiB or 1GiB`)},
+		{"memory minimum", validContainer(map[string]string{"driver": `"oci"`, "config": `{ image = "oci:/i:1.0.0" }`,
+			"resources": `{ memory = "1MiB" }`}),
+			errorRE("Invalid memory limit", `resources.memory: "1MiB" is less than the minimum of 4MiB`)},
+		{"cpu syntax", validContainer(map[string]string{"driver": `"oci"`, "config": `{ image = "oci:/i:1.0.0" }`,
+			"resources": `{ cpu = "half" }`}),
+			errorRE("Invalid CPU limit", `resources.cpu: "half" is not a number of cores; write e.g. 0.5 or 2`)},
+		{"cpu range", validContainer(map[string]string{"driver": `"oci"`, "config": `{ image = "oci:/i:1.0.0" }`,
+			"resources": `{ cpu = "0" }`}),
+			errorRE("Invalid CPU limit", `resources.cpu: "0" is out of range: want 0.01 to 1024 cores`)},
 		{"empty command", validContainer(map[string]string{"config": `{ command = "" }`}),
 			errorRE("config.command", "string length must be at least 1")},
 		{"empty container name", validContainer(map[string]string{"name": `""`}),

@@ -245,3 +245,58 @@ func (envNameValidator) ValidateString(_ context.Context, req validator.StringRe
 			fmt.Sprintf("%q is not a valid environment variable name: it must not be empty or contain = or NUL.", s))
 	}
 }
+
+// imageRefValidator checks an image reference as the registry does: not
+// blank, at most 4096 bytes, no NUL or newline.
+type imageRefValidator struct{}
+
+func (imageRefValidator) Description(context.Context) string {
+	return "an image reference, such as oci:/path/to/layout:1.0.0"
+}
+
+func (v imageRefValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (imageRefValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	switch s := req.ConfigValue.ValueString(); {
+	case strings.TrimSpace(s) == "":
+		attrError(&resp.Diagnostics, req.Path, "Invalid image", "The image must not be empty.")
+	case len(s) > maxImageRef || strings.ContainsAny(s, "\x00\n"):
+		attrError(&resp.Diagnostics, req.Path, "Invalid image",
+			fmt.Sprintf("%q is not an image reference: write e.g. oci:/path/to/layout:1.0.0 (at most %d bytes, "+
+				"no NUL or newline).", s, maxImageRef))
+	}
+}
+
+// maxImageRef is the longest image reference the registry takes.
+const maxImageRef = 4096
+
+// limitValidator checks a resources limit with the registry's own rule
+// (api.ParseMemory, api.ParseCPU).
+type limitValidator struct {
+	what, desc string
+	parse      func(string) error
+}
+
+var (
+	memoryValidator = limitValidator{what: "memory limit", desc: "a memory size such as 256MiB or 1GiB, at least 4MiB",
+		parse: func(s string) error { _, err := api.ParseMemory(s); return err }}
+	cpuValidator = limitValidator{what: "CPU limit",
+		desc:  fmt.Sprintf("a number of cores such as 0.5 or 2, between %g and %d", api.MinCPU, api.MaxCPU),
+		parse: func(s string) error { _, err := api.ParseCPU(s); return err }}
+)
+
+func (v limitValidator) Description(context.Context) string { return v.desc }
+
+func (v limitValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v limitValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := v.parse(req.ConfigValue.ValueString()); err != nil {
+		attrError(&resp.Diagnostics, req.Path, "Invalid "+v.what, sentence(v.what, err))
+	}
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo, part 3: the rollout declared with terraform (or tofu) apply
+# make demo, part 4: the rollout declared with terraform (or tofu) apply
 # against `coexist agent --dev`, under load through the client SDK:
 #   apply 1: greeter 1.0.0;  apply 2: greeter 2.0.0 beside it;
 #   the 1.x clients move to 2.x;  apply 3: greeter 1.x retired.

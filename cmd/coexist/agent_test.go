@@ -18,8 +18,12 @@ func skipShort(t *testing.T) {
 }
 
 // TestHotAddLeavesOthersRunning adds a container beside one under steady
-// load: the other's pid and start time do not change and no call fails.
+// load of hotAddRate calls/s: the other's pid and start time do not change,
+// no call fails, and the load holds at least 80% of its rate (without the
+// race detector, which slows the agent too much for a rate goal).
 func TestHotAddLeavesOthersRunning(t *testing.T) { testHotAdd(t, "") }
+
+const hotAddRate = 500
 
 func testHotAdd(t *testing.T, driver string) {
 	skipShort(t)
@@ -38,8 +42,10 @@ func testHotAdd(t *testing.T, driver string) {
 
 	v1 := newCaller(a.gateway, "web", "1.3.0", ranges, &mu)
 	stop := make(chan struct{})
-	wg := v1.load(stop, 200, 4, 5*time.Second)
+	wg := v1.load(stop, hotAddRate, 25, 5*time.Second)
 	waitFor(t, 10*time.Second, "calls to flow", func() bool { return v1.ok.Load() > 50 })
+	// The rate is measured from here, across the hot-add.
+	loadStart, callsBefore := time.Now(), v1.ok.Load()+v1.failed.Load()
 
 	f.greeter("g2", "n1", "2.0.0", nil)
 	f.waitState("g2", api.ContainerRunning)
@@ -52,6 +58,11 @@ func testHotAdd(t *testing.T, driver string) {
 	time.Sleep(300 * time.Millisecond) // keep the load on across the change
 	close(stop)
 	wg.Wait()
+	rate := float64(v1.ok.Load()+v1.failed.Load()-callsBefore) / time.Since(loadStart).Seconds()
+	t.Logf("load across the hot-add: %.0f calls/s (offered %d/s)", rate, hotAddRate)
+	if rate < 0.8*hotAddRate && !raceEnabled {
+		t.Errorf("the load made %.0f calls/s, want at least %d (80%% of %d)", rate, 8*hotAddRate/10, hotAddRate)
+	}
 
 	after := f.container("g1")
 	if after.Status.PID != before.Status.PID || !after.Status.StartedAt.Equal(*before.Status.StartedAt) {

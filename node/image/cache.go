@@ -134,7 +134,7 @@ func (c *Cache) Resolve(ctx context.Context, ref string) (v1.Image, error) {
 	switch {
 	case strings.HasPrefix(ref, "oci:"):
 		p, tag := splitPathTag(strings.TrimPrefix(ref, "oci:"))
-		return fromLayout(p, tag)
+		return fromLayout(p, tag, "oci:"+p)
 	case strings.HasPrefix(ref, "oci-archive:"):
 		p, tag := splitPathTag(strings.TrimPrefix(ref, "oci-archive:"))
 		return c.fromArchive(p, tag)
@@ -164,22 +164,23 @@ func splitPathTag(s string) (string, string) {
 
 // fromLayout finds tag in the layout at dir: by its ref.name annotation (a
 // bare tag), or its full name ("greeter:1.0.0"). With no tag, the layout must
-// hold exactly one image.
-func fromLayout(dir, tag string) (v1.Image, error) {
+// hold exactly one image. Errors name the layout as ref does (an archive is
+// unpacked into a directory the operator never named).
+func fromLayout(dir, tag, ref string) (v1.Image, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("%w: oci: needs a path", ErrBadReference)
 	}
 	lp, err := layout.FromPath(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open image layout %s: %w", dir, err)
+		return nil, fmt.Errorf("open image layout %s: %w", ref, err)
 	}
 	idx, err := lp.ImageIndex()
 	if err != nil {
-		return nil, fmt.Errorf("open image layout %s: %w", dir, err)
+		return nil, fmt.Errorf("open image layout %s: %w", ref, err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, fmt.Errorf("read image layout %s: %w", dir, err)
+		return nil, fmt.Errorf("read image layout %s: %w", ref, err)
 	}
 	var found []v1.Descriptor
 	var tags []string
@@ -192,20 +193,20 @@ func fromLayout(dir, tag string) (v1.Image, error) {
 	}
 	switch {
 	case len(found) == 0:
-		return nil, fmt.Errorf("%w: %s holds no image tagged %q (it holds %s)", ErrNoSuchImage, dir, tag, strings.Join(tags, ", "))
+		return nil, fmt.Errorf("%w: %s holds no image tagged %q (it holds %s)", ErrNoSuchImage, ref, tag, strings.Join(tags, ", "))
 	case len(found) > 1:
-		return nil, fmt.Errorf("%w: %s holds %d images; name one with oci:%s:<tag> (%s)", ErrBadReference, dir, len(found), dir, strings.Join(tags, ", "))
+		return nil, fmt.Errorf("%w: %s holds %d images; name one with %s:<tag> (%s)", ErrBadReference, ref, len(found), ref, strings.Join(tags, ", "))
 	}
 	if found[0].MediaType.IsIndex() {
 		ii, err := idx.ImageIndex(found[0].Digest)
 		if err != nil {
-			return nil, fmt.Errorf("read image layout %s: %w", dir, err)
+			return nil, fmt.Errorf("read image layout %s: %w", ref, err)
 		}
 		return imageForPlatform(ii)
 	}
 	img, err := idx.Image(found[0].Digest)
 	if err != nil {
-		return nil, fmt.Errorf("read image layout %s: %w", dir, err)
+		return nil, fmt.Errorf("read image layout %s: %w", ref, err)
 	}
 	return img, nil
 }
@@ -261,7 +262,7 @@ func (c *Cache) fromArchive(p, tag string) (v1.Image, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("open image archive %s: %w (as docker save: %w)", p, xerr, err)
 	}
-	return fromLayout(dir, tag)
+	return fromLayout(dir, tag, "oci-archive:"+p)
 }
 
 // imageMeta is what image.json keeps beside an unpacked rootfs.

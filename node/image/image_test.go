@@ -1,8 +1,10 @@
 package image
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 var (
@@ -132,5 +138,139 @@ func TestUnpackVerifiesDigests(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(c.dir, "sha256")); len(ents) != 0 {
 		t.Fatalf("the cache holds %d images after a failed verify; want none", len(ents))
+	}
+}
+
+// An oci-archive: reference takes an OCI image layout in a tar (skopeo's
+// oci-archive) by its tag, and a `docker save` tar (go-containerregistry's
+// tarball) with or without its name.
+func TestUnpackOCIArchive(t *testing.T) {
+	bin := staticGreeter(t)
+	work := t.TempDir()
+	layoutDir := filepath.Join(work, "layout")
+	d1, err := Pack(PackSpec{Binary: bin, Tag: "greeter:1.0.0", Out: layoutDir, Env: []string{"GREETER_VERSION=1.0.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := Pack(PackSpec{Binary: bin, Tag: "greeter:1.1.0", Out: layoutDir, Env: []string{"GREETER_VERSION=1.1.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(work, "greeter.tar")
+	tarDir(t, layoutDir, archive)
+
+	c, err := New(Config{Dir: filepath.Join(work, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for ref, want := range map[string]string{
+		"oci-archive:" + archive + ":1.0.0":         d1.String(),
+		"oci-archive:" + archive + ":greeter:1.1.0": d2.String(),
+	} {
+		img, err := c.Unpack(ctx, ref)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		ver := strings.TrimPrefix(strings.TrimPrefix(ref, "oci-archive:"+archive+":"), "greeter:")
+		if img.Digest != want || !slices.Contains(img.Env, "GREETER_VERSION="+ver) {
+			t.Fatalf("%s: image %+v; want digest %s and GREETER_VERSION=%s", ref, img, want, ver)
+		}
+		if fi, err := os.Stat(filepath.Join(img.Rootfs, "greeter")); err != nil || fi.Mode()&0o111 == 0 {
+			t.Fatalf("%s: unpacked binary: %v, %v", ref, fi, err)
+		}
+	}
+	// Errors name the archive, not the directory it was unpacked into.
+	if _, err := c.Unpack(ctx, "oci-archive:"+archive+":9.9.9"); !errors.Is(err, ErrNoSuchImage) ||
+		!strings.Contains(err.Error(), "oci-archive:"+archive+" holds no image tagged") {
+		t.Fatalf("unknown tag: %v; want ErrNoSuchImage naming oci-archive:%s", err, archive)
+	}
+	if _, err := c.Unpack(ctx, "oci-archive:"+archive); !errors.Is(err, ErrBadReference) ||
+		!strings.Contains(err.Error(), "name one with oci-archive:"+archive+":<tag>") {
+		t.Fatalf("two images and no tag: %v; want ErrBadReference naming oci-archive:%s", err, archive)
+	}
+	if _, err := c.Unpack(ctx, "oci-archive:"+filepath.Join(work, "missing.tar")); err == nil {
+		t.Fatal("a missing archive unpacked")
+	}
+
+	// docker save's format: one image, found with or without its name.
+	lp, err := layout.FromPath(layoutDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := lp.Image(d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := filepath.Join(work, "saved.tar")
+	if err := tarball.WriteToFile(saved, name.MustParseReference("greeter:1.0.0"), img); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"oci-archive:" + saved, "oci-archive:" + saved + ":greeter:1.0.0"} {
+		got, err := c.Resolve(ctx, ref)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if gcf, err := got.ConfigName(); err != nil || gcf != cf {
+			t.Fatalf("%s: config %s (%v); want %s", ref, gcf, err, cf)
+		}
+		u, err := c.Unpack(ctx, ref)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if !slices.Contains(u.Env, "GREETER_VERSION=1.0.0") {
+			t.Fatalf("%s: env %v", ref, u.Env)
+		}
+	}
+}
+
+// tarDir writes the files under dir into a tar at out, named relative to
+// dir, as skopeo writes an oci-archive.
+func tarDir(t *testing.T, dir, out string) {
+	t.Helper()
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h, err := tar.FileInfoHeader(fi, "")
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		h.Name = filepath.ToSlash(rel)
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		_, err = tw.Write(b)
+		return err
+	})
+	if cerr := tw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -54,3 +54,40 @@ variable "db_password" {
   type      = string
   sensitive = true
 }
+
+resource "coexist_service_version" "greeter_1_5" {
+  service = "greeter"
+  version = "1.5.0"
+  clients = ">= 1.0, < 2.0"
+}
+
+# greeter 1.5.0 from an OCI image (driver "oci": runc, a read-only root, its
+# own namespaces), with cgroup limits. The image layout may be made with
+#   coexist image pack --binary greeter --tag greeter:1.5.0 --out /var/lib/images/greeter
+resource "coexist_container" "greeter_1_5" {
+  name = "greeter-v1-5"
+  node = data.coexist_nodes.web.nodes[0].id
+
+  services = [{
+    service = coexist_service_version.greeter_1_5.service
+    version = coexist_service_version.greeter_1_5.version
+  }]
+
+  driver = "oci"
+  config = {
+    image = "oci:/var/lib/images/greeter:${coexist_service_version.greeter_1_5.version}"
+    env   = { GREETER_NOTE = "from an image" }
+  }
+
+  # Kept as written; a change replaces the container.
+  resources = {
+    memory = "256MiB"
+    cpu    = "0.5"
+  }
+
+  health = { http = "/healthz" }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
