@@ -23,6 +23,7 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
+	"github.com/coexist-dev/coexist/node/inflight"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -77,7 +78,7 @@ type GatewayConfig struct {
 	// and must be cheap; it must never return nil.
 	Table func() *routing.Table
 	// Inflight counts the calls to local containers; nil: a new one.
-	Inflight *Inflight
+	Inflight *inflight.Counts
 	Logger   hclog.Logger
 	// Registerer receives the gateway's metrics; nil: a private registry.
 	// Metrics serves Registerer when it is also a prometheus.Gatherer, and
@@ -147,7 +148,7 @@ type Gateway struct {
 	logger    hclog.Logger
 	rnd       routing.Rand
 	transport http.RoundTripper
-	inflight  *Inflight
+	inflight  *inflight.Counts
 	metrics   http.Handler
 	errorLog  *log.Logger
 	buffers   bufferPool
@@ -176,7 +177,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		return nil, errors.New("gateway: table func must not be nil")
 	}
 	if cfg.Inflight == nil {
-		cfg.Inflight = NewInflight()
+		cfg.Inflight = inflight.New()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -316,10 +317,10 @@ type route struct {
 	start, end time.Time // end: when the answer was copied, if known
 	ti         *targetInfo
 	tgt        routing.Target
-	addr       string // the container's endpoint, or the gateway of its node
-	prefix     string // "/{service}" when the call named its service by Host
-	remote     bool   // addr is another node's gateway
-	ic         Call   // the call counted in flight, when local
+	addr       string        // the container's endpoint, or the gateway of its node
+	prefix     string        // "/{service}" when the call named its service by Host
+	remote     bool          // addr is another node's gateway
+	ic         inflight.Call // the call counted in flight, when local
 }
 
 // refusal is an answer of the gateway's own, to a call that reached no
@@ -413,7 +414,7 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 		d, now, _ := routing.Admit(t, client, service, tgt.ID, nil)
 		if d != routing.DecisionForward || now.Primary().ID != tgt.ID {
 			rt.ic.End()
-			rt.ic = Call{}
+			rt.ic = inflight.Call{}
 			err := fmt.Errorf("%w: container %q stopped admitting calls for %s", routing.ErrStaleContainer, tgt.ID, ti.versionKey)
 			return &refusal{code: http.StatusServiceUnavailable, service: service,
 				reason: reasonRetry, retry: true, err: err}
@@ -422,7 +423,7 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 	rt.addr = tgt.Endpoint
 	if ref := g.checkAddr(rt); ref != nil {
 		rt.ic.End()
-		rt.ic = Call{}
+		rt.ic = inflight.Call{}
 		return ref
 	}
 	return nil
@@ -896,7 +897,7 @@ func (b *bufferPool) Put(buf []byte) {
 
 // inflightCollector exports Inflight as the coexist_gateway_inflight gauge.
 type inflightCollector struct {
-	f    *Inflight
+	f    *inflight.Counts
 	desc *prometheus.Desc
 }
 
@@ -909,7 +910,7 @@ func (c *inflightCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var all []entry
 	// Copied out first: sending blocks, and must not hold Inflight's lock.
-	c.f.each(func(id string, n int) { all = append(all, entry{id, n}) })
+	c.f.Each(func(id string, n int) { all = append(all, entry{id, n}) })
 	for _, e := range all {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(e.n), e.id)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/node/inflight"
 	"github.com/coexist-dev/coexist/routing"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -92,7 +93,7 @@ func ctrAt(id, node, endpoint string, refs ...string) api.Container {
 type cluster struct {
 	n1, n2     *Gateway
 	url1, url2 string
-	inflight1  *Inflight
+	inflight1  *inflight.Counts
 	table      atomic.Pointer[routing.Table]
 	release    chan struct{}   // closed by releaseSlow
 	releaseOne sync.Once       //
@@ -154,7 +155,7 @@ func newCluster(t testing.TB, mode string) *cluster {
 	}
 	cl.table.Store(routing.NewTable(cl.services, cl.containers, cl.nodes))
 
-	cl.inflight1 = NewInflight()
+	cl.inflight1 = inflight.New()
 	var err error
 	if cl.n1, err = NewGateway(GatewayConfig{NodeID: "n1", Table: cl.table.Load, Inflight: cl.inflight1, Authorize: admitAll}); err != nil {
 		t.Fatal(err)

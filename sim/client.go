@@ -8,7 +8,7 @@ import (
 	version "github.com/hashicorp/go-version"
 
 	"github.com/coexist-dev/coexist/client/callpolicy"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/inflight"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -229,7 +229,7 @@ type call struct {
 	downstream bool // failed because a call it made failed
 	children   int  // calls made by this one still running
 	refs       int  // queued events that point to it
-	ic         node.Call
+	ic         inflight.Call
 }
 
 type outcome uint8
@@ -522,7 +522,7 @@ func (s *world) release(k *call) {
 	c.calls = c.calls[:last]
 	k.pos = -1
 	k.ic.End()
-	k.ic = node.Call{}
+	k.ic = inflight.Call{}
 	for j, vid := range c.vers {
 		if vid == k.ver {
 			c.inflight[j]--

@@ -20,6 +20,7 @@ import (
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/reconcile"
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
 	"github.com/coexist-dev/coexist/raftregistry/state"
@@ -195,7 +196,7 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 	if err != nil {
 		return err
 	}
-	plan := node.DefaultPlanConfig()
+	plan := reconcile.DefaultPlanConfig()
 	plan.StartTimeout, plan.KillTimeout = f.startTimeout, f.killTimeout
 	a, err := node.NewAgent(node.AgentConfig{NodeID: f.nodeID, Plan: plan, Client: client, GatewayAddr: f.gatewayAddr,
 		Labels: f.labels, DataDir: f.dataDir, Driver: drv, Logger: logger, StopOnExit: f.dev,
