@@ -23,6 +23,7 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
+	"github.com/coexist-dev/coexist/node/gateway/admit"
 	"github.com/coexist-dev/coexist/node/inflight"
 	"github.com/coexist-dev/coexist/routing"
 )
@@ -34,17 +35,6 @@ const MetricsPath = "/v1/metrics"
 
 // AnonymousClient is the client name of a call without Coexist-Client.
 const AnonymousClient = "anonymous"
-
-// Reasons of a refusal, the reason label of coexist_gateway_refused_total.
-const (
-	reasonRetry          = "retry"
-	reasonNoCompatible   = "no_compatible"
-	reasonUnknownService = "unknown_service"
-	reasonBadRequest     = "bad_request"
-	reasonHopLimit       = "hop_limit"
-	reasonUnreachable    = "upstream_unreachable"
-	reasonStarting       = "starting"
-)
 
 // statusClientGone is what a call whose caller went away is counted as
 // (nginx's "client closed request"); nobody is left to read it.
@@ -323,25 +313,14 @@ type route struct {
 	ic         inflight.Call // the call counted in flight, when local
 }
 
-// refusal is an answer of the gateway's own, to a call that reached no
-// service.
-type refusal struct {
-	code    int
-	service string // label: "" unless a service of the table
-	reason  string // label
-	retry   bool   // Coexist-Retry: safe
-	err     error
-}
-
 // decide routes a call (docs/design.md §4): it fills rt and returns nil, or
 // returns why the call is refused. A call to a local container is counted in
 // flight in rt.ic from before the table is read a second time (see Gateway);
 // the caller ends rt.ic once the answer is copied.
-func (g *Gateway) decide(h *callHead, rt *route) *refusal {
+func (g *Gateway) decide(h *callHead, rt *route) *admit.Refusal {
 	rt.start = time.Now()
 	if g.cfg.Ready != nil && !g.cfg.Ready() {
-		return &refusal{code: http.StatusServiceUnavailable, reason: reasonStarting, retry: true,
-			err: errors.New("gateway is starting: no routing table yet")}
+		return admit.NotReady()
 	}
 	tc := g.currentTable()
 	service, byHost := tc.serviceOf(h.path, h.host)
@@ -350,60 +329,33 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 		if !tc.has(service) {
 			label = ""
 		}
-		return &refusal{code: http.StatusBadRequest, service: label, reason: reasonBadRequest, err: err}
+		return &admit.Refusal{Code: http.StatusBadRequest, Service: label, Reason: admit.ReasonBadRequest, Err: err}
 	}
 	if service == "" {
 		err := fmt.Errorf("%w: the call names none (path /{service}/... or Host: {service})", routing.ErrUnknownService)
-		return &refusal{code: http.StatusNotFound, reason: reasonUnknownService, err: err}
+		return &admit.Refusal{Code: http.StatusNotFound, Reason: admit.ReasonUnknownService, Err: err}
 	}
 
-	clientVersion := h.clientVersion
-	client, err := g.client(h.client, clientVersion, service, h.require)
+	client, err := g.client(h.client, h.clientVersion, service, h.require)
 	if err != nil {
 		label := service
 		if !tc.has(service) {
 			label = ""
 		}
-		return &refusal{code: http.StatusBadRequest, service: label, reason: reasonBadRequest, err: err}
+		return &admit.Refusal{Code: http.StatusBadRequest, Service: label, Reason: admit.ReasonBadRequest, Err: err}
 	}
 
-	named := h.container
-	d, route, err := routing.Admit(tc.t, client, service, named, g.rnd)
-	switch d {
-	case routing.DecisionForward:
-	case routing.DecisionUnknownService:
-		// The name comes from the caller: keep it out of the labels.
-		return &refusal{code: http.StatusNotFound, reason: reasonUnknownService, err: err}
-	case routing.DecisionNoCompatible:
-		if named != "" {
-			// The caller's table (an SDK's, or another gateway's) had a
-			// candidate where this one has none: the named container is not
-			// the right choice any more, and a fresh choice may find one.
-			return &refusal{code: http.StatusServiceUnavailable, service: service,
-				reason: reasonRetry, retry: true,
-				err: fmt.Errorf("%w: container %q: %w", routing.ErrStaleContainer, named, err)}
-		}
-		return &refusal{code: http.StatusNotFound, service: service,
-			reason: reasonNoCompatible, err: err}
-	default: // routing.DecisionRefuseRetry, and any decision added later
-		return &refusal{code: http.StatusServiceUnavailable, service: service,
-			reason: reasonRetry, retry: true, err: err}
+	v := admit.Decide(tc.t, admit.Call{Client: client, Service: service, Container: h.container, Hops: h.hops, Node: g.cfg.NodeID}, g.rnd)
+	if v.Refusal != nil {
+		return v.Refusal
 	}
-
-	tgt := route.Primary()
-	ti := tc.target(g, route.Service, route.Version, tgt.ID)
+	tgt := v.Route.Primary()
+	ti := tc.target(g, v.Route.Service, v.Route.Version, tgt.ID)
 	rt.ti, rt.tgt = ti, tgt
 	if byHost {
 		rt.prefix = "/" + service
 	}
-
-	if tgt.Node != g.cfg.NodeID {
-		if h.hops != "" && h.hops != "0" {
-			err := fmt.Errorf("call already forwarded by a gateway (%s: %s); container %q of %s is on node %q, not %q",
-				api.HeaderHops, h.hops, tgt.ID, ti.versionKey, tgt.Node, g.cfg.NodeID)
-			return &refusal{code: http.StatusServiceUnavailable, service: service,
-				reason: reasonHopLimit, retry: true, err: err}
-		}
+	if v.Remote {
 		rt.addr, rt.remote = tgt.Gateway, true
 		return g.checkAddr(rt)
 	}
@@ -416,8 +368,8 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 			rt.ic.End()
 			rt.ic = inflight.Call{}
 			err := fmt.Errorf("%w: container %q stopped admitting calls for %s", routing.ErrStaleContainer, tgt.ID, ti.versionKey)
-			return &refusal{code: http.StatusServiceUnavailable, service: service,
-				reason: reasonRetry, retry: true, err: err}
+			return &admit.Refusal{Code: http.StatusServiceUnavailable, Service: service,
+				Reason: admit.ReasonRetry, Retry: true, Err: err}
 		}
 	}
 	rt.addr = tgt.Endpoint
@@ -430,7 +382,7 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 }
 
 // checkAddr refuses a route with no address to send the call to.
-func (g *Gateway) checkAddr(rt *route) *refusal {
+func (g *Gateway) checkAddr(rt *route) *admit.Refusal {
 	if rt.addr != "" {
 		return nil
 	}
@@ -438,9 +390,9 @@ func (g *Gateway) checkAddr(rt *route) *refusal {
 	if rt.remote {
 		what = "gateway of node " + rt.tgt.Node
 	}
-	return &refusal{code: http.StatusServiceUnavailable, service: rt.ti.service,
-		reason: reasonUnreachable, retry: true,
-		err: fmt.Errorf("container %q of %s has no known %s", rt.tgt.ID, rt.ti.versionKey, what)}
+	return &admit.Refusal{Code: http.StatusServiceUnavailable, Service: rt.ti.service,
+		Reason: admit.ReasonUnreachable, Retry: true,
+		Err: fmt.Errorf("container %q of %s has no known %s", rt.tgt.ID, rt.ti.versionKey, what)}
 }
 
 // finish counts a forwarded call once its answer is copied, or failed.
@@ -452,7 +404,7 @@ func (g *Gateway) finish(rt *route, code int, unreachable bool) {
 	rt.ti.duration.Observe(end.Sub(rt.start).Seconds())
 	rt.ti.requests(g, code).Inc()
 	if unreachable {
-		g.refused.WithLabelValues(rt.ti.service, reasonUnreachable).Inc()
+		g.refused.WithLabelValues(rt.ti.service, admit.ReasonUnreachable).Inc()
 	}
 }
 
@@ -500,16 +452,16 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 }
 
 // refuse answers a call that reached no service.
-func (g *Gateway) refuse(w http.ResponseWriter, ref *refusal) {
+func (g *Gateway) refuse(w http.ResponseWriter, ref *admit.Refusal) {
 	g.countRefusal(ref)
-	writeError(w, ref.code, ref.retry, ref.err.Error())
+	writeError(w, ref.Code, ref.Retry, ref.Err.Error())
 }
 
 // countRefusal logs and counts a refusal.
-func (g *Gateway) countRefusal(ref *refusal) {
-	g.logger.Debug("call refused", "service", ref.service, "reason", ref.reason, "code", ref.code, "error", ref.err)
-	g.refused.WithLabelValues(ref.service, ref.reason).Inc()
-	g.requests.WithLabelValues(ref.service, "", statusClass(ref.code)).Inc()
+func (g *Gateway) countRefusal(ref *admit.Refusal) {
+	g.logger.Debug("call refused", "service", ref.Service, "reason", ref.Reason, "code", ref.Code, "error", ref.Err)
+	g.refused.WithLabelValues(ref.Service, ref.Reason).Inc()
+	g.requests.WithLabelValues(ref.Service, "", statusClass(ref.Code)).Inc()
 }
 
 // client returns the parsed caller, from the cache when it was seen before.

@@ -24,7 +24,7 @@ func (g *Gateway) serveCall(c *gwConn, n int) bool {
 		// bytes, it would be reset, and the answer could be lost.
 		discarded := c.discardBody(req.contentLength)
 		keep := !req.closeAfter && discarded
-		return c.writeError(ref.code, ref.retry, ref.err.Error(), keep) && keep
+		return c.writeError(ref.Code, ref.Retry, ref.Err.Error(), keep) && keep
 	}
 	g.srv.calls.Add(1)
 	code, unreachable, keep := g.proxyCall(c, n, &rt)

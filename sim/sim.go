@@ -22,8 +22,9 @@ import (
 // another.
 type Router func(t *routing.Table, c routing.Client, service string, rnd routing.Rand) (routing.Route, error)
 
-// Admitter is the gateway's admission: routing.Admit unless a test plants
-// another. A DecisionForward with a zero Route forwards the call to the
+// Admitter is the gateway's admission: admit.Decide, which runs
+// routing.Admit, unless a test plants another, whose decision admit.Judge
+// turns into the gateway's verdict. A DecisionForward with a zero Route forwards the call to the
 // container it names.
 type Admitter func(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error)
 
@@ -203,9 +204,6 @@ func newWorld(sc *Scenario, opt Options) (*world, error) {
 	}
 	if s.hooks.Router == nil {
 		s.hooks.Router = routing.Select
-	}
-	if s.hooks.Admit == nil {
-		s.hooks.Admit = routing.Admit
 	}
 	if s.hooks.Planner == nil {
 		s.hooks.Planner = reconcile.Plan

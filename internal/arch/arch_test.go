@@ -46,6 +46,9 @@ var rules = map[string]rule{
 	// The node's pure cores: the simulator runs them too.
 	"node/reconcile": {may: []string{"api"}},
 	"node/inflight":  {may: nil},
+	// The gateway's decision on a call, a pure core both serving paths and
+	// the simulator take.
+	"node/gateway/admit": {may: []string{"api", "routing"}, never: []string{"github.com/prometheus/", "net/http/httputil"}},
 	// The simulator runs the pure cores and nothing of what wraps them: no
 	// agent, driver, gateway serving code or engine, Raft, Prometheus or
 	// HTTP server (docs/design.md §3, "Pure cores").
