@@ -18,6 +18,7 @@ import (
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/node/driver"
+	"github.com/coexist-dev/coexist/node/gateway"
 	"github.com/coexist-dev/coexist/node/inflight"
 	"github.com/coexist-dev/coexist/node/reconcile"
 	"github.com/coexist-dev/coexist/routing"
@@ -59,7 +60,7 @@ type AgentConfig struct {
 	// Registerer receives the gateway's metrics; nil keeps them private.
 	Registerer prometheus.Registerer
 	// GatewayLimits bound what callers may hold of the gateway's listener
-	// (GatewayConfig.Limits).
+	// (gateway.GatewayConfig.Limits).
 	GatewayLimits netlimit.Limits
 }
 
@@ -75,13 +76,13 @@ type Agent struct {
 	logger hclog.Logger
 
 	inflight *inflight.Counts
-	gateway  *Gateway
+	gateway  *gateway.Gateway
 	table    atomic.Pointer[routing.Table]
 	health   *http.Client
 	kickCh   chan struct{}
 	gwAddr   atomic.Value // string: the gateway's bound address
 	ready    atomic.Bool  // the first view of all three tables is in
-	tokens   *registryTokens
+	tokens   *gateway.RegistryTokens
 	keeper   *logKeeper // the output of removed containers (logs.go)
 
 	mu         sync.Mutex
@@ -145,13 +146,13 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		checkers:  map[string]context.CancelFunc{},
 		lastErr:   map[string]string{},
 		reporting: map[string]bool{},
-		tokens:    registryTokensOf(cfg.Client),
+		tokens:    gateway.RegistryTokensOf(cfg.Client),
 		keeper:    newLogKeeper(cfg.DataDir),
 	}
 	a.table.Store(routing.NewTable(nil, nil, nil))
-	gw, err := NewGateway(GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
+	gw, err := gateway.NewGateway(gateway.GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
 		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load,
-		Authorize: a.tokens.authorize, Logs: http.HandlerFunc(a.serveLogs), Limits: cfg.GatewayLimits})
+		Authorize: a.tokens.Authorize, Logs: http.HandlerFunc(a.serveLogs), Limits: cfg.GatewayLimits})
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +164,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 }
 
 // Gateway returns the node's gateway handler.
-func (a *Agent) Gateway() *Gateway { return a.gateway }
+func (a *Agent) Gateway() *gateway.Gateway { return a.gateway }
 
 // GatewayAddr returns the address the gateway listens on, once Run bound it.
 func (a *Agent) GatewayAddr() string {
@@ -190,7 +191,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.gwAddr.Store(ln.Addr().String())
 	// The gateway answers calls once the agent has its first complete view
-	// of the registry (GatewayConfig.Ready); before that (a restarted agent
+	// of the registry (gateway.GatewayConfig.Ready); before that (a restarted agent
 	// catching up), a call is refused as safe to retry rather than answered
 	// from an empty table as if no service existed.
 	a.wg.Add(1)

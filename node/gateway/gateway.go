@@ -1,4 +1,4 @@
-package node
+package gateway
 
 import (
 	"bytes"
@@ -32,6 +32,11 @@ import (
 // Only this exact path is reserved; a service named "v1" is still called at
 // every other /v1/... path, or by Host.
 const MetricsPath = "/v1/metrics"
+
+// LogsPathPrefix starts the path of the agent's logs endpoint, which the
+// gateway serves by GatewayConfig.Logs: LogsPathPrefix + "{id}/logs". A
+// service named "v1" cannot be called through the gateway at paths under it.
+const LogsPathPrefix = "/v1/containers/"
 
 // AnonymousClient is the client name of a call without Coexist-Client.
 const AnonymousClient = "anonymous"
@@ -411,23 +416,23 @@ func (g *Gateway) finish(rt *route, code int, unreachable bool) {
 // serveMetrics answers GET /v1/metrics to a caller cfg.Authorize admits.
 func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.Authorize == nil {
-		writeError(w, http.StatusNotFound, false, MetricsPath+" is not served on this listener")
+		WriteError(w, http.StatusNotFound, false, MetricsPath+" is not served on this listener")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, false, "method "+r.Method+" not allowed on "+MetricsPath)
+		WriteError(w, http.StatusMethodNotAllowed, false, "method "+r.Method+" not allowed on "+MetricsPath)
 		return
 	}
 	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if err := g.cfg.Authorize(r.Context(), secret); err != nil {
 		if errors.Is(err, ErrUnauthorized) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			writeError(w, http.StatusUnauthorized, false, MetricsPath+" needs a registry token: send Authorization: Bearer <token>")
+			WriteError(w, http.StatusUnauthorized, false, MetricsPath+" needs a registry token: send Authorization: Bearer <token>")
 			return
 		}
 		g.logger.Warn("metrics token not checked", "error", err)
-		writeError(w, http.StatusServiceUnavailable, false, MetricsPath+": the token could not be checked now")
+		WriteError(w, http.StatusServiceUnavailable, false, MetricsPath+": the token could not be checked now")
 		return
 	}
 	g.metrics.ServeHTTP(w, r)
@@ -454,7 +459,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 // refuse answers a call that reached no service.
 func (g *Gateway) refuse(w http.ResponseWriter, ref *admit.Refusal) {
 	g.countRefusal(ref)
-	writeError(w, ref.Code, ref.Retry, ref.Err.Error())
+	WriteError(w, ref.Code, ref.Retry, ref.Err.Error())
 }
 
 // countRefusal logs and counts a refusal.
@@ -676,7 +681,7 @@ func (c *call) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(statusClientGone)
 		return
 	}
-	writeError(w, c.code, c.unreachable, msg)
+	WriteError(w, c.code, c.unreachable, msg)
 }
 
 // upstreamFailed logs a call whose target answered nothing and returns the
@@ -730,7 +735,9 @@ func dialFailed(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-func writeError(w http.ResponseWriter, code int, retry bool, msg string) {
+// WriteError answers an error of the gateway's own: JSON {"error": msg}, with
+// Coexist-Retry: safe when retry.
+func WriteError(w http.ResponseWriter, code int, retry bool, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
