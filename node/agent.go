@@ -62,6 +62,8 @@ type AgentConfig struct {
 	// GatewayLimits bound what callers may hold of the gateway's listener
 	// (gateway.GatewayConfig.Limits).
 	GatewayLimits netlimit.Limits
+	// GatewayEngine is how the gateway speaks HTTP/1.1; "": gateway.EngineFast.
+	GatewayEngine gateway.Engine
 }
 
 // handleLoader is the driver's optional ability to list the containers a
@@ -152,7 +154,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	a.table.Store(routing.NewTable(nil, nil, nil))
 	gw, err := gateway.NewGateway(gateway.GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
 		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load,
-		Authorize: a.tokens.Authorize, Logs: http.HandlerFunc(a.serveLogs), Limits: cfg.GatewayLimits})
+		Authorize: a.tokens.Authorize, Logs: http.HandlerFunc(a.serveLogs), Limits: cfg.GatewayLimits, Engine: cfg.GatewayEngine})
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,29 @@ const maxCachedClients = 4096
 // refused with 400, so that what the gateway keeps of callers stays small.
 const maxClientHeader = 128
 
+// Engine is how Serve speaks HTTP/1.1 to its callers (see DESIGN.md in this
+// directory).
+type Engine string
+
+// The engines.
+const (
+	// EngineFast is the gateway's own HTTP/1.1 for the calls a service
+	// client makes, handing every other connection to net/http (see Serve).
+	EngineFast Engine = "fast"
+	// EngineStd is net/http for every connection: ServeHTTP and
+	// httputil.ReverseProxy answer every call.
+	EngineStd Engine = "std"
+)
+
+// ParseEngine returns the engine named s: "fast" or "std".
+func ParseEngine(s string) (Engine, error) {
+	switch e := Engine(s); e {
+	case EngineFast, EngineStd:
+		return e, nil
+	}
+	return "", fmt.Errorf("engine %q: want %q or %q", s, EngineFast, EngineStd)
+}
+
 // ErrUnauthorized is what a GatewayConfig.Authorize returns for a token it
 // does not admit: the gateway answers 401.
 var ErrUnauthorized = errors.New("unauthorized")
@@ -106,6 +129,8 @@ type GatewayConfig struct {
 	// the calls ServeHTTP answers (their body progress); a zero field takes
 	// its default (netlimit.Defaults).
 	Limits netlimit.Limits
+	// Engine is how Serve answers calls; "": EngineFast.
+	Engine Engine
 }
 
 // Gateway is a node's HTTP entry point (docs/design.md §4, §6): every call to a
@@ -184,6 +209,12 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		cfg.Transport = defaultTransport()
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.Engine == "" {
+		cfg.Engine = EngineFast
+	}
+	if _, err := ParseEngine(string(cfg.Engine)); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	g := &Gateway{
 		cfg:       cfg,
 		logger:    cfg.Logger,
@@ -208,7 +239,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		}, []string{"service", "reason"}),
 		handed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "coexist_gateway_connections_handed_over_total",
-			Help: "Connections Serve handed to net/http for a call it does not answer itself (see Gateway.Serve).",
+			Help: "Connections Serve handed to net/http for a call it does not answer itself (see Gateway.Serve); every connection with the std engine.",
 		}),
 		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "coexist_gateway_connections_refused_total",
