@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/coexist-dev/coexist/api"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/gateway"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -64,7 +64,7 @@ func BenchmarkRouteChoice(b *testing.B) {
 	}
 }
 
-// callBench is a real gateway (node.Gateway) in front of one backend
+// callBench is a real gateway (gateway.Gateway) in front of one backend
 // container, both in this process on loopback, the SDK client routing to
 // them, and a plain http.Client calling the same gateway and container with
 // the same headers.
@@ -83,7 +83,7 @@ func newCallBench(b *testing.B) *callBench {
 	b.Cleanup(backend.Close)
 
 	var table atomicTable
-	gw, err := node.NewGateway(node.GatewayConfig{NodeID: "n1", Table: table.load, Logger: hclog.NewNullLogger()})
+	gw, err := gateway.NewGateway(gateway.GatewayConfig{NodeID: "n1", Table: table.load, Logger: hclog.NewNullLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

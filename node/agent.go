@@ -18,6 +18,9 @@ import (
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/node/driver"
+	"github.com/coexist-dev/coexist/node/gateway"
+	"github.com/coexist-dev/coexist/node/inflight"
+	"github.com/coexist-dev/coexist/node/reconcile"
 	"github.com/coexist-dev/coexist/routing"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +46,7 @@ type AgentConfig struct {
 	// its `driver` field names (exec by default).
 	Driver driver.Driver
 	// Plan holds the reconciler's timings.
-	Plan PlanConfig
+	Plan reconcile.PlanConfig
 	// HeartbeatInterval is how often the node heartbeats (default 2s; keep
 	// it well under the registry's TTL).
 	HeartbeatInterval time.Duration
@@ -57,8 +60,10 @@ type AgentConfig struct {
 	// Registerer receives the gateway's metrics; nil keeps them private.
 	Registerer prometheus.Registerer
 	// GatewayLimits bound what callers may hold of the gateway's listener
-	// (GatewayConfig.Limits).
+	// (gateway.GatewayConfig.Limits).
 	GatewayLimits netlimit.Limits
+	// GatewayEngine is how the gateway speaks HTTP/1.1; "": gateway.EngineFast.
+	GatewayEngine gateway.Engine
 }
 
 // handleLoader is the driver's optional ability to list the containers a
@@ -72,18 +77,18 @@ type Agent struct {
 	cfg    AgentConfig
 	logger hclog.Logger
 
-	inflight *Inflight
-	gateway  *Gateway
+	inflight *inflight.Counts
+	gateway  *gateway.Gateway
 	table    atomic.Pointer[routing.Table]
 	health   *http.Client
 	kickCh   chan struct{}
 	gwAddr   atomic.Value // string: the gateway's bound address
 	ready    atomic.Bool  // the first view of all three tables is in
-	tokens   *registryTokens
+	tokens   *gateway.RegistryTokens
 	keeper   *logKeeper // the output of removed containers (logs.go)
 
 	mu         sync.Mutex
-	local      Observed
+	local      reconcile.Observed
 	services   []api.Service
 	containers []api.Container // every node's
 	nodes      []api.Node
@@ -118,8 +123,8 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.GatewayAddr == "" {
 		cfg.GatewayAddr = "127.0.0.1:7780"
 	}
-	if cfg.Plan == (PlanConfig{}) {
-		cfg.Plan = DefaultPlanConfig()
+	if cfg.Plan == (reconcile.PlanConfig{}) {
+		cfg.Plan = reconcile.DefaultPlanConfig()
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 2 * time.Second
@@ -136,20 +141,20 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	a := &Agent{
 		cfg:       cfg,
 		logger:    cfg.Logger.Named("agent"),
-		inflight:  NewInflight(),
+		inflight:  inflight.New(),
 		health:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
 		kickCh:    make(chan struct{}, 1),
-		local:     Observed{},
+		local:     reconcile.Observed{},
 		checkers:  map[string]context.CancelFunc{},
 		lastErr:   map[string]string{},
 		reporting: map[string]bool{},
-		tokens:    registryTokensOf(cfg.Client),
+		tokens:    gateway.RegistryTokensOf(cfg.Client),
 		keeper:    newLogKeeper(cfg.DataDir),
 	}
 	a.table.Store(routing.NewTable(nil, nil, nil))
-	gw, err := NewGateway(GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
+	gw, err := gateway.NewGateway(gateway.GatewayConfig{NodeID: cfg.NodeID, Table: a.currentTable, Inflight: a.inflight,
 		Logger: cfg.Logger.Named("gateway"), Registerer: cfg.Registerer, Ready: a.ready.Load,
-		Authorize: a.tokens.authorize, Logs: http.HandlerFunc(a.serveLogs), Limits: cfg.GatewayLimits})
+		Authorize: a.tokens.Authorize, Logs: http.HandlerFunc(a.serveLogs), Limits: cfg.GatewayLimits, Engine: cfg.GatewayEngine})
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +166,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 }
 
 // Gateway returns the node's gateway handler.
-func (a *Agent) Gateway() *Gateway { return a.gateway }
+func (a *Agent) Gateway() *gateway.Gateway { return a.gateway }
 
 // GatewayAddr returns the address the gateway listens on, once Run bound it.
 func (a *Agent) GatewayAddr() string {
@@ -188,7 +193,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.gwAddr.Store(ln.Addr().String())
 	// The gateway answers calls once the agent has its first complete view
-	// of the registry (GatewayConfig.Ready); before that (a restarted agent
+	// of the registry (gateway.GatewayConfig.Ready); before that (a restarted agent
 	// catching up), a call is refused as safe to retry rather than answered
 	// from an empty table as if no service existed.
 	a.wg.Add(1)
@@ -304,15 +309,15 @@ func (a *Agent) recover() {
 	defer a.mu.Unlock()
 	for _, h := range handles {
 		p := a.persisted[h.ID]
-		l := &Local{ID: h.ID, Fingerprint: p.Fingerprint, Restarts: p.Restarts, DrainTimeout: p.DrainTimeout.Std(), Inflight: map[string]int{}}
+		l := &reconcile.Local{ID: h.ID, Fingerprint: p.Fingerprint, Restarts: p.Restarts, DrainTimeout: p.DrainTimeout.Std(), Inflight: map[string]int{}}
 		if err := rec.Recover(h); err != nil {
 			a.logger.Info("container did not survive the agent; it will be restarted", "container", h.ID, "reason", err)
-			l.Phase, l.ExitedAt, l.ExitCode, l.Exits = PhaseExited, now, -1, RecordExit(nil, now)
+			l.Phase, l.ExitedAt, l.ExitCode, l.Exits = reconcile.PhaseExited, now, -1, reconcile.RecordExit(nil, now)
 			l.Message = "exited while the agent was down"
 			a.local[h.ID] = l
 			continue
 		}
-		l.Phase, l.HealthyOnce = PhaseRunning, true
+		l.Phase, l.HealthyOnce = reconcile.PhaseRunning, true
 		l.PID, l.Endpoint, l.StartedAt = h.PID, h.Endpoint, h.StartedAt
 		a.local[h.ID] = l
 		a.logger.Info("re-adopted container", "container", h.ID, "pid", h.PID, "endpoint", h.Endpoint)
@@ -370,7 +375,7 @@ func (a *Agent) rebuildTableLocked() {
 		if c.Node != a.cfg.NodeID {
 			continue
 		}
-		c.Status = Overlay(c, a.local[c.ID], versions)
+		c.Status = reconcile.Overlay(c, a.local[c.ID], versions)
 		if c.Status == nil {
 			continue
 		}
@@ -446,7 +451,7 @@ func (a *Agent) busy() bool {
 	defer a.mu.Unlock()
 	for _, l := range a.local {
 		switch l.Phase {
-		case PhaseDraining, PhaseStarting, PhaseExited, PhaseStopping:
+		case reconcile.PhaseDraining, reconcile.PhaseStarting, reconcile.PhaseExited, reconcile.PhaseStopping:
 			return true
 		}
 	}
@@ -470,14 +475,14 @@ func (a *Agent) reconcile(ctx context.Context) {
 	for id, l := range a.local {
 		l.Inflight = a.inflight.Snapshot(id)
 	}
-	d := Desired{Containers: mine, Versions: versionStates(a.services)}
+	d := reconcile.Desired{Containers: mine, Versions: versionStates(a.services)}
 	now := time.Now()
-	acts := Plan(d, a.local, now, a.cfg.Plan)
+	acts := reconcile.Plan(d, a.local, now, a.cfg.Plan)
 	a.mu.Unlock()
 
 	changed := false
 	for _, act := range acts {
-		if act.Kind != ActReport {
+		if act.Kind != reconcile.ActReport {
 			a.logger.Info("plan", "action", act.Kind.String(), "container", act.ID, "reason", act.Reason)
 		}
 		if a.carryOut(ctx, act, now) {
@@ -493,40 +498,40 @@ func (a *Agent) reconcile(ctx context.Context) {
 }
 
 // carryOut performs one action and reports whether local state changed.
-func (a *Agent) carryOut(ctx context.Context, act Action, now time.Time) bool {
+func (a *Agent) carryOut(ctx context.Context, act reconcile.Action, now time.Time) bool {
 	switch act.Kind {
-	case ActStart:
+	case reconcile.ActStart:
 		a.start(ctx, act.Container)
 		return true
-	case ActDrain:
+	case reconcile.ActDrain:
 		a.mu.Lock()
 		if l := a.local[act.ID]; l != nil {
-			l.Phase, l.DrainStartedAt = PhaseDraining, now
+			l.Phase, l.DrainStartedAt = reconcile.PhaseDraining, now
 		}
 		a.mu.Unlock()
 		return true
-	case ActResume:
+	case reconcile.ActResume:
 		a.mu.Lock()
-		if l := a.local[act.ID]; l != nil && l.Phase == PhaseDraining {
-			l.Phase, l.DrainStartedAt = PhaseRunning, time.Time{}
+		if l := a.local[act.ID]; l != nil && l.Phase == reconcile.PhaseDraining {
+			l.Phase, l.DrainStartedAt = reconcile.PhaseRunning, time.Time{}
 		}
 		a.mu.Unlock()
 		return true
-	case ActStop:
+	case reconcile.ActStop:
 		a.mu.Lock()
 		l := a.local[act.ID]
 		if l != nil {
-			l.Phase = PhaseStopping
+			l.Phase = reconcile.PhaseStopping
 		}
 		a.stopCheckerLocked(act.ID)
 		a.mu.Unlock()
 		a.stopAsync(act.ID, act.Grace)
 		return true
-	case ActFail:
+	case reconcile.ActFail:
 		tail := a.tail(act.ID)
 		a.mu.Lock()
 		if l := a.local[act.ID]; l != nil {
-			l.Phase = PhaseFailed
+			l.Phase = reconcile.PhaseFailed
 			msg := act.Reason
 			if e := a.lastErr[act.ID]; e != "" {
 				msg += ": " + e
@@ -540,10 +545,10 @@ func (a *Agent) carryOut(ctx context.Context, act Action, now time.Time) bool {
 		a.mu.Unlock()
 		a.stopAsync(act.ID, act.Grace)
 		return true
-	case ActReport:
+	case reconcile.ActReport:
 		a.report(ctx, act.ID, act.Status)
 		return false
-	case ActForget:
+	case reconcile.ActForget:
 		a.mu.Lock()
 		delete(a.local, act.ID)
 		delete(a.lastErr, act.ID)
@@ -573,7 +578,7 @@ func servicesEnv(c *api.Container) string {
 
 func (a *Agent) start(ctx context.Context, c *api.Container) {
 	spec, err := specOf(a.cfg.NodeID, c)
-	fp := Fingerprint(c)
+	fp := reconcile.Fingerprint(c)
 	var h *driver.Handle
 	if err == nil {
 		h, err = a.cfg.Driver.Start(ctx, spec)
@@ -582,23 +587,23 @@ func (a *Agent) start(ctx context.Context, c *api.Container) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	prev := a.local[c.ID]
-	l := &Local{ID: c.ID, Fingerprint: fp, DrainTimeout: c.DrainTimeout.Std(), Inflight: map[string]int{}}
+	l := &reconcile.Local{ID: c.ID, Fingerprint: fp, DrainTimeout: c.DrainTimeout.Std(), Inflight: map[string]int{}}
 	if prev != nil {
 		l.Reported, l.ReportedAt = prev.Reported, prev.ReportedAt
 		l.Exits = prev.Exits
 		l.Restarts = prev.Restarts
-		if prev.Phase == PhaseExited {
+		if prev.Phase == reconcile.PhaseExited {
 			l.Restarts++
 		}
 	}
 	a.local[c.ID] = l
 	if err != nil {
 		a.logger.Error("start failed", "container", c.ID, "error", err)
-		l.Phase, l.ExitedAt, l.Message = PhaseExited, now, "start failed: "+err.Error()
-		l.Exits = RecordExit(l.Exits, now)
+		l.Phase, l.ExitedAt, l.Message = reconcile.PhaseExited, now, "start failed: "+err.Error()
+		l.Exits = reconcile.RecordExit(l.Exits, now)
 		return
 	}
-	l.Phase, l.PID, l.Endpoint, l.StartedAt = PhaseStarting, h.PID, h.Endpoint, h.StartedAt
+	l.Phase, l.PID, l.Endpoint, l.StartedAt = reconcile.PhaseStarting, h.PID, h.Endpoint, h.StartedAt
 	if l.Restarts > 0 {
 		l.Message = fmt.Sprintf("restarted %d times", l.Restarts)
 	}
@@ -627,13 +632,13 @@ func (a *Agent) watchProcess(id string, pid int) {
 		}
 		a.stopCheckerLocked(id)
 		switch l.Phase {
-		case PhaseStopping:
-			l.Phase = PhaseStopped
+		case reconcile.PhaseStopping:
+			l.Phase = reconcile.PhaseStopped
 			l.Message = ""
-		case PhaseFailed:
+		case reconcile.PhaseFailed:
 		default:
-			l.Phase, l.ExitedAt, l.ExitCode = PhaseExited, time.Now(), res.ExitCode
-			l.Exits = RecordExit(l.Exits, l.ExitedAt)
+			l.Phase, l.ExitedAt, l.ExitCode = reconcile.PhaseExited, time.Now(), res.ExitCode
+			l.Exits = reconcile.RecordExit(l.Exits, l.ExitedAt)
 			l.Message = res.Describe()
 			if tail != "" {
 				l.Message += "\nlast output:\n" + tail
@@ -709,8 +714,8 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 				fails = 0
 				passed = true
 				delete(a.lastErr, id)
-				if l.Phase == PhaseStarting || l.Phase == PhaseUnhealthy {
-					l.Phase, l.HealthyOnce = PhaseRunning, true
+				if l.Phase == reconcile.PhaseStarting || l.Phase == reconcile.PhaseUnhealthy {
+					l.Phase, l.HealthyOnce = reconcile.PhaseRunning, true
 					if l.Restarts == 0 {
 						l.Message = ""
 					}
@@ -719,8 +724,8 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 			} else {
 				fails++
 				a.lastErr[id] = err.Error()
-				if l.Phase == PhaseRunning && fails >= unhealthyAfter {
-					l.Phase, l.Message = PhaseUnhealthy, "health check failing: "+err.Error()
+				if l.Phase == reconcile.PhaseRunning && fails >= unhealthyAfter {
+					l.Phase, l.Message = reconcile.PhaseUnhealthy, "health check failing: "+err.Error()
 					changed = true
 				}
 			}
@@ -766,7 +771,7 @@ func (a *Agent) report(ctx context.Context, id string, st *api.ContainerStatus) 
 				// A container that never ran here (all its versions
 				// retired, or deleted first): remember the report, so
 				// that the plan does not send it again.
-				a.local[id] = &Local{ID: id, Phase: PhaseStopped, Reported: st, ReportedAt: time.Now(), Inflight: map[string]int{}}
+				a.local[id] = &reconcile.Local{ID: id, Phase: reconcile.PhaseStopped, Reported: st, ReportedAt: time.Now(), Inflight: map[string]int{}}
 			}
 		}
 		a.mu.Unlock()
@@ -815,12 +820,12 @@ func (a *Agent) savePersistedLocked() {
 
 // Local returns a copy of the agent's record of a container, for tests and
 // status output.
-func (a *Agent) Local(id string) (Local, bool) {
+func (a *Agent) Local(id string) (reconcile.Local, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l, ok := a.local[id]
 	if !ok {
-		return Local{}, false
+		return reconcile.Local{}, false
 	}
 	c := *l
 	c.Inflight = maps.Clone(l.Inflight)

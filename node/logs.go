@@ -16,6 +16,7 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/node/driver"
+	"github.com/coexist-dev/coexist/node/gateway"
 )
 
 // A container's output, served by its node's agent on the gateway's
@@ -33,9 +34,8 @@ import (
 // go first.
 
 // LogsPathPrefix starts the path of the logs endpoint:
-// LogsPathPrefix + "{id}/logs". A service named "v1" cannot be called
-// through the gateway at paths under it.
-const LogsPathPrefix = "/v1/containers/"
+// LogsPathPrefix + "{id}/logs" (the gateway reserves it).
+const LogsPathPrefix = gateway.LogsPathPrefix
 
 const (
 	// defaultLogTail is how many lines a request without tail gets.
@@ -191,26 +191,26 @@ func parseLogsRequest(r *http.Request) (logsRequest, error) {
 func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
-		writeError(w, http.StatusMethodNotAllowed, false, "method "+r.Method+" not allowed on the logs of a container")
+		gateway.WriteError(w, http.StatusMethodNotAllowed, false, "method "+r.Method+" not allowed on the logs of a container")
 		return
 	}
 	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if err := a.tokens.authorizeRole(r.Context(), secret, api.RoleManagement, api.RoleOperator); err != nil {
+	if err := a.tokens.AuthorizeRole(r.Context(), secret, api.RoleManagement, api.RoleOperator); err != nil {
 		switch {
-		case errors.Is(err, ErrUnauthorized):
+		case errors.Is(err, gateway.ErrUnauthorized):
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			writeError(w, http.StatusUnauthorized, false, "the logs of a container need a registry token: send Authorization: Bearer <token>")
-		case errors.Is(err, ErrForbidden):
-			writeError(w, http.StatusForbidden, false, "the logs of a container: "+err.Error())
+			gateway.WriteError(w, http.StatusUnauthorized, false, "the logs of a container need a registry token: send Authorization: Bearer <token>")
+		case errors.Is(err, gateway.ErrForbidden):
+			gateway.WriteError(w, http.StatusForbidden, false, "the logs of a container: "+err.Error())
 		default:
 			a.logger.Warn("logs token not checked", "error", err)
-			writeError(w, http.StatusServiceUnavailable, false, "the logs of a container: the token could not be checked now")
+			gateway.WriteError(w, http.StatusServiceUnavailable, false, "the logs of a container: the token could not be checked now")
 		}
 		return
 	}
 	lr, err := parseLogsRequest(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, false, err.Error())
+		gateway.WriteError(w, http.StatusBadRequest, false, err.Error())
 		return
 	}
 	path, live := "", false
@@ -221,7 +221,7 @@ func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	if !live {
 		if _, err := os.Stat(a.keeper.path(lr.id)); err != nil {
-			writeError(w, http.StatusNotFound, false, fmt.Sprintf("no output of container %q on node %s", lr.id, a.cfg.NodeID))
+			gateway.WriteError(w, http.StatusNotFound, false, fmt.Sprintf("no output of container %q on node %s", lr.id, a.cfg.NodeID))
 			return
 		}
 		path = a.keeper.path(lr.id)

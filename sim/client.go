@@ -3,12 +3,14 @@ package sim
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	version "github.com/hashicorp/go-version"
 
 	"github.com/coexist-dev/coexist/client/callpolicy"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/gateway/admit"
+	"github.com/coexist-dev/coexist/node/inflight"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -229,7 +231,8 @@ type call struct {
 	downstream bool // failed because a call it made failed
 	children   int  // calls made by this one still running
 	refs       int  // queued events that point to it
-	ic         node.Call
+	ic         inflight.Call
+	hops       uint8 // gateways that forwarded this attempt
 }
 
 type outcome uint8
@@ -326,7 +329,7 @@ func (s *world) attempt(k *call) {
 		return
 	}
 	c := s.ctrs[ci]
-	k.target, k.tnode = ci, c.node
+	k.target, k.tnode, k.hops = ci, c.node, 0
 	k.tryNode(c.node)
 	s.tr.word(uint64(k.id)<<24 | uint64(ci))
 	n := s.nodes[c.node]
@@ -387,33 +390,53 @@ func (s *world) arrive(k *call) {
 	}
 	t := s.gwTable(n)
 	if t == nil {
-		s.answer(k, outFail, callpolicy.RefusedSafe, "gateway is starting: no routing table yet")
+		s.answer(k, outFail, callpolicy.RefusedSafe, admit.NotReady().Err.Error())
 		return
 	}
 	c := s.ctrs[k.target]
-	gc := s.gatewayClient(n, k.ckey)
-	d, r, err := s.hooks.Admit(t, gc, s.services[k.svc].name, c.id, s.rnd)
-	s.tr.word(uint64(k.id)<<8 | uint64(d))
-	switch d {
-	case routing.DecisionForward:
-	case routing.DecisionRefuseRetry, routing.DecisionNoCompatible:
-		// A call naming a container is refused as safe to retry when the
-		// gateway has no candidate for the caller (node/gateway.go).
-		s.answer(k, outFail, callpolicy.RefusedSafe, err.Error())
-		return
-	default:
-		s.answer(k, outFail, callpolicy.Answered, err.Error())
+	ac := admit.Call{Client: s.gatewayClient(n, k.ckey), Service: s.services[k.svc].name, Container: c.id, Node: n.id}
+	if k.hops > 0 {
+		ac.Hops = strconv.Itoa(int(k.hops))
+	}
+	var v admit.Verdict
+	if s.hooks.Admit == nil {
+		v = admit.Decide(t, ac, s.rnd)
+	} else if d, r, err := s.hooks.Admit(t, ac.Client, ac.Service, ac.Container, s.rnd); d == routing.DecisionForward && r.Len() == 0 {
+		// A planted admission's way to forward to the named container.
+		v.Decision = d
+	} else {
+		v = ac.Judge(d, r, err)
+	}
+	s.tr.word(uint64(k.id)<<8 | uint64(v.Decision))
+	if ref := v.Refusal; ref != nil {
+		po := callpolicy.Answered
+		if ref.Retry {
+			po = callpolicy.RefusedSafe
+		}
+		s.answer(k, outFail, po, ref.Err.Error())
 		return
 	}
-	if r.Len() > 0 {
-		p := r.Primary()
+	if v.Route.Len() > 0 {
+		p := v.Route.Primary()
 		id, ok := s.ctrOf(&p)
-		if !ok || s.ctrs[id].node != n.idx {
-			s.answer(k, outFail, callpolicy.RefusedSafe, "hop limit: the chosen container is on another node")
+		if !ok {
+			s.answer(k, outFail, callpolicy.Answered, "container "+p.ID+" unknown to the simulator")
+			return
+		}
+		k.target = id
+		if v.Remote {
+			// The gateway forwards the call once to the gateway of the
+			// container's node, naming it (Coexist-Hops: 1).
+			to := s.ctrs[id].node
+			if s.net.cut(nodeEP(n.idx), nodeEP(to)) || !s.nodes[to].up {
+				s.answer(k, outFail, callpolicy.RefusedSafe, "gateway of node "+s.nodes[to].id+" unreachable")
+				return
+			}
+			k.tnode, k.hops = to, k.hops+1
+			s.schedule(s.now+s.net.sample(s), evArrive, 0, 0, 0, k)
 			return
 		}
 		c = s.ctrs[id]
-		k.target = id
 	}
 	// The gateway dials the container's loopback endpoint.
 	if c.proc != procUp && c.proc != procStopping {
@@ -522,7 +545,7 @@ func (s *world) release(k *call) {
 	c.calls = c.calls[:last]
 	k.pos = -1
 	k.ic.End()
-	k.ic = node.Call{}
+	k.ic = inflight.Call{}
 	for j, vid := range c.vers {
 		if vid == k.ver {
 			c.inflight[j]--

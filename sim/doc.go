@@ -9,7 +9,7 @@
 //     commands, each committed after a sampled latency; leader-loss windows
 //     stall writes; the leader's duties (DueRetirements, Heartbeats) run as
 //     events; watchers see the committed state after a per-watcher delay;
-//   - every node runs the real reconciler (node.Plan) against a simulated
+//   - every node runs the real reconciler (reconcile.Plan) against a simulated
 //     driver (sampled start and stop times, health outcome, crashes), and its
 //     gateway takes the real admission decision (routing.Admit) on a table
 //     built the way the agent builds it: the registry's view with the node's

@@ -8,7 +8,7 @@ import (
 	version "github.com/hashicorp/go-version"
 
 	"github.com/coexist-dev/coexist/api"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/reconcile"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -492,8 +492,8 @@ func (s *world) convergedNow() (bool, string) {
 				continue
 			}
 			switch l.Phase {
-			case node.PhaseRunning, node.PhaseStopped, node.PhaseFailed:
-			case node.PhaseExited:
+			case reconcile.PhaseRunning, reconcile.PhaseStopped, reconcile.PhaseFailed:
+			case reconcile.PhaseExited:
 				// Settled when it is not wanted: the agent reports it
 				// stopped and leaves it.
 				if vc := viewContainer(latest, c.id); vc != nil && wantedIn(vc, latest.versions) {

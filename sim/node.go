@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/inflight"
+	"github.com/coexist-dev/coexist/node/reconcile"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/coexist-dev/coexist/routing"
 )
@@ -21,11 +22,11 @@ type simNode struct {
 	// gen changes when the node crashes or comes back: events of an older
 	// life are ignored.
 	gen   uint32
-	local node.Observed
+	local reconcile.Observed
 	// inflight is the gateway's count of calls in flight, which the agent
 	// reads before each plan; the simulator keeps its own count per
 	// container (ctr.total) to check the agent against.
-	inflight *node.Inflight
+	inflight *inflight.Counts
 	ctrs     []int32 // every container ever placed here
 
 	delay  int64 // its watch's delay behind a publication
@@ -105,8 +106,8 @@ type ctr struct {
 func (s *world) startNode(n *simNode, first bool) {
 	n.up = true
 	n.gen++
-	n.local = node.Observed{}
-	n.inflight = node.NewInflight()
+	n.local = reconcile.Observed{}
+	n.inflight = inflight.New()
 	n.gwView, n.gwTable = -2, nil
 	n.gwClients = nil
 	n.kickPending = false
@@ -190,7 +191,7 @@ func (s *world) reconcile(n *simNode) {
 			}
 		}
 	}
-	acts := s.hooks.Planner(node.Desired{Containers: mine, Versions: v.versions}, n.local, s.time(), s.planCfg)
+	acts := s.hooks.Planner(reconcile.Desired{Containers: mine, Versions: v.versions}, n.local, s.time(), s.planCfg)
 	changed := false
 	for _, a := range acts {
 		c, ok := s.ctrByID[a.ID]
@@ -233,7 +234,7 @@ func (s *world) schedulePlan(n *simNode, t int64) {
 // node's containers changes with time alone: the planner is pure, and each
 // of its timers (a restart's backoff, a start or drain timeout) only ever
 // turns an action on, so the first time the plan differs from now's is
-// found by bisection, to the millisecond. node.Plan exports no "next due
+// found by bisection, to the millisecond. reconcile.Plan exports no "next due
 // time"; were it to, this would ask it instead.
 func (s *world) nextDue(n *simNode, mine []api.Container, versions map[string]string, limit int64) (int64, bool) {
 	due, found := limit, false
@@ -243,12 +244,12 @@ func (s *world) nextDue(n *simNode, mine []api.Container, versions map[string]st
 			continue
 		}
 		switch l.Phase {
-		case node.PhaseExited, node.PhaseStarting, node.PhaseDraining:
+		case reconcile.PhaseExited, reconcile.PhaseStarting, reconcile.PhaseDraining:
 		default:
 			continue
 		}
-		d := node.Desired{Containers: mine[i : i+1], Versions: versions}
-		o := node.Observed{l.ID: l}
+		d := reconcile.Desired{Containers: mine[i : i+1], Versions: versions}
+		o := reconcile.Observed{l.ID: l}
 		plan := func(t int64) uint64 {
 			var h uint64
 			for _, a := range s.hooks.Planner(d, o, epoch.Add(time.Duration(t)), s.planCfg) {
@@ -305,7 +306,7 @@ func (s *world) busy(n *simNode) bool {
 		c := s.ctrs[ci]
 		if l := n.local[c.id]; l != nil {
 			switch l.Phase {
-			case node.PhaseDraining, node.PhaseStarting, node.PhaseExited, node.PhaseStopping:
+			case reconcile.PhaseDraining, reconcile.PhaseStarting, reconcile.PhaseExited, reconcile.PhaseStopping:
 				return true
 			}
 		}
@@ -323,16 +324,16 @@ func viewContainer(v *pub, id string) *api.Container {
 
 // carryOut is Agent.carryOut against the simulated driver; it reports
 // whether local state changed.
-func (s *world) carryOut(n *simNode, v *pub, c *ctr, a node.Action) bool {
+func (s *world) carryOut(n *simNode, v *pub, c *ctr, a reconcile.Action) bool {
 	switch a.Kind {
-	case node.ActStart:
+	case reconcile.ActStart:
 		prev := n.local[c.id]
-		l := &node.Local{ID: c.id, Fingerprint: node.Fingerprint(a.Container), DrainTimeout: a.Container.DrainTimeout.Std(), Inflight: map[string]int{}}
+		l := &reconcile.Local{ID: c.id, Fingerprint: reconcile.Fingerprint(a.Container), DrainTimeout: a.Container.DrainTimeout.Std(), Inflight: map[string]int{}}
 		if prev != nil {
 			l.Reported, l.ReportedAt = prev.Reported, prev.ReportedAt
 			l.Exits = prev.Exits
 			l.Restarts = prev.Restarts
-			if prev.Phase == node.PhaseExited {
+			if prev.Phase == reconcile.PhaseExited {
 				l.Restarts++
 			}
 		}
@@ -342,13 +343,13 @@ func (s *world) carryOut(n *simNode, v *pub, c *ctr, a node.Action) bool {
 		c.runningSince = -1
 		c.killTimeout, c.stopChecked = false, false
 		c.healthy = false
-		l.Phase, l.PID, l.Endpoint, l.StartedAt = node.PhaseStarting, int(c.idx)*1000+int(c.gen), c.endpoint, s.time()
+		l.Phase, l.PID, l.Endpoint, l.StartedAt = reconcile.PhaseStarting, int(c.idx)*1000+int(c.gen), c.endpoint, s.time()
 		if l.Restarts > 0 {
 			l.Message = fmt.Sprintf("restarted %d times", l.Restarts)
 		}
 		n.local[c.id] = l
 		if vc := viewContainer(v, c.id); vc != nil {
-			c.fp = node.Fingerprint(vc)
+			c.fp = reconcile.Fingerprint(vc)
 			if !wantedIn(vc, v.versions) {
 				s.violate(NoRestarts, "start "+c.id, fmt.Sprintf("node %s started container %s (%s), which its desired state says must not run", n.id, c.id, a.Reason))
 			}
@@ -374,44 +375,44 @@ func (s *world) carryOut(n *simNode, v *pub, c *ctr, a node.Action) bool {
 		}
 		return true
 
-	case node.ActDrain:
+	case reconcile.ActDrain:
 		if l := n.local[c.id]; l != nil {
-			l.Phase, l.DrainStartedAt = node.PhaseDraining, s.time()
+			l.Phase, l.DrainStartedAt = reconcile.PhaseDraining, s.time()
 		}
 		c.draining = true
 		c.runningSince = -1
 		return true
 
-	case node.ActResume:
-		if l := n.local[c.id]; l != nil && l.Phase == node.PhaseDraining {
-			l.Phase, l.DrainStartedAt = node.PhaseRunning, time.Time{}
+	case reconcile.ActResume:
+		if l := n.local[c.id]; l != nil && l.Phase == reconcile.PhaseDraining {
+			l.Phase, l.DrainStartedAt = reconcile.PhaseRunning, time.Time{}
 		}
 		c.draining = false
 		c.runningSince = s.now
 		return true
 
-	case node.ActStop:
+	case reconcile.ActStop:
 		l := n.local[c.id]
 		if l != nil {
 			s.checkStop(n, v, c, l, a)
-			l.Phase = node.PhaseStopping
+			l.Phase = reconcile.PhaseStopping
 		}
 		s.stopProcess(c, a.Grace)
 		return true
 
-	case node.ActFail:
+	case reconcile.ActFail:
 		if l := n.local[c.id]; l != nil {
-			l.Phase = node.PhaseFailed
+			l.Phase = reconcile.PhaseFailed
 			l.Message = a.Reason
 		}
 		s.stopProcess(c, a.Grace)
 		return true
 
-	case node.ActReport:
+	case reconcile.ActReport:
 		s.report(n, c, a.Status)
 		return false
 
-	case node.ActForget:
+	case reconcile.ActForget:
 		delete(n.local, c.id)
 		n.inflight.Forget(c.id)
 		c.persisted = false
@@ -449,10 +450,10 @@ func (s *world) onHealthy(c *ctr, gen uint32) {
 		return
 	}
 	l := n.local[c.id]
-	if l == nil || (l.Phase != node.PhaseStarting && l.Phase != node.PhaseUnhealthy) {
+	if l == nil || (l.Phase != reconcile.PhaseStarting && l.Phase != reconcile.PhaseUnhealthy) {
 		return
 	}
-	l.Phase, l.HealthyOnce = node.PhaseRunning, true
+	l.Phase, l.HealthyOnce = reconcile.PhaseRunning, true
 	if l.Restarts == 0 {
 		l.Message = ""
 	}
@@ -494,12 +495,12 @@ func (s *world) onExited(c *ctr, gen uint32) {
 	}
 	if l := n.local[c.id]; l != nil {
 		switch l.Phase {
-		case node.PhaseStopping:
-			l.Phase, l.Message = node.PhaseStopped, ""
-		case node.PhaseFailed:
+		case reconcile.PhaseStopping:
+			l.Phase, l.Message = reconcile.PhaseStopped, ""
+		case reconcile.PhaseFailed:
 		default:
-			l.Phase, l.ExitedAt, l.ExitCode = node.PhaseExited, s.time(), 0
-			l.Exits = node.RecordExit(l.Exits, l.ExitedAt)
+			l.Phase, l.ExitedAt, l.ExitCode = reconcile.PhaseExited, s.time(), 0
+			l.Exits = reconcile.RecordExit(l.Exits, l.ExitedAt)
 			c.exits++
 			l.Message = "exited with code 0"
 		}
@@ -511,9 +512,9 @@ func (s *world) onExited(c *ctr, gen uint32) {
 // checkStop checks a stop against two invariants: a container stops only
 // when its desired state changed (no restarts), and only with nothing in
 // flight unless its drain timeout passed (drained).
-func (s *world) checkStop(n *simNode, v *pub, c *ctr, l *node.Local, a node.Action) {
+func (s *world) checkStop(n *simNode, v *pub, c *ctr, l *reconcile.Local, a reconcile.Action) {
 	vc := viewContainer(v, c.id)
-	justified := vc == nil || vc.Desired == api.DesiredDeleted || node.Fingerprint(vc) != c.fp
+	justified := vc == nil || vc.Desired == api.DesiredDeleted || reconcile.Fingerprint(vc) != c.fp
 	if !justified {
 		retired := true
 		for _, ref := range vc.Services {
@@ -523,7 +524,7 @@ func (s *world) checkStop(n *simNode, v *pub, c *ctr, l *node.Local, a node.Acti
 		}
 		justified = retired
 	}
-	if !justified && l.Phase != node.PhaseExited && l.Phase != node.PhaseFailed {
+	if !justified && l.Phase != reconcile.PhaseExited && l.Phase != reconcile.PhaseFailed {
 		s.violate(NoRestarts, "stop "+c.id, fmt.Sprintf("node %s stopped container %s (%s) though its desired state did not change", n.id, c.id, a.Reason))
 	}
 	c.stopChecked = true
@@ -531,7 +532,7 @@ func (s *world) checkStop(n *simNode, v *pub, c *ctr, l *node.Local, a node.Acti
 		return
 	}
 	drainStart := l.DrainStartedAt
-	if l.Phase != node.PhaseDraining || drainStart.IsZero() {
+	if l.Phase != reconcile.PhaseDraining || drainStart.IsZero() {
 		s.violate(Drained, "stop "+c.id, fmt.Sprintf("node %s stopped container %s with %d calls in flight without draining it (%s)", n.id, c.id, c.total, a.Reason))
 		return
 	}
@@ -571,7 +572,7 @@ func (s *world) onReportAck(c *ctr, ngen uint32, ok bool) {
 		case c.sending != nil && c.sending.State == api.ContainerStopped:
 			// As Agent.report: remember a report of a container that
 			// never ran here.
-			n.local[c.id] = &node.Local{ID: c.id, Phase: node.PhaseStopped, Reported: c.sending, ReportedAt: s.time(), Inflight: map[string]int{}}
+			n.local[c.id] = &reconcile.Local{ID: c.id, Phase: reconcile.PhaseStopped, Reported: c.sending, ReportedAt: s.time(), Inflight: map[string]int{}}
 		}
 	}
 	c.sending = nil
@@ -633,8 +634,8 @@ func (s *world) restoreNode(n *simNode) {
 		if !c.persisted {
 			continue
 		}
-		n.local[c.id] = &node.Local{ID: c.id, Fingerprint: c.localFP, Restarts: c.restarts, Inflight: map[string]int{},
-			Phase: node.PhaseExited, ExitedAt: s.time(), ExitCode: -1, Exits: node.RecordExit(nil, s.time()), Message: "exited while the agent was down"}
+		n.local[c.id] = &reconcile.Local{ID: c.id, Fingerprint: c.localFP, Restarts: c.restarts, Inflight: map[string]int{},
+			Phase: reconcile.PhaseExited, ExitedAt: s.time(), ExitCode: -1, Exits: reconcile.RecordExit(nil, s.time()), Message: "exited while the agent was down"}
 	}
 	s.kick(n)
 }
@@ -650,9 +651,9 @@ func (s *world) crashContainer(c *ctr) {
 	if !n.up {
 		return
 	}
-	if l := n.local[c.id]; l != nil && l.Phase != node.PhaseStopped && l.Phase != node.PhaseFailed {
-		l.Phase, l.ExitedAt, l.ExitCode = node.PhaseExited, s.time(), 137
-		l.Exits = node.RecordExit(l.Exits, l.ExitedAt)
+	if l := n.local[c.id]; l != nil && l.Phase != reconcile.PhaseStopped && l.Phase != reconcile.PhaseFailed {
+		l.Phase, l.ExitedAt, l.ExitCode = reconcile.PhaseExited, s.time(), 137
+		l.Exits = reconcile.RecordExit(l.Exits, l.ExitedAt)
 		l.Message = "exited with code 137"
 	}
 	n.epoch++
@@ -672,7 +673,7 @@ func (s *world) killProcess(c *ctr) {
 // gwTable is the gateway's table: the node's view of the registry with its
 // own containers overlaid by the agent's local state (as of the agent's
 // last plan, whose in-flight counts decide a version's drained state), by
-// node.Overlay, as Agent.rebuildTableLocked builds it.
+// reconcile.Overlay, as Agent.rebuildTableLocked builds it.
 //
 // The table is reduced to what routing.Admit reads for a call naming one of
 // the node's own containers, which is every call a gateway gets here: the
@@ -694,7 +695,7 @@ func (s *world) gwTable(n *simNode) *routing.Table {
 	cs := make([]api.Container, 0, len(mine)+4)
 	for _, ci := range mine {
 		c := v.ctrs[ci]
-		c.Status = node.Overlay(&c, n.local[c.ID], v.versions)
+		c.Status = reconcile.Overlay(&c, n.local[c.ID], v.versions)
 		cs = append(cs, c)
 	}
 	nodeIDs := []string{n.id}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/client/callpolicy"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/reconcile"
 	"github.com/coexist-dev/coexist/routing"
 	"github.com/coexist-dev/coexist/sim"
 )
@@ -65,26 +65,26 @@ func admitBestOnly(t *routing.Table, c routing.Client, service, container string
 
 // drainIgnoringInflight is a reconciler whose drain does not wait: it
 // plans as if nothing were in flight.
-func drainIgnoringInflight(d node.Desired, o node.Observed, now time.Time, cfg node.PlanConfig) []node.Action {
-	blind := make(node.Observed, len(o))
+func drainIgnoringInflight(d reconcile.Desired, o reconcile.Observed, now time.Time, cfg reconcile.PlanConfig) []reconcile.Action {
+	blind := make(reconcile.Observed, len(o))
 	for id, l := range o {
 		c := *l
 		c.Inflight = nil
 		blind[id] = &c
 	}
-	return node.Plan(d, blind, now, cfg)
+	return reconcile.Plan(d, blind, now, cfg)
 }
 
 // restartOnAnyChange is a reconciler that fingerprints a container with its
 // record's modify index, so that every status report looks like a new spec
 // and the container is stopped and started again.
-func restartOnAnyChange(d node.Desired, o node.Observed, now time.Time, cfg node.PlanConfig) []node.Action {
+func restartOnAnyChange(d reconcile.Desired, o reconcile.Observed, now time.Time, cfg reconcile.PlanConfig) []reconcile.Action {
 	cs := slices.Clone(d.Containers)
 	for i := range cs {
 		cs[i].Config.Args = append(slices.Clone(cs[i].Config.Args), strconv.FormatUint(cs[i].ModifyIndex, 10))
 	}
 	d.Containers = cs
-	return node.Plan(d, o, now, cfg)
+	return reconcile.Plan(d, o, now, cfg)
 }
 
 // admitDraining is a gateway that forwards every call naming a container,
@@ -132,11 +132,11 @@ func failOneInTen(t *routing.Table, c routing.Client, service, container string,
 
 // giveUpOnExit is a reconciler that fails a container at its first exit
 // instead of restarting it.
-func giveUpOnExit(d node.Desired, o node.Observed, now time.Time, cfg node.PlanConfig) []node.Action {
-	acts := node.Plan(d, o, now, cfg)
+func giveUpOnExit(d reconcile.Desired, o reconcile.Observed, now time.Time, cfg reconcile.PlanConfig) []reconcile.Action {
+	acts := reconcile.Plan(d, o, now, cfg)
 	for i, a := range acts {
-		if l := o[a.ID]; a.Kind == node.ActStart && l != nil && l.Phase == node.PhaseExited {
-			acts[i] = node.Action{Kind: node.ActFail, ID: a.ID, Grace: cfg.KillTimeout, Reason: "gave up"}
+		if l := o[a.ID]; a.Kind == reconcile.ActStart && l != nil && l.Phase == reconcile.PhaseExited {
+			acts[i] = reconcile.Action{Kind: reconcile.ActFail, ID: a.ID, Grace: cfg.KillTimeout, Reason: "gave up"}
 		}
 	}
 	return acts

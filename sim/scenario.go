@@ -117,7 +117,7 @@ type AgentSettings struct {
 	StartTime   Dist
 	HealthDelay Dist
 	StopTime    Dist
-	// The reconciler's timings (node.PlanConfig).
+	// The reconciler's timings (reconcile.PlanConfig).
 	StartTimeout           time.Duration
 	KillTimeout            time.Duration
 	RestartDelay           time.Duration

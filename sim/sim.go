@@ -13,7 +13,7 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/client/callpolicy"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/reconcile"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/coexist-dev/coexist/routing"
 )
@@ -22,13 +22,14 @@ import (
 // another.
 type Router func(t *routing.Table, c routing.Client, service string, rnd routing.Rand) (routing.Route, error)
 
-// Admitter is the gateway's admission: routing.Admit unless a test plants
-// another. A DecisionForward with a zero Route forwards the call to the
+// Admitter is the gateway's admission: admit.Decide, which runs
+// routing.Admit, unless a test plants another, whose decision admit.Judge
+// turns into the gateway's verdict. A DecisionForward with a zero Route forwards the call to the
 // container it names.
 type Admitter func(t *routing.Table, c routing.Client, service, container string, rnd routing.Rand) (routing.Decision, routing.Route, error)
 
-// Planner is the node reconciler: node.Plan unless a test plants another.
-type Planner func(d node.Desired, o node.Observed, now time.Time, cfg node.PlanConfig) []node.Action
+// Planner is the node reconciler: reconcile.Plan unless a test plants another.
+type Planner func(d reconcile.Desired, o reconcile.Observed, now time.Time, cfg reconcile.PlanConfig) []reconcile.Action
 
 // Hooks are where tests plant bugs; the zero Hooks run the real cores.
 type Hooks struct {
@@ -109,7 +110,7 @@ type world struct {
 
 	reg        registry
 	net        network
-	planCfg    node.PlanConfig
+	planCfg    reconcile.PlanConfig
 	stale      int64 // G: the staleness bound of a watcher's view
 	watchDelay int64 // the longest delay of a watcher behind a publication
 	// unseen are the range changes some watcher may not have seen yet:
@@ -204,17 +205,14 @@ func newWorld(sc *Scenario, opt Options) (*world, error) {
 	if s.hooks.Router == nil {
 		s.hooks.Router = routing.Select
 	}
-	if s.hooks.Admit == nil {
-		s.hooks.Admit = routing.Admit
-	}
 	if s.hooks.Planner == nil {
-		s.hooks.Planner = node.Plan
+		s.hooks.Planner = reconcile.Plan
 	}
 	if s.hooks.Retryable == nil {
 		s.hooks.Retryable = callpolicy.Retryable
 	}
 	a := sc.Agent
-	s.planCfg = node.PlanConfig{StartTimeout: a.StartTimeout, KillTimeout: a.KillTimeout,
+	s.planCfg = reconcile.PlanConfig{StartTimeout: a.StartTimeout, KillTimeout: a.KillTimeout,
 		RestartDelay: a.RestartDelay, RestartMaxDelay: a.RestartMaxDelay, RestartAttempts: a.RestartAttempts,
 		InflightReportInterval: a.InflightReportInterval}
 	s.net.latency = sc.Network.Latency

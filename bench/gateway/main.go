@@ -29,7 +29,7 @@
 // The gateway is one Go process that may use every core; nginx is measured
 // both with one worker and with one worker per core.
 //
-// With --cpuprofile FILE it instead serves node.Gateway in this process in
+// With --cpuprofile FILE it instead serves gateway.Gateway in this process in
 // front of one greeter, loads it with wrk, and writes and summarises the
 // gateway's CPU profile.
 package main
@@ -110,7 +110,7 @@ func run() (code int) {
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on the whole run after this long")
 	flag.BoolVar(&o.check, "check", false, "exit 1 when a goal is missed")
 	flag.BoolVar(&o.goLoad, "go-load", true, "also run the Go closed-loop generator in the throughput phase (always, when wrk is missing)")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "instead of the benchmark: serve the gateway (node.Gateway) in this process in front of one greeter, load it with wrk, and write its CPU profile to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "instead of the benchmark: serve the gateway (gateway.Gateway) in this process in front of one greeter, load it with wrk, and write its CPU profile to this file")
 	flag.Var(&o.agentEnv, "agent-env", "extra environment of the coexist agent, KEY=VALUE (repeatable), e.g. GOGC=400 or GOMAXPROCS=1 for experiments")
 	flag.Parse()
 	o.phases = map[string]bool{}

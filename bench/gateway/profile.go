@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/gateway"
 	"github.com/coexist-dev/coexist/routing"
 )
 
-// runProfile serves node.Gateway in this process, as the agent does, in
+// runProfile serves gateway.Gateway in this process, as the agent does, in
 // front of one greeter started directly, with a table that has that greeter
 // as the one running container of greeter@1.0.0 on this node; loads it with
 // wrk and writes the gateway's CPU profile to o.cpuProfile. This process
@@ -61,7 +61,7 @@ func runProfile(ctx context.Context, o *options, root string) error {
 				Services: []api.ServiceStatus{{Service: serviceName, Version: baseVersion, State: api.ServiceServing}}}}},
 		[]api.Node{{ID: nodeID, Address: "127.0.0.1", Gateway: gwAddr, Status: api.NodeReady}},
 	)
-	gw, err := node.NewGateway(node.GatewayConfig{NodeID: nodeID, Table: func() *routing.Table { return table }})
+	gw, err := gateway.NewGateway(gateway.GatewayConfig{NodeID: nodeID, Table: func() *routing.Table { return table }})
 	if err != nil {
 		return err
 	}

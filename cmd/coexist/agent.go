@@ -20,6 +20,8 @@ import (
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
 	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/gateway"
+	"github.com/coexist-dev/coexist/node/reconcile"
 	"github.com/coexist-dev/coexist/raftregistry"
 	"github.com/coexist-dev/coexist/raftregistry/httpd"
 	"github.com/coexist-dev/coexist/raftregistry/state"
@@ -34,6 +36,7 @@ type agentFlags struct {
 	dev                                                                bool
 	startTimeout, killTimeout                                          time.Duration
 	gatewayMaxConns                                                    int
+	gatewayEngine                                                      string
 	portMin, portMax                                                   int // of portRange, set by validate
 }
 
@@ -93,6 +96,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.Var(f.labels, "label", "node label key=value (repeatable)")
 	fs.DurationVar(&f.startTimeout, "start-timeout", 30*time.Second, "how long a new container may take to pass its first health check before it is failed")
 	fs.DurationVar(&f.killTimeout, "kill-timeout", 5*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
+	fs.StringVar(&f.gatewayEngine, "gateway-engine", string(gateway.EngineFast), "how the gateway speaks HTTP/1.1: fast (its own engine for the calls of service clients, net/http for the rest) or std (net/http and ReverseProxy for every call)")
 	fs.IntVar(&f.gatewayMaxConns, "gateway-max-conns", 0, "most connections open at once on the gateway; 0: a quarter of the open-file limit, 64 to 4096")
 	fs.BoolVar(&f.dev, "dev", false, "run a single-server registry, this agent and its gateway in one process (the embedded default)")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:7700", "--dev: the registry's HTTP address")
@@ -161,6 +165,9 @@ func (f *agentFlags) validate() error {
 	if f.portMin, f.portMax, err = parsePortRange(f.portRange); err != nil {
 		return err
 	}
+	if _, err := gateway.ParseEngine(f.gatewayEngine); err != nil {
+		return fmt.Errorf("--gateway-engine %q: want %q or %q", f.gatewayEngine, gateway.EngineFast, gateway.EngineStd)
+	}
 	if f.gatewayMaxConns < 0 {
 		return fmt.Errorf("--gateway-max-conns %d: want 0 (the default) or more", f.gatewayMaxConns)
 	}
@@ -195,11 +202,11 @@ func runAgentFlags(ctx context.Context, f *agentFlags, stdout io.Writer, logger 
 	if err != nil {
 		return err
 	}
-	plan := node.DefaultPlanConfig()
+	plan := reconcile.DefaultPlanConfig()
 	plan.StartTimeout, plan.KillTimeout = f.startTimeout, f.killTimeout
 	a, err := node.NewAgent(node.AgentConfig{NodeID: f.nodeID, Plan: plan, Client: client, GatewayAddr: f.gatewayAddr,
 		Labels: f.labels, DataDir: f.dataDir, Driver: drv, Logger: logger, StopOnExit: f.dev,
-		GatewayLimits: netlimit.Limits{MaxConns: f.gatewayMaxConns}})
+		GatewayLimits: netlimit.Limits{MaxConns: f.gatewayMaxConns}, GatewayEngine: gateway.Engine(f.gatewayEngine)})
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,11 +28,15 @@ func TestHotAddLeavesOthersRunning(t *testing.T) { testHotAdd(t, "") }
 
 const hotAddRate = 500
 
-func testHotAdd(t *testing.T, driver string) {
+// TestHotAddStdEngine: the same, through a gateway whose engine is net/http
+// and ReverseProxy for every call (--gateway-engine std).
+func TestHotAddStdEngine(t *testing.T) { testHotAdd(t, "", "--gateway-engine", "std") }
+
+func testHotAdd(t *testing.T, driver string, agentArgs ...string) {
 	skipShort(t)
 	f := newFleet(t)
 	f.driver = driver
-	a := f.startAgent("n1")
+	a := f.startAgent("n1", agentArgs...)
 	ranges := map[string]string{"1.0.0": ">= 1.0, < 2.0", "2.0.0": ">= 2.0, < 3.0"}
 	var mu sync.Mutex
 	f.declare("greeter", "1.0.0", ranges["1.0.0"])
@@ -75,6 +82,44 @@ func testHotAdd(t *testing.T, driver string) {
 	if v1.servedBy("2.0.0") != 0 {
 		t.Fatalf("1.x client reached 2.0.0")
 	}
+	// The std engine hands every connection to net/http; the fast one
+	// answers these calls itself. Either hands over the call that reads
+	// the metrics.
+	handed := gatewayMetric(t, a.gateway, "coexist_gateway_connections_handed_over_total") - 1
+	if std := slices.Contains(agentArgs, "std"); std != (handed > 0) {
+		t.Fatalf("%v connections handed to net/http with agent flags %q", handed, agentArgs)
+	}
+}
+
+// gatewayMetric reads the value of an unlabelled metric of the gateway at
+// addr.
+func gatewayMetric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("gateway metrics: %d %v", resp.StatusCode, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("gateway metrics have no %s", name)
+	return 0
 }
 
 // TestRetireUnderLoad moves 1.x clients from 1.0.0 to a new 1.1.0 and
@@ -284,6 +329,7 @@ func TestAgentBadUsageExits2(t *testing.T) {
 		{[]string{"--port-range", "x", "--dev"}, `--port-range "x": want LOW-HIGH`},
 		{[]string{"--node-id", "n1"}, "--data-dir is required"},
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"--gateway-engine", "nginx", "--dev"}, `--gateway-engine "nginx": want "fast" or "std"`},
 	} {
 		var stdout, stderr strings.Builder
 		if code := runAgent(tt.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {

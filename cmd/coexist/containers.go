@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
-	"github.com/coexist-dev/coexist/node"
+	"github.com/coexist-dev/coexist/node/gateway"
 )
 
 var containersNoun = noun{
@@ -185,7 +185,7 @@ func containerLogs(ctx context.Context, c *api.Client, token, id, nodeID string,
 	if n.Gateway == "" {
 		return fmt.Errorf("node %s has no known gateway address", n.ID)
 	}
-	u := url.URL{Scheme: "http", Host: n.Gateway, Path: node.LogsPathPrefix + id + "/logs",
+	u := url.URL{Scheme: "http", Host: n.Gateway, Path: gateway.LogsPathPrefix + id + "/logs",
 		RawQuery: url.Values{"tail": {strconv.Itoa(tail)}, "follow": {strconv.FormatBool(follow)}}.Encode()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

@@ -22,6 +22,9 @@ type rule struct {
 	// never lists import path prefixes that must not be among its
 	// dependencies, however deep.
 	never []string
+	// neverPkgs lists packages, each exactly, that must not be among its
+	// dependencies: a package whose subpackages are allowed.
+	neverPkgs []string
 }
 
 // rules are the arrows of docs/design.md §3.
@@ -40,6 +43,22 @@ var rules = map[string]rule{
 	// The SDK's call policy is a pure core the simulator runs too.
 	"client/callpolicy": {may: []string{"api", "routing"}, never: []string{module + "/raftregistry", module + "/node"}},
 	"provider":          {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
+	// The node's pure cores: the simulator runs them too.
+	"node/reconcile": {may: []string{"api"}},
+	"node/inflight":  {may: nil},
+	// The gateway's decision on a call, a pure core both serving paths and
+	// the simulator take.
+	"node/gateway/admit": {may: []string{"api", "routing"}, never: []string{"github.com/prometheus/", "net/http/httputil"}},
+	// The simulator runs the pure cores and nothing of what wraps them: no
+	// agent, driver, gateway serving code or engine, Raft, Prometheus or
+	// HTTP server (docs/design.md §3, "Pure cores").
+	"sim": {
+		may: []string{"api", "routing", "raftregistry/state", "raftregistry/census", "client/callpolicy",
+			"node/reconcile", "node/inflight", "node/gateway/admit"},
+		never: []string{module + "/node/driver", module + "/node/gateway/internal/", module + "/raftregistry/httpd",
+			"github.com/prometheus/", "github.com/hashicorp/raft", "net/http/httputil", "net/http/httptest"},
+		neverPkgs: []string{module + "/node", module + "/node/gateway", module + "/raftregistry", module + "/client"},
+	},
 }
 
 // prefixRules apply to every package under a folder.
@@ -121,6 +140,9 @@ func check(pkgs []pkg) []string {
 						problems = append(problems, fmt.Sprintf("%s depends on %s (docs/design.md §3 keeps it out)", rel, dep))
 					}
 				}
+				if slices.Contains(r.neverPkgs, dep) {
+					problems = append(problems, fmt.Sprintf("%s depends on %s (docs/design.md §3 keeps it out)", rel, dep))
+				}
 			}
 		}
 		for _, imp := range p.Imports {
@@ -175,6 +197,14 @@ func TestCheckRefuses(t *testing.T) {
 			"client/callpolicy imports client; it may import only [api routing]"},
 		{"client imports sim", []pkg{{ImportPath: m("client"), Imports: []string{m("sim")}}},
 			"client imports sim, which nothing but"},
+		{"the simulator reaches the agent", []pkg{{ImportPath: m("sim"), Imports: []string{m("node/reconcile")}, Deps: []string{m("node/reconcile"), m("node")}}},
+			"sim depends on " + m("node") + " "},
+		{"the simulator reaches Prometheus", []pkg{{ImportPath: m("sim"), Imports: []string{m("node/reconcile")}, Deps: []string{"github.com/prometheus/client_golang/prometheus"}}},
+			"sim depends on github.com/prometheus/client_golang/prometheus"},
+		{"the simulator imports the gateway", []pkg{{ImportPath: m("sim"), Imports: []string{m("node/gateway")}}},
+			"sim imports node/gateway; it may import only"},
+		{"the reconciler imports the driver", []pkg{{ImportPath: m("node/reconcile"), Imports: []string{m("api"), m("node/driver")}}},
+			"node/reconcile imports node/driver; it may import only [api]"},
 		{"anything imports cmd", []pkg{{ImportPath: m("bench/gateway"), Imports: []string{m("cmd/coexist")}}},
 			"bench/gateway imports cmd/coexist, which nothing but"},
 	}
@@ -190,6 +220,7 @@ func TestCheckRefuses(t *testing.T) {
 		{ImportPath: m("routing"), Imports: []string{m("api"), "fmt"}, Deps: []string{m("api"), "fmt"}},
 		{ImportPath: m("cmd/coexist"), Imports: []string{m("sim"), m("node")}},
 		{ImportPath: m(""), Imports: []string{m("provider")}},
+		{ImportPath: m("sim"), Imports: []string{m("node/reconcile")}, Deps: []string{m("node/reconcile"), m("api")}},
 	}
 	if got := check(good); len(got) != 0 {
 		t.Errorf("check of a good layout = %q", got)

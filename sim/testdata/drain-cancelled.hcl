@@ -2,7 +2,7 @@
 # greeter 1.0.0 is retired while legacy clients (which have nothing else)
 # keep it busy; after its drain timeout it is retired and its containers
 # start draining with calls in flight; then 1.0.0 is declared again (a
-# rollback). node.Plan leaves a container that is wanted again while
+# rollback). reconcile.Plan leaves a container that is wanted again while
 # draining in PhaseDraining ("it never stopped, so it serves again"), but
 # nothing returns it to running: it is reported draining, never routable and
 # never stopped, and the run does not converge.

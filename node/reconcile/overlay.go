@@ -1,4 +1,4 @@
-package node
+package reconcile
 
 import "github.com/coexist-dev/coexist/api"
 

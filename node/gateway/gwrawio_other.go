@@ -1,6 +1,6 @@
 //go:build !linux || race
 
-package node
+package gateway
 
 import (
 	"io"

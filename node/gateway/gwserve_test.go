@@ -1,4 +1,4 @@
-package node
+package gateway
 
 import (
 	"bufio"
@@ -139,7 +139,7 @@ func serveLimited(t *testing.T, mode, endpoint string, lim netlimit.Limits) (*Ga
 		[]api.Node{{ID: "n1", Gateway: ln.Addr().String(), Status: api.NodeReady}},
 	)
 	gw, err := NewGateway(GatewayConfig{NodeID: "n1", Table: func() *routing.Table { return table },
-		Authorize: admitAll, Limits: lim})
+		Authorize: admitAll, Limits: lim, Engine: engineOf(mode)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +228,9 @@ func rawBackendFunc(t *testing.T, answer func(r *http.Request, w io.Writer) erro
 func checkNotHanded(t *testing.T, gws ...*Gateway) {
 	t.Helper()
 	for _, gw := range gws {
+		if gw.cfg.Engine == EngineStd {
+			continue // net/http answers every call
+		}
 		if n := handedOver(gw); n != 0 {
 			t.Errorf("%v connections handed to net/http, want 0: Serve answers these calls itself", n)
 		}

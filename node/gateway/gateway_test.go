@@ -1,4 +1,4 @@
-package node
+package gateway
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/node/inflight"
 	"github.com/coexist-dev/coexist/routing"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -92,7 +93,7 @@ func ctrAt(id, node, endpoint string, refs ...string) api.Container {
 type cluster struct {
 	n1, n2     *Gateway
 	url1, url2 string
-	inflight1  *Inflight
+	inflight1  *inflight.Counts
 	table      atomic.Pointer[routing.Table]
 	release    chan struct{}   // closed by releaseSlow
 	releaseOne sync.Once       //
@@ -154,12 +155,12 @@ func newCluster(t testing.TB, mode string) *cluster {
 	}
 	cl.table.Store(routing.NewTable(cl.services, cl.containers, cl.nodes))
 
-	cl.inflight1 = NewInflight()
+	cl.inflight1 = inflight.New()
 	var err error
-	if cl.n1, err = NewGateway(GatewayConfig{NodeID: "n1", Table: cl.table.Load, Inflight: cl.inflight1, Authorize: admitAll}); err != nil {
+	if cl.n1, err = NewGateway(GatewayConfig{NodeID: "n1", Table: cl.table.Load, Inflight: cl.inflight1, Authorize: admitAll, Engine: engineOf(mode)}); err != nil {
 		t.Fatal(err)
 	}
-	if cl.n2, err = NewGateway(GatewayConfig{NodeID: "n2", Table: cl.table.Load, Authorize: admitAll}); err != nil {
+	if cl.n2, err = NewGateway(GatewayConfig{NodeID: "n2", Table: cl.table.Load, Authorize: admitAll, Engine: engineOf(mode)}); err != nil {
 		t.Fatal(err)
 	}
 	serveGateway(t, mode, cl.n1, ln1)
@@ -174,11 +175,22 @@ func newCluster(t testing.TB, mode string) *cluster {
 const (
 	modeServe   = "serve"
 	modeHandler = "handler"
+	// modeStd is Serve with EngineStd: every connection to net/http.
+	modeStd = "std"
 )
 
-// eachMode runs a test against gateways answering each way.
+// engineOf is the engine of a gateway that answers in mode.
+func engineOf(mode string) Engine {
+	if mode == modeStd {
+		return EngineStd
+	}
+	return EngineFast
+}
+
+// eachMode runs a test against gateways answering each way: the parity of
+// the fast engine with net/http and ReverseProxy (DESIGN.md).
 func eachMode(t *testing.T, test func(t *testing.T, mode string)) {
-	for _, m := range []string{modeServe, modeHandler} {
+	for _, m := range []string{modeServe, modeHandler, modeStd} {
 		t.Run(m, func(t *testing.T) { test(t, m) })
 	}
 }
@@ -197,7 +209,9 @@ func serveGateway(t testing.TB, mode string, gw *Gateway, ln net.Listener) {
 	t.Helper()
 	done := make(chan error, 1)
 	switch mode {
-	case modeServe:
+	case modeServe, modeStd:
+		// Before Serve: the engine is read only by Serve.
+		gw.cfg.Engine = engineOf(mode)
 		go func() { done <- gw.Serve(ln) }()
 		t.Cleanup(func() {
 			gw.Close()
@@ -385,10 +399,16 @@ func testGatewayRoutes(t *testing.T, mode string) {
 			}
 		})
 	}
-	if mode == modeServe {
+	switch mode {
+	case modeServe:
 		// Every one of these calls is one Serve answers itself.
 		if n := handedOver(cl.n1) + handedOver(cl.n2); n != 0 {
 			t.Errorf("%v connections handed to net/http, want 0", n)
+		}
+	case modeStd:
+		// net/http answers every one.
+		if n := handedOver(cl.n1) + handedOver(cl.n2); n == 0 {
+			t.Errorf("no connection handed to net/http by the std engine")
 		}
 	}
 }

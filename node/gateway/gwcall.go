@@ -1,4 +1,4 @@
-package node
+package gateway
 
 import (
 	"bufio"
@@ -24,7 +24,7 @@ func (g *Gateway) serveCall(c *gwConn, n int) bool {
 		// bytes, it would be reset, and the answer could be lost.
 		discarded := c.discardBody(req.contentLength)
 		keep := !req.closeAfter && discarded
-		return c.writeError(ref.code, ref.retry, ref.err.Error(), keep) && keep
+		return c.writeError(ref.Code, ref.Retry, ref.Err.Error(), keep) && keep
 	}
 	g.srv.calls.Add(1)
 	code, unreachable, keep := g.proxyCall(c, n, &rt)
@@ -272,7 +272,7 @@ func (c *gwConn) writeAnswerHead(up *upConn, resp *response, rt *route, keep, no
 }
 
 // writeError answers the call with an error of the gateway's own, as
-// writeError does for ServeHTTP; false when the caller cannot be written to.
+// WriteError does for ServeHTTP; false when the caller cannot be written to.
 func (c *gwConn) writeError(code int, retry bool, msg string, keep bool) bool {
 	body := errorBody(msg)
 	b := appendStatus(make([]byte, 0, 256+len(body)), code, http.StatusText(code))

@@ -1,4 +1,4 @@
-package node
+package gateway
 
 import (
 	"context"
@@ -354,30 +354,30 @@ func TestRegistryTokens(t *testing.T) {
 		return "", &api.StatusError{Code: http.StatusUnauthorized, Body: "unknown token"}
 	}, func() time.Time { return now })
 	ctx := context.Background()
-	if err := rt.authorize(ctx, "good"); err != nil {
+	if err := rt.Authorize(ctx, "good"); err != nil {
 		t.Fatal(err)
 	}
-	if err := rt.authorize(ctx, "good"); err != nil || asked.Load() != 1 {
+	if err := rt.Authorize(ctx, "good"); err != nil || asked.Load() != 1 {
 		t.Errorf("second check: %v after %d lookups; want nil after 1", err, asked.Load())
 	}
 	now = now.Add(tokenTTL)
-	if err := rt.authorize(ctx, "good"); err != nil || asked.Load() != 2 {
+	if err := rt.Authorize(ctx, "good"); err != nil || asked.Load() != 2 {
 		t.Errorf("check after the TTL: %v after %d lookups; want nil after 2", err, asked.Load())
 	}
 	for _, bad := range []string{"", "wrong", strings.Repeat("x", maxTokenLen+1)} {
-		if err := rt.authorize(ctx, bad); !errors.Is(err, ErrUnauthorized) {
+		if err := rt.Authorize(ctx, bad); !errors.Is(err, ErrUnauthorized) {
 			t.Errorf("token of %d bytes: %v, want ErrUnauthorized", len(bad), err)
 		}
 	}
-	if err := rt.authorize(ctx, "down"); err == nil || errors.Is(err, ErrUnauthorized) {
+	if err := rt.Authorize(ctx, "down"); err == nil || errors.Is(err, ErrUnauthorized) {
 		t.Errorf("registry down: %v; want an error other than ErrUnauthorized", err)
 	}
 	var wg sync.WaitGroup
 	for range maxTokenChecks {
-		wg.Go(func() { rt.authorize(ctx, "slow") })
+		wg.Go(func() { rt.Authorize(ctx, "slow") })
 	}
 	waitFor(t, "the lookups in progress", func() bool { return len(rt.sem) == maxTokenChecks })
-	if err := rt.authorize(ctx, "another"); !errors.Is(err, errTokenChecksBusy) {
+	if err := rt.Authorize(ctx, "another"); !errors.Is(err, errTokenChecksBusy) {
 		t.Errorf("a lookup beyond %d at once: %v, want errTokenChecksBusy", maxTokenChecks, err)
 	}
 	close(block)

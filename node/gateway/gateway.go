@@ -1,4 +1,4 @@
-package node
+package gateway
 
 import (
 	"bytes"
@@ -23,6 +23,8 @@ import (
 
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/internal/netlimit"
+	"github.com/coexist-dev/coexist/node/gateway/admit"
+	"github.com/coexist-dev/coexist/node/inflight"
 	"github.com/coexist-dev/coexist/routing"
 )
 
@@ -31,19 +33,13 @@ import (
 // every other /v1/... path, or by Host.
 const MetricsPath = "/v1/metrics"
 
+// LogsPathPrefix starts the path of the agent's logs endpoint, which the
+// gateway serves by GatewayConfig.Logs: LogsPathPrefix + "{id}/logs". A
+// service named "v1" cannot be called through the gateway at paths under it.
+const LogsPathPrefix = "/v1/containers/"
+
 // AnonymousClient is the client name of a call without Coexist-Client.
 const AnonymousClient = "anonymous"
-
-// Reasons of a refusal, the reason label of coexist_gateway_refused_total.
-const (
-	reasonRetry          = "retry"
-	reasonNoCompatible   = "no_compatible"
-	reasonUnknownService = "unknown_service"
-	reasonBadRequest     = "bad_request"
-	reasonHopLimit       = "hop_limit"
-	reasonUnreachable    = "upstream_unreachable"
-	reasonStarting       = "starting"
-)
 
 // statusClientGone is what a call whose caller went away is counted as
 // (nginx's "client closed request"); nobody is left to read it.
@@ -61,6 +57,29 @@ const maxCachedClients = 4096
 // refused with 400, so that what the gateway keeps of callers stays small.
 const maxClientHeader = 128
 
+// Engine is how Serve speaks HTTP/1.1 to its callers (see DESIGN.md in this
+// directory).
+type Engine string
+
+// The engines.
+const (
+	// EngineFast is the gateway's own HTTP/1.1 for the calls a service
+	// client makes, handing every other connection to net/http (see Serve).
+	EngineFast Engine = "fast"
+	// EngineStd is net/http for every connection: ServeHTTP and
+	// httputil.ReverseProxy answer every call.
+	EngineStd Engine = "std"
+)
+
+// ParseEngine returns the engine named s: "fast" or "std".
+func ParseEngine(s string) (Engine, error) {
+	switch e := Engine(s); e {
+	case EngineFast, EngineStd:
+		return e, nil
+	}
+	return "", fmt.Errorf("engine %q: want %q or %q", s, EngineFast, EngineStd)
+}
+
 // ErrUnauthorized is what a GatewayConfig.Authorize returns for a token it
 // does not admit: the gateway answers 401.
 var ErrUnauthorized = errors.New("unauthorized")
@@ -77,7 +96,7 @@ type GatewayConfig struct {
 	// and must be cheap; it must never return nil.
 	Table func() *routing.Table
 	// Inflight counts the calls to local containers; nil: a new one.
-	Inflight *Inflight
+	Inflight *inflight.Counts
 	Logger   hclog.Logger
 	// Registerer receives the gateway's metrics; nil: a private registry.
 	// Metrics serves Registerer when it is also a prometheus.Gatherer, and
@@ -110,6 +129,8 @@ type GatewayConfig struct {
 	// the calls ServeHTTP answers (their body progress); a zero field takes
 	// its default (netlimit.Defaults).
 	Limits netlimit.Limits
+	// Engine is how Serve answers calls; "": EngineFast.
+	Engine Engine
 }
 
 // Gateway is a node's HTTP entry point (docs/design.md §4, §6): every call to a
@@ -147,7 +168,7 @@ type Gateway struct {
 	logger    hclog.Logger
 	rnd       routing.Rand
 	transport http.RoundTripper
-	inflight  *Inflight
+	inflight  *inflight.Counts
 	metrics   http.Handler
 	errorLog  *log.Logger
 	buffers   bufferPool
@@ -176,7 +197,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		return nil, errors.New("gateway: table func must not be nil")
 	}
 	if cfg.Inflight == nil {
-		cfg.Inflight = NewInflight()
+		cfg.Inflight = inflight.New()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -188,6 +209,12 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		cfg.Transport = defaultTransport()
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.Engine == "" {
+		cfg.Engine = EngineFast
+	}
+	if _, err := ParseEngine(string(cfg.Engine)); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	g := &Gateway{
 		cfg:       cfg,
 		logger:    cfg.Logger,
@@ -212,7 +239,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		}, []string{"service", "reason"}),
 		handed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "coexist_gateway_connections_handed_over_total",
-			Help: "Connections Serve handed to net/http for a call it does not answer itself (see Gateway.Serve).",
+			Help: "Connections Serve handed to net/http for a call it does not answer itself (see Gateway.Serve); every connection with the std engine.",
 		}),
 		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "coexist_gateway_connections_refused_total",
@@ -316,31 +343,20 @@ type route struct {
 	start, end time.Time // end: when the answer was copied, if known
 	ti         *targetInfo
 	tgt        routing.Target
-	addr       string // the container's endpoint, or the gateway of its node
-	prefix     string // "/{service}" when the call named its service by Host
-	remote     bool   // addr is another node's gateway
-	ic         Call   // the call counted in flight, when local
-}
-
-// refusal is an answer of the gateway's own, to a call that reached no
-// service.
-type refusal struct {
-	code    int
-	service string // label: "" unless a service of the table
-	reason  string // label
-	retry   bool   // Coexist-Retry: safe
-	err     error
+	addr       string        // the container's endpoint, or the gateway of its node
+	prefix     string        // "/{service}" when the call named its service by Host
+	remote     bool          // addr is another node's gateway
+	ic         inflight.Call // the call counted in flight, when local
 }
 
 // decide routes a call (docs/design.md §4): it fills rt and returns nil, or
 // returns why the call is refused. A call to a local container is counted in
 // flight in rt.ic from before the table is read a second time (see Gateway);
 // the caller ends rt.ic once the answer is copied.
-func (g *Gateway) decide(h *callHead, rt *route) *refusal {
+func (g *Gateway) decide(h *callHead, rt *route) *admit.Refusal {
 	rt.start = time.Now()
 	if g.cfg.Ready != nil && !g.cfg.Ready() {
-		return &refusal{code: http.StatusServiceUnavailable, reason: reasonStarting, retry: true,
-			err: errors.New("gateway is starting: no routing table yet")}
+		return admit.NotReady()
 	}
 	tc := g.currentTable()
 	service, byHost := tc.serviceOf(h.path, h.host)
@@ -349,60 +365,33 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 		if !tc.has(service) {
 			label = ""
 		}
-		return &refusal{code: http.StatusBadRequest, service: label, reason: reasonBadRequest, err: err}
+		return &admit.Refusal{Code: http.StatusBadRequest, Service: label, Reason: admit.ReasonBadRequest, Err: err}
 	}
 	if service == "" {
 		err := fmt.Errorf("%w: the call names none (path /{service}/... or Host: {service})", routing.ErrUnknownService)
-		return &refusal{code: http.StatusNotFound, reason: reasonUnknownService, err: err}
+		return &admit.Refusal{Code: http.StatusNotFound, Reason: admit.ReasonUnknownService, Err: err}
 	}
 
-	clientVersion := h.clientVersion
-	client, err := g.client(h.client, clientVersion, service, h.require)
+	client, err := g.client(h.client, h.clientVersion, service, h.require)
 	if err != nil {
 		label := service
 		if !tc.has(service) {
 			label = ""
 		}
-		return &refusal{code: http.StatusBadRequest, service: label, reason: reasonBadRequest, err: err}
+		return &admit.Refusal{Code: http.StatusBadRequest, Service: label, Reason: admit.ReasonBadRequest, Err: err}
 	}
 
-	named := h.container
-	d, route, err := routing.Admit(tc.t, client, service, named, g.rnd)
-	switch d {
-	case routing.DecisionForward:
-	case routing.DecisionUnknownService:
-		// The name comes from the caller: keep it out of the labels.
-		return &refusal{code: http.StatusNotFound, reason: reasonUnknownService, err: err}
-	case routing.DecisionNoCompatible:
-		if named != "" {
-			// The caller's table (an SDK's, or another gateway's) had a
-			// candidate where this one has none: the named container is not
-			// the right choice any more, and a fresh choice may find one.
-			return &refusal{code: http.StatusServiceUnavailable, service: service,
-				reason: reasonRetry, retry: true,
-				err: fmt.Errorf("%w: container %q: %w", routing.ErrStaleContainer, named, err)}
-		}
-		return &refusal{code: http.StatusNotFound, service: service,
-			reason: reasonNoCompatible, err: err}
-	default: // routing.DecisionRefuseRetry, and any decision added later
-		return &refusal{code: http.StatusServiceUnavailable, service: service,
-			reason: reasonRetry, retry: true, err: err}
+	v := admit.Decide(tc.t, admit.Call{Client: client, Service: service, Container: h.container, Hops: h.hops, Node: g.cfg.NodeID}, g.rnd)
+	if v.Refusal != nil {
+		return v.Refusal
 	}
-
-	tgt := route.Primary()
-	ti := tc.target(g, route.Service, route.Version, tgt.ID)
+	tgt := v.Route.Primary()
+	ti := tc.target(g, v.Route.Service, v.Route.Version, tgt.ID)
 	rt.ti, rt.tgt = ti, tgt
 	if byHost {
 		rt.prefix = "/" + service
 	}
-
-	if tgt.Node != g.cfg.NodeID {
-		if h.hops != "" && h.hops != "0" {
-			err := fmt.Errorf("call already forwarded by a gateway (%s: %s); container %q of %s is on node %q, not %q",
-				api.HeaderHops, h.hops, tgt.ID, ti.versionKey, tgt.Node, g.cfg.NodeID)
-			return &refusal{code: http.StatusServiceUnavailable, service: service,
-				reason: reasonHopLimit, retry: true, err: err}
-		}
+	if v.Remote {
 		rt.addr, rt.remote = tgt.Gateway, true
 		return g.checkAddr(rt)
 	}
@@ -413,23 +402,23 @@ func (g *Gateway) decide(h *callHead, rt *route) *refusal {
 		d, now, _ := routing.Admit(t, client, service, tgt.ID, nil)
 		if d != routing.DecisionForward || now.Primary().ID != tgt.ID {
 			rt.ic.End()
-			rt.ic = Call{}
+			rt.ic = inflight.Call{}
 			err := fmt.Errorf("%w: container %q stopped admitting calls for %s", routing.ErrStaleContainer, tgt.ID, ti.versionKey)
-			return &refusal{code: http.StatusServiceUnavailable, service: service,
-				reason: reasonRetry, retry: true, err: err}
+			return &admit.Refusal{Code: http.StatusServiceUnavailable, Service: service,
+				Reason: admit.ReasonRetry, Retry: true, Err: err}
 		}
 	}
 	rt.addr = tgt.Endpoint
 	if ref := g.checkAddr(rt); ref != nil {
 		rt.ic.End()
-		rt.ic = Call{}
+		rt.ic = inflight.Call{}
 		return ref
 	}
 	return nil
 }
 
 // checkAddr refuses a route with no address to send the call to.
-func (g *Gateway) checkAddr(rt *route) *refusal {
+func (g *Gateway) checkAddr(rt *route) *admit.Refusal {
 	if rt.addr != "" {
 		return nil
 	}
@@ -437,9 +426,9 @@ func (g *Gateway) checkAddr(rt *route) *refusal {
 	if rt.remote {
 		what = "gateway of node " + rt.tgt.Node
 	}
-	return &refusal{code: http.StatusServiceUnavailable, service: rt.ti.service,
-		reason: reasonUnreachable, retry: true,
-		err: fmt.Errorf("container %q of %s has no known %s", rt.tgt.ID, rt.ti.versionKey, what)}
+	return &admit.Refusal{Code: http.StatusServiceUnavailable, Service: rt.ti.service,
+		Reason: admit.ReasonUnreachable, Retry: true,
+		Err: fmt.Errorf("container %q of %s has no known %s", rt.tgt.ID, rt.ti.versionKey, what)}
 }
 
 // finish counts a forwarded call once its answer is copied, or failed.
@@ -451,30 +440,30 @@ func (g *Gateway) finish(rt *route, code int, unreachable bool) {
 	rt.ti.duration.Observe(end.Sub(rt.start).Seconds())
 	rt.ti.requests(g, code).Inc()
 	if unreachable {
-		g.refused.WithLabelValues(rt.ti.service, reasonUnreachable).Inc()
+		g.refused.WithLabelValues(rt.ti.service, admit.ReasonUnreachable).Inc()
 	}
 }
 
 // serveMetrics answers GET /v1/metrics to a caller cfg.Authorize admits.
 func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.Authorize == nil {
-		writeError(w, http.StatusNotFound, false, MetricsPath+" is not served on this listener")
+		WriteError(w, http.StatusNotFound, false, MetricsPath+" is not served on this listener")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, false, "method "+r.Method+" not allowed on "+MetricsPath)
+		WriteError(w, http.StatusMethodNotAllowed, false, "method "+r.Method+" not allowed on "+MetricsPath)
 		return
 	}
 	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if err := g.cfg.Authorize(r.Context(), secret); err != nil {
 		if errors.Is(err, ErrUnauthorized) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			writeError(w, http.StatusUnauthorized, false, MetricsPath+" needs a registry token: send Authorization: Bearer <token>")
+			WriteError(w, http.StatusUnauthorized, false, MetricsPath+" needs a registry token: send Authorization: Bearer <token>")
 			return
 		}
 		g.logger.Warn("metrics token not checked", "error", err)
-		writeError(w, http.StatusServiceUnavailable, false, MetricsPath+": the token could not be checked now")
+		WriteError(w, http.StatusServiceUnavailable, false, MetricsPath+": the token could not be checked now")
 		return
 	}
 	g.metrics.ServeHTTP(w, r)
@@ -499,16 +488,16 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 }
 
 // refuse answers a call that reached no service.
-func (g *Gateway) refuse(w http.ResponseWriter, ref *refusal) {
+func (g *Gateway) refuse(w http.ResponseWriter, ref *admit.Refusal) {
 	g.countRefusal(ref)
-	writeError(w, ref.code, ref.retry, ref.err.Error())
+	WriteError(w, ref.Code, ref.Retry, ref.Err.Error())
 }
 
 // countRefusal logs and counts a refusal.
-func (g *Gateway) countRefusal(ref *refusal) {
-	g.logger.Debug("call refused", "service", ref.service, "reason", ref.reason, "code", ref.code, "error", ref.err)
-	g.refused.WithLabelValues(ref.service, ref.reason).Inc()
-	g.requests.WithLabelValues(ref.service, "", statusClass(ref.code)).Inc()
+func (g *Gateway) countRefusal(ref *admit.Refusal) {
+	g.logger.Debug("call refused", "service", ref.Service, "reason", ref.Reason, "code", ref.Code, "error", ref.Err)
+	g.refused.WithLabelValues(ref.Service, ref.Reason).Inc()
+	g.requests.WithLabelValues(ref.Service, "", statusClass(ref.Code)).Inc()
 }
 
 // client returns the parsed caller, from the cache when it was seen before.
@@ -723,7 +712,7 @@ func (c *call) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(statusClientGone)
 		return
 	}
-	writeError(w, c.code, c.unreachable, msg)
+	WriteError(w, c.code, c.unreachable, msg)
 }
 
 // upstreamFailed logs a call whose target answered nothing and returns the
@@ -777,7 +766,9 @@ func dialFailed(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-func writeError(w http.ResponseWriter, code int, retry bool, msg string) {
+// WriteError answers an error of the gateway's own: JSON {"error": msg}, with
+// Coexist-Retry: safe when retry.
+func WriteError(w http.ResponseWriter, code int, retry bool, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -896,7 +887,7 @@ func (b *bufferPool) Put(buf []byte) {
 
 // inflightCollector exports Inflight as the coexist_gateway_inflight gauge.
 type inflightCollector struct {
-	f    *Inflight
+	f    *inflight.Counts
 	desc *prometheus.Desc
 }
 
@@ -909,7 +900,7 @@ func (c *inflightCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var all []entry
 	// Copied out first: sending blocks, and must not hold Inflight's lock.
-	c.f.each(func(id string, n int) { all = append(all, entry{id, n}) })
+	c.f.Each(func(id string, n int) { all = append(all, entry{id, n}) })
 	for _, e := range all {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(e.n), e.id)
 	}

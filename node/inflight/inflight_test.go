@@ -1,4 +1,4 @@
-package node
+package inflight
 
 import (
 	"maps"
@@ -7,7 +7,7 @@ import (
 )
 
 func TestInflightCounts(t *testing.T) {
-	f := NewInflight()
+	f := New()
 	if n := f.Total("c1"); n != 0 {
 		t.Fatalf("Total of an unknown container = %d, want 0", n)
 	}
@@ -63,18 +63,18 @@ func TestInflightCounts(t *testing.T) {
 }
 
 func TestInflightEach(t *testing.T) {
-	f := NewInflight()
+	f := New()
 	f.Begin("c1", "a@1")
 	f.Begin("c2", "a@1").End()
 	got := map[string]int{}
-	f.each(func(id string, n int) { got[id] = n })
+	f.Each(func(id string, n int) { got[id] = n })
 	if want := map[string]int{"c1": 1, "c2": 0}; !maps.Equal(got, want) {
 		t.Errorf("each = %v, want %v", got, want)
 	}
 }
 
 func TestInflightAllocs(t *testing.T) {
-	f := NewInflight()
+	f := New()
 	f.Begin("c1", "greeter@1.0.0").End()
 	allocs := testing.AllocsPerRun(1000, func() {
 		f.Begin("c1", "greeter@1.0.0").End()
@@ -87,7 +87,7 @@ func TestInflightAllocs(t *testing.T) {
 // TestInflightRace runs Begin, End, Snapshot, Total and Forget together; run
 // with -race.
 func TestInflightRace(t *testing.T) {
-	f := NewInflight()
+	f := New()
 	const workers, calls = 8, 2000
 	containers := []string{"c1", "c2", "c3"}
 	keys := []string{"greeter@1.0.0", "greeter@2.0.0", "orders@1.0.0"}
@@ -117,7 +117,7 @@ func TestInflightRace(t *testing.T) {
 				_ = f.Total(c)
 				_ = f.Snapshot(c)
 			}
-			f.each(func(string, int) {})
+			f.Each(func(string, int) {})
 		}
 	})
 	readers.Go(func() {

@@ -1,11 +1,11 @@
-package node
+package inflight
 
 import (
 	"sync"
 	"sync/atomic"
 )
 
-// Inflight counts the calls in flight on this node, per container and per
+// Counts counts the calls in flight on this node, per container and per
 // "service@version" it holds. The gateway counts every call it forwards to a
 // local container for the whole of the call, body included; the agent reads
 // the counts to decide when a drain is over and to report them.
@@ -13,7 +13,7 @@ import (
 // It is safe for concurrent use. After the first call for a (container, key)
 // pair, Begin and End take only read locks and atomic adds and allocate
 // nothing.
-type Inflight struct {
+type Counts struct {
 	mu         sync.RWMutex
 	containers map[string]*ctrCounters
 }
@@ -26,9 +26,9 @@ type ctrCounters struct {
 	keys map[string]*atomic.Int64
 }
 
-// NewInflight returns an empty Inflight.
-func NewInflight() *Inflight {
-	return &Inflight{containers: make(map[string]*ctrCounters)}
+// New returns empty Counts.
+func New() *Counts {
+	return &Counts{containers: make(map[string]*ctrCounters)}
 }
 
 // Call is one call counted in flight by Begin. Its zero value counts nothing.
@@ -43,7 +43,7 @@ type Call struct {
 // A call that began before Forget(container) still ends without harm: it
 // decrements the forgotten counters, not those of a container of the same id
 // that came after.
-func (f *Inflight) Begin(container, key string) Call {
+func (f *Counts) Begin(container, key string) Call {
 	c := f.counters(container)
 	k := c.counter(key)
 	c.total.Add(1)
@@ -62,7 +62,7 @@ func (c Call) End() {
 
 // Add adds delta to the count of container and key. Begin and End are the
 // usual way; Add is for callers that count calls they do not hold a Call for.
-func (f *Inflight) Add(container, key string, delta int64) {
+func (f *Counts) Add(container, key string, delta int64) {
 	c := f.counters(container)
 	c.counter(key).Add(delta)
 	c.total.Add(delta)
@@ -70,7 +70,7 @@ func (f *Inflight) Add(container, key string, delta int64) {
 
 // Total returns the number of calls in flight to container, all its versions
 // together.
-func (f *Inflight) Total(container string) int {
+func (f *Counts) Total(container string) int {
 	f.mu.RLock()
 	c := f.containers[container]
 	f.mu.RUnlock()
@@ -83,7 +83,7 @@ func (f *Inflight) Total(container string) int {
 // Snapshot returns the calls in flight to container by "service@version",
 // leaving out keys with none. The map is new and never nil: the caller owns
 // it.
-func (f *Inflight) Snapshot(container string) map[string]int {
+func (f *Counts) Snapshot(container string) map[string]int {
 	out := map[string]int{}
 	f.mu.RLock()
 	c := f.containers[container]
@@ -103,15 +103,15 @@ func (f *Inflight) Snapshot(container string) map[string]int {
 
 // Forget drops the counts of container, once it is stopped and forgotten by
 // the agent.
-func (f *Inflight) Forget(container string) {
+func (f *Counts) Forget(container string) {
 	f.mu.Lock()
 	delete(f.containers, container)
 	f.mu.Unlock()
 }
 
-// each calls fn with the total of every container counted, in no order. fn
+// Each calls fn with the total of every container counted, in no order. fn
 // must not call back into f.
-func (f *Inflight) each(fn func(container string, total int)) {
+func (f *Counts) Each(fn func(container string, total int)) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	for id, c := range f.containers {
@@ -120,7 +120,7 @@ func (f *Inflight) each(fn func(container string, total int)) {
 }
 
 // counters returns the counters of container, creating them on first use.
-func (f *Inflight) counters(container string) *ctrCounters {
+func (f *Counts) counters(container string) *ctrCounters {
 	f.mu.RLock()
 	c := f.containers[container]
 	f.mu.RUnlock()

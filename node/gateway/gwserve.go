@@ -1,4 +1,4 @@
-package node
+package gateway
 
 import (
 	"bufio"
@@ -122,6 +122,9 @@ func (g *Gateway) initServer() {
 // /v1/metrics, is handed whole to a net/http server running ServeHTTP, which
 // answers every call of HTTP/1.x, malformed ones with its own 400s. Both
 // route with the same decision and answer the same way (see Gateway).
+//
+// With GatewayConfig.Engine EngineStd, every connection goes to that
+// net/http server.
 func (g *Gateway) Serve(ln net.Listener) error {
 	g.initServer()
 	s := &g.srv
@@ -163,6 +166,10 @@ func (g *Gateway) Serve(ln net.Listener) error {
 			open.Add(-1)
 			g.refusedConns.Inc()
 			netlimit.Refuse(nc, tooManyConns)
+			continue
+		}
+		if g.cfg.Engine == EngineStd {
+			g.handStd(nc, &open)
 			continue
 		}
 		c := newGWConn(g, nc, &open)
@@ -501,6 +508,17 @@ func (c *gwConn) handOver() bool {
 	hc.w.Conn, hc.w.Timeout = c.nc, c.g.cfg.Limits.WriteTimeout
 	hc.r = io.MultiReader(&rewound{b: append([]byte(nil), buffered...)}, &c.rd)
 	return s.handed.hand(hc)
+}
+
+// handStd gives a new connection to the fallback server, for EngineStd.
+func (g *Gateway) handStd(nc net.Conn, open *atomic.Int64) {
+	var once sync.Once
+	hc := &handedConn{Conn: nc, r: nc, release: func() { once.Do(func() { open.Add(-1) }) }}
+	hc.w.Conn, hc.w.Timeout = nc, g.cfg.Limits.WriteTimeout
+	g.handed.Inc()
+	if !g.srv.handed.hand(hc) {
+		hc.Close()
+	}
 }
 
 // connReader reads a connection, first the byte a watch of the caller read

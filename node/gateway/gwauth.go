@@ -1,4 +1,4 @@
-package node
+package gateway
 
 import (
 	"context"
@@ -47,8 +47,8 @@ type admission struct {
 	role  string
 }
 
-// registryTokens admits the tokens a registry knows.
-type registryTokens struct {
+// RegistryTokens admits the tokens a registry knows.
+type RegistryTokens struct {
 	self func(ctx context.Context, secret string) (role string, err error) // asks the registry
 	now  func() time.Time
 	sem  chan struct{}
@@ -57,9 +57,9 @@ type registryTokens struct {
 	admitted map[[sha256.Size]byte]admission
 }
 
-// registryTokensOf admits the tokens client's registry knows: its
+// RegistryTokensOf admits the tokens client's registry knows: its
 // authorize is the agent's GatewayConfig.Authorize.
-func registryTokensOf(client *api.Client) *registryTokens {
+func RegistryTokensOf(client *api.Client) *RegistryTokens {
 	return newRegistryTokens(func(ctx context.Context, secret string) (string, error) {
 		t, _, err := client.ACL().Self(ctx, &api.QueryOptions{AuthToken: secret})
 		if err != nil {
@@ -69,20 +69,20 @@ func registryTokensOf(client *api.Client) *registryTokens {
 	}, time.Now)
 }
 
-func newRegistryTokens(self func(ctx context.Context, secret string) (string, error), now func() time.Time) *registryTokens {
-	return &registryTokens{self: self, now: now, sem: make(chan struct{}, maxTokenChecks),
+func newRegistryTokens(self func(ctx context.Context, secret string) (string, error), now func() time.Time) *RegistryTokens {
+	return &RegistryTokens{self: self, now: now, sem: make(chan struct{}, maxTokenChecks),
 		admitted: make(map[[sha256.Size]byte]admission)}
 }
 
-// authorize admits a token the registry knows, of any role.
-func (rt *registryTokens) authorize(ctx context.Context, secret string) error {
+// Authorize admits a token the registry knows, of any role.
+func (rt *RegistryTokens) Authorize(ctx context.Context, secret string) error {
 	_, err := rt.role(ctx, secret)
 	return err
 }
 
-// authorizeRole admits a token the registry knows whose role is one of
+// AuthorizeRole admits a token the registry knows whose role is one of
 // roles; a known token of another role gets ErrForbidden.
-func (rt *registryTokens) authorizeRole(ctx context.Context, secret string, roles ...string) error {
+func (rt *RegistryTokens) AuthorizeRole(ctx context.Context, secret string, roles ...string) error {
 	role, err := rt.role(ctx, secret)
 	if err != nil {
 		return err
@@ -96,7 +96,7 @@ func (rt *registryTokens) authorizeRole(ctx context.Context, secret string, role
 }
 
 // role returns the role of a token the registry knows.
-func (rt *registryTokens) role(ctx context.Context, secret string) (string, error) {
+func (rt *RegistryTokens) role(ctx context.Context, secret string) (string, error) {
 	if secret == "" || len(secret) > maxTokenLen {
 		return "", ErrUnauthorized
 	}
