@@ -96,6 +96,11 @@ type Node struct {
 type Service struct {
 	Name     string           `json:"name"`
 	Versions []ServiceVersion `json:"versions"`
+	// Served is set by GET /v1/services/{service} when the leader answers:
+	// for each version that is not retired, the live SDK cohorts that call
+	// the service and are routed to it (docs/design.md §5), empty for a
+	// version no live client uses.
+	Served map[string][]Cohort `json:"served,omitempty"`
 }
 
 // ServiceVersion is one declared version of a service and the range of client

@@ -141,7 +141,7 @@ func (s *Store) leaderTick(ctx context.Context) (time.Time, bool) {
 			s.logger.Warn("write node status", "node", c.ID, "error", err)
 		}
 	}
-	due, held := s.inForceOnly(s.st.DueRetirements(now))
+	due, held := state.HoldUntilInForce(s.st.DueRetirements(now), s.drainingInForce)
 	if len(due) > 0 {
 		for _, d := range due {
 			s.logger.Info("retiring version", "service", d.Service, "version", d.Version, "reason", d.Reason)
@@ -153,23 +153,17 @@ func (s *Store) leaderTick(ctx context.Context) (time.Time, bool) {
 	if t, ok := s.st.NextRetireDeadline(); ok && (next.IsZero() || t.Before(next)) {
 		next = t
 	}
-	return next, held
+	return next, len(held) > 0
 }
 
-// inForceOnly keeps the retirements whose draining state is in force: a
-// version retires, and its containers stop, only once every live party that
-// routes has seen it draining (docs/design.md §5). held says whether one was
-// left out.
-func (s *Store) inForceOnly(due []state.RetireDue) (out []state.RetireDue, held bool) {
-	for _, d := range due {
-		ok, complete, lagging, _, err := s.InForce(d.ModifyIndex, census.TableServices)
-		if err != nil || !ok {
-			s.logger.Debug("retirement waits until draining is in force", "service", d.Service, "version", d.Version,
-				"census_complete", complete, "lagging", len(lagging))
-			held = true
-			continue
-		}
-		out = append(out, d)
+// drainingInForce says whether the draining state a retirement waits for,
+// at index of the services table, is in force.
+func (s *Store) drainingInForce(index uint64) bool {
+	ok, complete, lagging, _, err := s.InForce(index, census.TableServices)
+	if err != nil || !ok {
+		s.logger.Debug("retirement waits until draining is in force", "index", index,
+			"census_complete", complete, "lagging", len(lagging))
+		return false
 	}
-	return out, held
+	return true
 }

@@ -1,6 +1,7 @@
 package sim_test
 
 import (
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -114,20 +115,45 @@ var _ = Describe("every failed call is judged", func() {
 		}
 	})
 
-	It("a retirement that strands a cohort fails the run unless the step forces it", func() {
+	It("a retirement that strands a live cohort is refused, and listed, unless the step forces it", func() {
 		for _, seed := range seeds {
 			r, err := sim.Run(retiring(false), sim.Options{Seed: seed, NoRecord: true})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(r.OK()).To(BeFalse(), "%s", describe("retire-strands", r))
-			Expect(r.Unjudged).To(BeNumerically(">", 50), "%s", describe("retire-strands", r))
-			Expect(r.StrandedByForce).To(BeZero())
+			expectClean("retire-strands", r)
+			Expect(r.Refused).To(ConsistOf(ContainSubstring(`20s: retire greeter@1.0.0: retiring version 1.0.0 of service "greeter" would leave live clients with no version to call: web@1.2.0, 50 instances`)))
+			Expect(r.Failed).To(BeZero(), "%s", describe("retire-strands", r))
+			var sum strings.Builder
+			r.WriteSummary(&sum)
+			Expect(sum.String()).To(ContainSubstring("refused step: 20s: retire greeter@1.0.0: "))
 
 			r, err = sim.Run(retiring(true), sim.Options{Seed: seed, NoRecord: true})
 			Expect(err).NotTo(HaveOccurred())
 			expectClean("retire-strands, forced", r)
+			Expect(r.Refused).To(BeEmpty())
 			Expect(r.StrandedByForce).To(BeNumerically(">", 50), "%s", describe("retire-strands, forced", r))
 			Expect(r.Unjudged).To(BeZero())
 			Expect(r.Judged + r.Excused + r.StrandedByForce + r.Unjudged).To(Equal(r.Failed))
+		}
+	})
+
+	It("a narrowing that strands a live cohort is refused unless the step forces it", func() {
+		narrowing := func(force bool) *sim.Scenario {
+			sc := retiring(false)
+			sc.Steps = nil
+			sc.At(20*time.Second, sim.DeclareVersion{VersionSpec: sim.VersionSpec{Service: "greeter", Version: "1.0.0", Clients: ">= 1.0, < 1.1"}, Force: force})
+			return sc
+		}
+		for _, seed := range seeds {
+			r, err := sim.Run(narrowing(false), sim.Options{Seed: seed, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			expectClean("narrowing", r)
+			Expect(r.Refused).To(ConsistOf(ContainSubstring(`narrowing the client range of version 1.0.0 of service "greeter" would leave live clients with no version to call: web@1.2.0`)))
+
+			r, err = sim.Run(narrowing(true), sim.Options{Seed: seed, NoRecord: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(r.Refused).To(BeEmpty())
+			Expect(r.Failed).To(BeNumerically(">", 50), "%s", describe("narrowing, forced", r))
+			Expect(violations(r, sim.NoStranding)).To(BeEmpty())
 		}
 	})
 
@@ -138,6 +164,9 @@ var _ = Describe("every failed call is judged", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(sc.Cohorts[1].ExpectUnserved).To(BeTrue())
 		Expect(sc.Steps[0].Actions[0]).To(Equal(sim.RetireVersion{Service: "greeter", Version: "1.0.0", Force: true, Pos: sc.Steps[0].Actions[0].(sim.RetireVersion).Pos}))
+		sc, err = sim.Parse([]byte(base+"step \"20s\" {\n  declare_version {\n    service = \"greeter\"\n    version = \"1.0.0\"\n    clients = \">= 1.0, < 1.1\"\n    force = true\n  }\n}\n"), "t.hcl")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sc.Steps[0].Actions[0].(sim.DeclareVersion).Force).To(BeTrue())
 		Expect(sc.Warnings()).To(BeEmpty())
 		for _, f := range exampleFiles() {
 			Expect(example(f).Warnings()).To(BeEmpty(), f)

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -22,6 +23,9 @@ type cohort struct {
 	versions []string
 	keys     []int32 // client key per version index
 	calls    []int32 // services called
+	// callNames are their names, sorted: what its clients tell the census
+	// they call.
+	callNames []string
 	// parsed[v][node+1]: the routing.Client of version index v on node
 	// (index 0: not on a node), built on first use.
 	parsed  [][]*routing.Client
@@ -62,6 +66,7 @@ func (s *world) initClients() {
 		for _, svc := range spec.Calls {
 			c.calls = append(c.calls, s.svcByName[svc])
 		}
+		c.callNames = slices.Sorted(slices.Values(spec.Calls))
 		c.addVersion(s, spec.Version)
 		for j := c.lo; j < c.hi; j++ {
 			cl.cohort[j] = int32(k)

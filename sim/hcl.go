@@ -385,7 +385,7 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 				continue
 			}
 			for _, vb := range c.Blocks {
-				if vs, ok := d.version(vb.Body, b.Labels[0], vb.Labels[0], vb.DefRange); ok {
+				if vs, ok := d.version(vb.Body, b.Labels[0], vb.Labels[0], vb.DefRange, nil); ok {
 					sc.Versions = append(sc.Versions, vs)
 				}
 			}
@@ -412,11 +412,20 @@ func (d *decoder) scenario(body hcl.Body) *Scenario {
 	return sc
 }
 
-func (d *decoder) version(body hcl.Body, service, ver string, r hcl.Range, required ...string) (VersionSpec, bool) {
-	c := d.content(body, r, []string{"service", "version", "clients", "service_time", "fails_health", "crashes_after", "calls"}, append(required, "clients"), nil)
+// version reads a version's attributes; force, when not nil, takes a
+// step's "force" too.
+func (d *decoder) version(body hcl.Body, service, ver string, r hcl.Range, force *bool, required ...string) (VersionSpec, bool) {
+	attrs := []string{"service", "version", "clients", "service_time", "fails_health", "crashes_after", "calls"}
+	if force != nil {
+		attrs = append(attrs, "force")
+	}
+	c := d.content(body, r, attrs, append(required, "clients"), nil)
 	vs := VersionSpec{Service: service, Version: ver, Pos: posOf(r)}
 	if c == nil {
 		return vs, false
+	}
+	if force != nil {
+		d.boolean(c, "force", force)
 	}
 	d.str(c, "service", &vs.Service)
 	d.str(c, "version", &vs.Version)
@@ -518,8 +527,9 @@ func (d *decoder) step(sc *Scenario, b *hcl.Block) {
 		p := posOf(ab.DefRange)
 		switch ab.Type {
 		case "declare_version":
-			if vs, ok := d.version(ab.Body, "", "", ab.DefRange, "service", "version"); ok {
-				st.Actions = append(st.Actions, DeclareVersion{vs})
+			var force bool
+			if vs, ok := d.version(ab.Body, "", "", ab.DefRange, &force, "service", "version"); ok {
+				st.Actions = append(st.Actions, DeclareVersion{VersionSpec: vs, Force: force})
 			}
 		case "retire_version":
 			cc := d.content(ab.Body, ab.DefRange, []string{"service", "version", "force"}, []string{"service", "version"}, nil)

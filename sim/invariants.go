@@ -28,11 +28,16 @@ const (
 	// a fault crashed it; no node restarts but those a fault crashed.
 	NoRestarts Invariant = "no-restarts"
 	// Drained: a container stops only with nothing in flight, or once its
-	// drain timeout has passed (which is reported, not a violation).
+	// drain timeout has passed (which is reported, not a violation), and
+	// never before its version's draining state is in force.
 	Drained Invariant = "drained"
 	// Converges: within the bound after the last change, observed equals
-	// desired and every client routes to its newest compatible version.
+	// desired, every client routes to its newest compatible version and
+	// every change is in force.
 	Converges Invariant = "converges"
+	// NoStranding: no live cohort loses its last candidate unless a step
+	// forced it (docs/design.md §5).
+	NoStranding Invariant = "no-stranding"
 	// Deterministic: the same scenario and seed give the same trace hash.
 	Deterministic Invariant = "deterministic"
 	// AtMostOnce: a call that reached a service is never sent again
@@ -42,7 +47,7 @@ const (
 )
 
 // Invariants lists them in the order of docs/design.md §9.
-var Invariants = []Invariant{Compatible, Available, NoRestarts, Drained, Converges, Deterministic, AtMostOnce}
+var Invariants = []Invariant{Compatible, Available, NoRestarts, Drained, Converges, NoStranding, Deterministic, AtMostOnce}
 
 // Violation is one broken promise: when, on which event, with which seed.
 type Violation struct {
@@ -119,55 +124,14 @@ func (r *Result) addViolation(max int, v Violation) {
 }
 
 // rangeEntry is one range a version was declared with: committed at at
-// (index), first published at pubAt, and seen by every watcher — every
-// client and agent view in the simulation — from seenAt (-1: not known
-// yet).
+// (index), first published at pubAt, and in force — by the registry's
+// census, every live client and agent having acknowledged it — from seenAt
+// (-1: not yet).
 type rangeEntry struct {
 	cons          version.Constraints
 	at            int64
 	index         uint64
 	pubAt, seenAt int64
-}
-
-// rangesSeen works out when the range changes published so far are seen
-// by every watcher: a watcher sees a publication its delay after it, or,
-// cut from the registry, once the cut heals. While a watcher is cut off
-// (or never refreshes) the changes stay unseen.
-func (s *world) rangesSeen() {
-	if len(s.unseen) == 0 {
-		return
-	}
-	p := s.reg.latest()
-	frozen := len(s.reg.frozen) > 0
-	keep := s.unseen[:0]
-	for _, ref := range s.unseen {
-		e := &s.vers[ref[0]].ranges[ref[1]]
-		if e.pubAt < 0 && p != nil && p.index >= e.index {
-			e.pubAt = p.at
-		}
-		if e.pubAt < 0 || frozen {
-			keep = append(keep, ref)
-			continue
-		}
-		e.seenAt = max(e.pubAt, s.reg.thawedAt) + s.watchDelay
-	}
-	s.unseen = keep
-}
-
-// rangesFrozen is a partition cutting watchers off: the changes they may
-// not have seen yet stay unseen until it heals.
-func (s *world) rangesFrozen() {
-	if len(s.reg.frozen) == 0 {
-		return
-	}
-	for _, v := range s.vers {
-		for i := range v.ranges {
-			if e := &v.ranges[i]; e.seenAt > s.now {
-				e.seenAt = -1
-				s.unseen = append(s.unseen, [2]int32{v.id, int32(i)})
-			}
-		}
-	}
 }
 
 // admits reports whether version v admits caller key, with its
@@ -547,6 +511,15 @@ func (s *world) convergedNow() (bool, string) {
 				}
 			}
 		}
+	}
+	// Every change in force: every live watcher has acknowledged the last
+	// index of every table.
+	if !s.wasInForce(r.index, maskAll) {
+		_, lag := s.cen.fleet.InForce(r.index, s.tableIndexes(maskAll), s.time())
+		if len(lag) > 0 {
+			return false, fmt.Sprintf("index %d is not in force: %d watchers lag, the first %s", r.index, len(lag), lag[0])
+		}
+		return false, fmt.Sprintf("index %d is not in force: the census is not complete", r.index)
 	}
 	return true, ""
 }

@@ -87,7 +87,6 @@ func (s *world) partition(p Partition) {
 	c := cut{name: p.Name, a: s.parseGroup(p.A), b: s.parseGroup(p.B)}
 	c.fault = s.openFault("partition", p.Describe(), true, c.a, c.b)
 	s.net.cuts = append(s.net.cuts, c)
-	defer s.rangesFrozen()
 	for _, n := range s.nodes {
 		if n.frozen < 0 && s.net.cut(nodeEP(n.idx), epRegistry) {
 			if v := s.nodeView(n); v != nil {
@@ -142,5 +141,5 @@ func (s *world) heal(name string) {
 			}
 		}
 	}
-	s.rangesSeen()
+	s.censusEpoch()
 }

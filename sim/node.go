@@ -528,6 +528,17 @@ func (s *world) checkStop(n *simNode, v *pub, c *ctr, l *reconcile.Local, a reco
 		s.violate(NoRestarts, "stop "+c.id, fmt.Sprintf("node %s stopped container %s (%s) though its desired state did not change", n.id, c.id, a.Reason))
 	}
 	c.stopChecked = true
+	if vc != nil && vc.Desired != api.DesiredDeleted && reconcile.Fingerprint(vc) == c.fp {
+		// Stopped because its versions are retired: never before their
+		// draining state is in force (docs/design.md §9, invariant 4).
+		for _, ref := range vc.Services {
+			v := s.vers[s.verByRef[ref.String()]]
+			if v.drainIndex > 0 && !s.wasInForce(v.drainIndex, maskServices) {
+				s.violate(Drained, "stop "+c.id, fmt.Sprintf("node %s stopped container %s before the draining state of %s (index %d) was in force",
+					n.id, c.id, v.ref, v.drainIndex))
+			}
+		}
+	}
 	if c.total == 0 {
 		return
 	}
@@ -606,6 +617,7 @@ func (s *world) crashNode(n *simNode) {
 		return
 	}
 	s.instantFault("node-crash", n.id, n.idx)
+	s.censusAgentDown(n)
 	n.up = false
 	n.gen++
 	for _, ci := range n.ctrs {

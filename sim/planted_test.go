@@ -13,6 +13,8 @@ import (
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/client/callpolicy"
 	"github.com/coexist-dev/coexist/node/reconcile"
+	"github.com/coexist-dev/coexist/raftregistry/census"
+	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/coexist-dev/coexist/routing"
 	"github.com/coexist-dev/coexist/sim"
 )
@@ -172,6 +174,34 @@ func scaleDown() *sim.Scenario {
 	sc.Cohort(sim.CohortSpec{Name: "web", Clients: 100, Version: "1.2.0", Calls: []string{"greeter"}, Rate: 2})
 	sc.At(20*time.Second, sim.RemoveGroup("g", 3)...)
 	return sc
+}
+
+// lateClients retires greeter 1.0.0 beside 1.1.0 while the clients see the
+// registry 1 to 3 s late and the agents within 20 ms: the agents drain and
+// stop 1.0.0 long before every client has seen it draining.
+func lateClients() *sim.Scenario {
+	sc := sim.New("late-clients")
+	sc.Duration = 50 * time.Second
+	sc.Registry.Propagation = sim.Uniform(time.Second, 3*time.Second)
+	sc.Registry.NodePropagation = sim.Uniform(2*time.Millisecond, 20*time.Millisecond)
+	sc.AddNodes("n", 3)
+	sc.Version("greeter", "1.0.0", ">= 1.0, < 2.0").Version("greeter", "1.1.0", ">= 1.0, < 2.0")
+	sc.ContainerGroup("g1", 3, nil, "greeter@1.0.0")
+	sc.ContainerGroup("g2", 3, nil, "greeter@1.1.0")
+	sc.Cohort(sim.CohortSpec{Name: "web", Clients: 50, Version: "1.2.0", Calls: []string{"greeter"}, Rate: 2})
+	sc.At(20*time.Second, sim.RetireVersion{Service: "greeter", Version: "1.0.0"})
+	return sc
+}
+
+// retireAtOnce is a leader that retires a drained version without waiting
+// for its draining state to be in force.
+func retireAtOnce(due []state.RetireDue, _ func(uint64) bool) (ready, held []state.RetireDue) {
+	return due, nil
+}
+
+// strandNobody is a registry whose no-stranding check is disabled.
+func strandNobody([]api.Service, []api.Container, []api.Node, []census.Cohort, census.Change) []census.Cohort {
+	return nil
 }
 
 var _ = Describe("planted bugs", func() {
@@ -345,6 +375,18 @@ var _ = Describe("planted bugs", func() {
 
 	It("drained: a gateway that admits calls to a container whose stop began", func() {
 		expectCaughtFor(scaleDown(), sim.Hooks{Admit: admitDraining}, sim.Drained, "after its stop began")
+	})
+
+	It("drained: a leader that retires without waiting for the draining state to be in force", func() {
+		expectClean(lateClients())
+		expectCaughtFor(lateClients(), sim.Hooks{RetireRule: retireAtOnce}, sim.Drained, "before the draining state of greeter@1.0.0")
+	})
+
+	It("no stranding: a registry whose stranding check is disabled", func() {
+		sc := twoLines()
+		sc.At(20*time.Second, sim.RetireVersion{Service: "api", Version: "1.0.0"})
+		expectClean(sc)
+		expectCaughtFor(sc, sim.Hooks{Stranded: strandNobody}, sim.NoStranding, "live cohort web@1.4.0 lost its last candidate for api when api@1.0.0 changed")
 	})
 
 	It("converges: agents that never heartbeat, so that every node is down in the registry", func() {

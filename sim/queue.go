@@ -26,12 +26,13 @@ const (
 	evProbe                          // convergence probe
 	evEnd                            // end of the run
 	evCrash                          // a: container; gen: process generation; its process crashes on its own
+	evCensus                         // look again at the range changes waiting to be in force
 	numEvKinds
 )
 
 var evNames = [numEvKinds]string{"", "step", "commit", "publish", "leader-tick", "leader-back", "deliver",
 	"reconcile", "healthy", "exited", "heartbeat", "beat-arrive", "report-arrive", "report-ack", "report-fail",
-	"cohort-tick", "attempt", "arrive", "done", "reply", "probe", "end", "crash"}
+	"cohort-tick", "attempt", "arrive", "done", "reply", "probe", "end", "crash", "census"}
 
 func (k evKind) String() string {
 	if k < numEvKinds {

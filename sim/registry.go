@@ -22,6 +22,8 @@ type entry struct {
 	ctr    int32
 	ngen   uint32
 	report bool
+	// force: a step forced it (docs/design.md §9, invariant 6).
+	force bool
 }
 
 // registry is the simulated registry cluster: one real state store fed an
@@ -53,7 +55,6 @@ type registry struct {
 	lastPubAt    int64
 	gcFrom       int
 	frozen       map[int32]int // publication index -> watchers frozen on it
-	thawedAt     int64         // when a watcher last caught up after a partition
 	maxDelay     int64
 
 	dirtyServices   bool
@@ -71,9 +72,12 @@ type cachedContainer struct {
 
 // pub is one publication: the committed state as watchers receive it.
 type pub struct {
-	idx      int32
-	at       int64
-	index    uint64
+	idx   int32
+	at    int64
+	index uint64
+	// tidx is the index of each table of census.Tables: what a watcher
+	// seeing this publication acknowledges.
+	tidx     [3]uint64
 	services []api.Service
 	versions map[string]string // "service@version" -> state
 	ctrs     []api.Container
@@ -147,9 +151,16 @@ func (r *registry) commit(gen uint32) {
 	if e.report {
 		_, old, _ = r.store.Container(s.ctrs[e.ctr].id)
 	}
+	var strand []routed
+	if !e.report {
+		strand = s.strandBefore(e.cmd)
+	}
 	res := r.store.Apply(r.index, e.cmd)
 	if e.report && res.Err == nil {
 		r.statusCommitted(s.ctrs[e.ctr], old)
+	}
+	if len(strand) > 0 && res.Err == nil {
+		s.strandAfter(strand, e.force)
 	}
 	r.commitAt = append(r.commitAt, s.now)
 	s.tr.word(r.index<<8 | uint64(e.cmd.Type()))
@@ -273,13 +284,20 @@ func (r *registry) versionsChanged(cmd state.Command) {
 		if rec == nil {
 			continue
 		}
+		if rec.State == api.VersionDraining && v.state != api.VersionDraining {
+			v.drainIndex = r.index
+		}
 		v.state = rec.State
 		if !v.declared || v.clients != rec.Clients {
 			v.declared = true
 			v.clients = rec.Clients
 			v.cons, _ = version.NewConstraint(rec.Clients)
 			v.ranges = append(v.ranges, rangeEntry{cons: v.cons, at: s.now, index: r.index, pubAt: -1, seenAt: -1})
-			s.unseen = append(s.unseen, [2]int32{v.id, int32(len(v.ranges) - 1)})
+			if len(v.ranges) > 1 {
+				// A first range replaces none: no call is judged by
+				// when it came in force.
+				s.unseen = append(s.unseen, [2]int32{v.id, int32(len(v.ranges) - 1)})
+			}
 			clear(s.compat)
 		}
 	}
@@ -316,13 +334,20 @@ func (r *registry) leaderTick(gen uint32) {
 		c := c
 		r.propose(entry{cmd: &c, leader: true})
 	}
-	if due := r.store.DueRetirements(now); len(due) > 0 {
+	held := never
+	due, _ := s.hooks.RetireRule(r.store.DueRetirements(now), func(index uint64) bool {
+		ok, until := s.inForce(index, maskServices)
+		held = min(held, until)
+		return ok
+	})
+	if len(due) > 0 {
 		r.propose(entry{cmd: &state.MarkRetired{Versions: due, Now: now}, leader: true})
 	}
 	if r.leaderBusy > 0 {
 		return
 	}
-	next := s.now + int64(s.sc.Registry.RetireInterval)
+	// A retirement held back waits for the census to move.
+	next := min(s.now+int64(s.sc.Registry.RetireInterval), held)
 	if t, ok := r.hb.NextExpiry(); ok {
 		next = min(next, max(int64(t.Sub(epoch)), s.now+int64(10*time.Millisecond)))
 	}
@@ -367,6 +392,7 @@ func (r *registry) leaderBack() {
 	for _, e := range p {
 		r.enqueue(e)
 	}
+	s.censusNewLeader()
 	if r.leaderBusy == 0 {
 		r.wakeLeader(s.now)
 	}
@@ -406,6 +432,9 @@ func (r *registry) publish() {
 	r.pubScheduled = false
 	r.lastPubAt = s.now
 	p := &pub{idx: int32(len(r.pubs)), at: s.now, index: r.index}
+	for i, t := range stateTables {
+		p.tidx[i] = r.store.Index(t)
+	}
 	var prev *pub
 	if len(r.pubs) > 0 {
 		prev = r.pubs[len(r.pubs)-1]
@@ -477,7 +506,7 @@ func (r *registry) publish() {
 	}
 	r.affectAll = false
 	r.gc()
-	s.rangesSeen()
+	s.rangesPublished(p)
 }
 
 // gc drops the tables of publications no watcher can see any more: every
@@ -510,7 +539,6 @@ func (r *registry) thaw(i int32) {
 	if i < 0 {
 		return
 	}
-	r.thawedAt = r.s.now
 	if r.frozen[i]--; r.frozen[i] <= 0 {
 		delete(r.frozen, i)
 		if int(i) < r.gcFrom {

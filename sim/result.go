@@ -59,7 +59,10 @@ type Result struct {
 
 	Faults        []FaultWindow
 	CommandErrors []string
-	Notes         []string
+	// Refused are the steps the registry refused because they would
+	// strand a live cohort (docs/design.md §5), with its error.
+	Refused []string
+	Notes   []string
 	// Warnings are the scenario's (Scenario.Warnings).
 	Warnings  []string
 	Chart     *Chart
@@ -226,6 +229,9 @@ func (r *Result) WriteSummary(w io.Writer) {
 		if n := r.ViolationCounts[i] - min(shown[i], 5); n > 0 {
 			fmt.Fprintf(w, "  ... and %d more violations of %s\n", n, i)
 		}
+	}
+	for _, e := range r.Refused {
+		fmt.Fprintf(w, "refused step: %s\n", e)
 	}
 	for _, e := range r.CommandErrors {
 		fmt.Fprintf(w, "registry rejected: %s\n", e)

@@ -44,7 +44,7 @@ func Scale(cfg ScaleConfig) *Scenario {
 		Requires: map[string]string{"orders": "~> 1.0"}})
 
 	frac := func(t float64) time.Duration { return time.Duration(t * float64(cfg.Duration)) }
-	sc.At(frac(0.08), DeclareVersion{VersionSpec{Service: "orders", Version: "1.1.0", Clients: ">= 1.0, < 4.0"}})
+	sc.At(frac(0.08), DeclareVersion{VersionSpec: VersionSpec{Service: "orders", Version: "1.1.0", Clients: ">= 1.0, < 4.0"}})
 	wave := cfg.Nodes / 2
 	for w := 0; w < 4; w++ {
 		var acts []Action

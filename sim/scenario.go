@@ -226,13 +226,19 @@ type Action interface {
 }
 
 // DeclareVersion declares a service version (again: a range change, a drain
-// cancelled or a rollback).
-type DeclareVersion struct{ VersionSpec }
+// cancelled or a rollback). Force says the step means a narrowing even if
+// it strands a live cohort; without it the registry refuses such a step
+// (docs/design.md §5) and the summary lists the refusal.
+type DeclareVersion struct {
+	VersionSpec
+	Force bool
+}
 
 // RetireVersion starts retiring a service version. Force says the step
-// means it even if it strands a cohort: the failed calls of a cohort left
-// with nothing to call then count as stranded by force; without it they
-// are unjudged, and the run fails.
+// means it even if it strands a live cohort: the failed calls of a cohort
+// left with nothing to call then count as stranded by force; without it
+// the registry refuses a step that would strand one (docs/design.md §5)
+// and the summary lists the refusal.
 type RetireVersion struct {
 	Service, Version string
 	Force            bool
@@ -316,6 +322,9 @@ type SetNetwork struct {
 }
 
 func (a DeclareVersion) Describe() string {
+	if a.Force {
+		return fmt.Sprintf("declare %s clients %q (forced)", a.Ref(), a.Clients)
+	}
 	return fmt.Sprintf("declare %s clients %q", a.Ref(), a.Clients)
 }
 func (a RetireVersion) Describe() string {

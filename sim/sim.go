@@ -14,6 +14,7 @@ import (
 	"github.com/coexist-dev/coexist/api"
 	"github.com/coexist-dev/coexist/client/callpolicy"
 	"github.com/coexist-dev/coexist/node/reconcile"
+	"github.com/coexist-dev/coexist/raftregistry/census"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/coexist-dev/coexist/routing"
 )
@@ -31,11 +32,22 @@ type Admitter func(t *routing.Table, c routing.Client, service, container string
 // Planner is the node reconciler: reconcile.Plan unless a test plants another.
 type Planner func(d reconcile.Desired, o reconcile.Observed, now time.Time, cfg reconcile.PlanConfig) []reconcile.Action
 
+// RetireRule is the leader's rule of which due retirements wait until
+// their draining state is in force: state.HoldUntilInForce unless a test
+// plants another.
+type RetireRule func(due []state.RetireDue, inForce func(index uint64) bool) (ready, held []state.RetireDue)
+
+// StrandCheck is the registry's no-stranding check: census.Stranded unless
+// a test plants another.
+type StrandCheck func(services []api.Service, containers []api.Container, nodes []api.Node, cohorts []census.Cohort, ch census.Change) []census.Cohort
+
 // Hooks are where tests plant bugs; the zero Hooks run the real cores.
 type Hooks struct {
-	Router  Router
-	Admit   Admitter
-	Planner Planner
+	RetireRule RetireRule
+	Stranded   StrandCheck
+	Router     Router
+	Admit      Admitter
+	Planner    Planner
 	// NoClientRefresh makes every client keep the first table it loaded.
 	NoClientRefresh bool
 	// NoHeartbeats makes every agent register its node but never
@@ -109,6 +121,7 @@ type world struct {
 	steps     []Step
 
 	reg        registry
+	cen        censusModel
 	net        network
 	planCfg    reconcile.PlanConfig
 	stale      int64 // G: the staleness bound of a watcher's view
@@ -166,6 +179,8 @@ type verInfo struct {
 	ranges []rangeEntry
 	// forcedAt is when a step retired it with force, or -1.
 	forcedAt int64
+	// drainIndex is the index at which it last began draining.
+	drainIndex uint64
 }
 
 // clientKey is one caller identity: a name, a version and requirements.
@@ -211,6 +226,12 @@ func newWorld(sc *Scenario, opt Options) (*world, error) {
 	if s.hooks.Retryable == nil {
 		s.hooks.Retryable = callpolicy.Retryable
 	}
+	if s.hooks.RetireRule == nil {
+		s.hooks.RetireRule = state.HoldUntilInForce
+	}
+	if s.hooks.Stranded == nil {
+		s.hooks.Stranded = census.Stranded
+	}
 	a := sc.Agent
 	s.planCfg = reconcile.PlanConfig{StartTimeout: a.StartTimeout, KillTimeout: a.KillTimeout,
 		RestartDelay: a.RestartDelay, RestartMaxDelay: a.RestartMaxDelay, RestartAttempts: a.RestartAttempts,
@@ -233,6 +254,7 @@ func newWorld(sc *Scenario, opt Options) (*world, error) {
 	}
 	s.reg.init(s)
 	s.initClients()
+	s.initCensus()
 
 	last := sc.lastStep()
 	s.end = int64(sc.Duration)
@@ -517,6 +539,8 @@ loop:
 			s.reply(e.call)
 		case evProbe:
 			s.probe()
+		case evCensus:
+			s.onCensus()
 		case evEnd:
 			s.q.release(e)
 			break loop
@@ -545,12 +569,18 @@ func (s *world) runStep(i int) {
 		s.tr.str(a.Describe())
 		switch a := a.(type) {
 		case DeclareVersion:
-			s.reg.propose(entry{cmd: &state.DeclareVersion{Service: a.Service, Version: a.Version, Clients: a.Clients}})
+			if s.refused(a, census.Change{Service: a.Service, Version: a.Version, Clients: a.Clients}, a.Force) {
+				continue
+			}
+			s.reg.propose(entry{cmd: &state.DeclareVersion{Service: a.Service, Version: a.Version, Clients: a.Clients}, force: a.Force})
 		case RetireVersion:
+			if s.refused(a, census.Change{Service: a.Service, Version: a.Version, Retire: true}, a.Force) {
+				continue
+			}
 			if v := s.vers[s.verByRef[a.Service+"@"+a.Version]]; a.Force && v.forcedAt < 0 {
 				v.forcedAt = s.now
 			}
-			s.reg.propose(entry{cmd: &state.RetireVersion{Service: a.Service, Version: a.Version, Now: s.time()}})
+			s.reg.propose(entry{cmd: &state.RetireVersion{Service: a.Service, Version: a.Version, Now: s.time()}, force: a.Force})
 		case AddContainer:
 			c := s.ctrs[s.ctrByID[a.ID]]
 			s.reg.propose(entry{cmd: &state.PutContainer{ID: c.id, Spec: c.spec}})

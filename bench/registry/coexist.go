@@ -251,6 +251,21 @@ func (c *coexistCluster) Write(ctx context.Context, phase string, w, i int) (uin
 	return c.write(ctx, fmt.Sprintf("bench-%s-%d", phase, w), fmt.Sprintf("1.0.%d", i))
 }
 
+// WaitInForce waits until the change at index is in force by the leader's
+// census (GET /v1/census/in-force), asking again after a wait that ends
+// without it.
+func (c *coexistCluster) WaitInForce(ctx context.Context, index uint64) error {
+	for {
+		f, err := c.client[c.leader.Load()].Census().InForce(ctx, index, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		if f.InForce {
+			return nil
+		}
+	}
+}
+
 func (c *coexistCluster) FanoutWrite(ctx context.Context, round int) (uint64, error) {
 	svc, ver := fanoutKey(round)
 	return c.write(ctx, svc, ver)
@@ -279,7 +294,7 @@ func (c *coexistCluster) StartWatchers(ctx context.Context, hc *http.Client, n i
 		cw.wg.Add(1)
 		go func() {
 			defer cw.wg.Done()
-			cw.loop(wctx, hc, base+path, stale, c.token, func(idx uint64) { seen(i, idx) }, ready.Done)
+			cw.loop(wctx, hc, base+path, stale, c.token, "bench-"+strconv.Itoa(i), func(idx uint64) { seen(i, idx) }, ready.Done)
 		}()
 	}
 	if err := cw.waitReady(ctx, &ready, "coexist: watchers not all answered"); err != nil {
@@ -290,7 +305,10 @@ func (c *coexistCluster) StartWatchers(ctx context.Context, hc *http.Client, n i
 
 // loop is one watcher. It reads each answer to its end (so that the
 // connection is reused) but does not decode it: the header carries the index.
-func (cw *coexistWatchers) loop(ctx context.Context, hc *http.Client, url string, stale bool, token string, seen func(uint64), ready func()) {
+// It says who it is as an SDK client does (instance, client name and
+// version), so that the registry's census counts it and a change is in
+// force only once it has asked with the change's index.
+func (cw *coexistWatchers) loop(ctx context.Context, hc *http.Client, url string, stale bool, token, instance string, seen func(uint64), ready func()) {
 	var idx uint64
 	first := true
 	for ctx.Err() == nil {
@@ -304,6 +322,9 @@ func (cw *coexistWatchers) loop(ctx context.Context, hc *http.Client, url string
 		rctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, url+q, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set(api.HeaderInstance, instance)
+		req.Header.Set(api.HeaderClient, "bench")
+		req.Header.Set(api.HeaderClientVersion, "1.0.0")
 		resp, err := hc.Do(req)
 		if err != nil {
 			cancel()

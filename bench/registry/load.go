@@ -253,13 +253,24 @@ type fanoutResult struct {
 	rounds       []time.Duration // sorted; time from ack until the last watcher saw it
 	first, half  []time.Duration // sorted; until the first watcher, half of them
 	writeLat     []time.Duration // sorted; latency of the rounds' writes
-	timeouts     int
-	missing      int // watchers that had not seen a timed-out round's write
-	notes        []string
+	// inForce: sorted; from ack until the leader's census said the write
+	// in force (coexist only); inForceErrs: rounds it did not.
+	inForce     []time.Duration
+	inForceErrs int
+	timeouts    int
+	missing     int // watchers that had not seen a timed-out round's write
+	notes       []string
+}
+
+// inForceWaiter is a system that can say when a change is in force: every
+// live watcher has acknowledged it (coexist's census, docs/design.md §5).
+type inForceWaiter interface {
+	WaitInForce(ctx context.Context, index uint64) error
 }
 
 // runFanout runs warm rounds plus rounds: one write each, then the time
-// until every watcher has seen an index at least the write's.
+// until every watcher has seen an index at least the write's, and, for a
+// system with a census, until the registry says it is in force.
 func runFanout(ctx context.Context, sys writer, f *fanout, n, warm, rounds int, gap, timeout time.Duration, roundBase int) (*fanoutResult, error) {
 	res := &fanoutResult{system: sys.name(), watchers: n}
 	rc, rl := sys.retries().snapshot()
@@ -279,6 +290,20 @@ func runFanout(ctx context.Context, sys writer, f *fanout, n, warm, rounds int, 
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("%s fan-out write: %w", sys.name(), err)
+		}
+		inForce := make(chan time.Duration, 1)
+		if w, ok := sys.(inForceWaiter); ok {
+			go func() {
+				fctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				if err := w.WaitInForce(fctx, idx); err != nil {
+					inForce <- -1
+					return
+				}
+				inForce <- time.Since(ack)
+			}()
+		} else {
+			close(inForce)
 		}
 		r := &round{id: int64(roundBase + k + 1), target: idx, n: int64(n), done: make(chan struct{})}
 		r.remaining.Store(int64(n))
@@ -306,8 +331,16 @@ func runFanout(ctx context.Context, sys writer, f *fanout, n, warm, rounds int, 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		if d, ok := <-inForce; ok && k >= warm {
+			if d < 0 {
+				res.inForceErrs++
+			} else {
+				res.inForce = append(res.inForce, d)
+			}
+		}
 		sleepCtx(ctx, gap)
 	}
+	slices.Sort(res.inForce)
 	slices.Sort(res.rounds)
 	slices.Sort(res.first)
 	slices.Sort(res.half)

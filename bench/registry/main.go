@@ -22,7 +22,11 @@
 // over the gRPC gateway, spread evenly over the three members. A round is
 // one write; it ends when every watcher has seen an index (coexist:
 // X-Coexist-Index) or revision (etcd: the event's mod_revision) at least the
-// write's, and is timed from the write's acknowledgement.
+// write's, and is timed from the write's acknowledgement. Coexist watchers
+// say who they are, as SDK clients do, so the registry's census counts them;
+// each coexist round also times, from the same acknowledgement, the leader's
+// answer that the write is in force (GET /v1/census/in-force: every live
+// watcher has asked with its index).
 package main
 
 import (

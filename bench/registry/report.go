@@ -139,6 +139,14 @@ func (r *report) print(o options) bool {
 	if cf := r.fanout("coexist", "?stale"); cf != nil {
 		p := percentile(cf.rounds, 0.99)
 		fmt.Printf("  fan-out p99 <= 20ms (coexist, ?stale spread): %s  %s\n", fmtDur(p), verdict(p <= 20*time.Millisecond && cf.timeouts == 0))
+		fp := percentile(cf.inForce, 0.99)
+		fmt.Printf("  commit -> in force p99 <= 100ms (%d watchers over 3 servers): %s  %s\n", cf.watchers, fmtDur(fp),
+			verdict(len(cf.inForce) > 0 && cf.inForceErrs == 0 && fp <= 100*time.Millisecond))
+		if e := r.fanout("etcd", ""); e != nil {
+			ep := percentile(e.rounds, 0.99)
+			fmt.Printf("  all watchers have seen it, p99 coexist/etcd <= 1.0: %s (%s vs %s)  %s\n", dratio(p, ep), fmtDur(p), fmtDur(ep),
+				verdict(p <= ep && cf.timeouts == 0))
+		}
 	}
 	if len(r.coexistLogs) > 0 {
 		fmt.Println()
@@ -163,6 +171,14 @@ func (r *report) printFanouts(o options) {
 		if f.timeouts > 0 {
 			fmt.Printf("           %d watcher-rounds had not seen the write after %v\n", f.missing, o.fanoutTimeout)
 		}
+	}
+	for _, f := range r.fanouts {
+		if len(f.inForce)+f.inForceErrs == 0 {
+			continue
+		}
+		fmt.Printf("  %-8s %-34s commit -> in force (GET /v1/census/in-force on the leader): p50 %s, p99 %s, max %s, %d rounds not in force within %v\n",
+			f.system, f.mode, fmtDur(percentile(f.inForce, 0.5)), fmtDur(percentile(f.inForce, 0.99)), fmtDur(percentile(f.inForce, 1)),
+			f.inForceErrs, o.fanoutTimeout)
 	}
 	e := r.fanout("etcd", "")
 	for _, c := range r.fanouts {

@@ -37,11 +37,13 @@ var servicesNoun = noun{
 			},
 		},
 		"show": {
-			synopsis: "show one service: each version's range, state and containers",
+			synopsis: "show one service: each version's range, state, containers and live clients",
 			usage:    "<service>",
 			args:     []string{"<service>"},
-			about:    "A container counts under each version it holds, with its node and observed state.",
-			example:  "coexist services show greeter",
+			about: "A container counts under each version it holds, with its node and observed state. LIVE CLIENTS " +
+				"are the SDK cohorts (name@version (instances)) the registry's census routes to the version; " +
+				"\"none\" marks a version no live client uses.",
+			example: "coexist services show greeter",
 			run: func(ctx context.Context, c *api.Client, pos []string, _ io.Writer) (any, func(io.Writer) error, error) {
 				v, err := serviceView(ctx, c, pos[0])
 				if err != nil {
@@ -74,6 +76,9 @@ var servicesNoun = noun{
 type versionView struct {
 	api.ServiceVersion
 	Containers []containerRef `json:"containers"`
+	// Cohorts are the live SDK cohorts routed to it, when the leader's
+	// census answered; nil for a retired version.
+	Cohorts []api.Cohort `json:"cohorts,omitempty"`
 }
 
 // containerRef is a container as a version's row shows it.
@@ -90,6 +95,8 @@ type containerRef struct {
 type serviceDetail struct {
 	Name     string        `json:"name"`
 	Versions []versionView `json:"versions"`
+	// Census says whether the leader's census answered (cohorts are known).
+	Census bool `json:"census"`
 }
 
 // serviceView reads a service and the containers that hold its versions.
@@ -102,7 +109,11 @@ func serviceView(ctx context.Context, c *api.Client, name string) (*serviceDetai
 	if err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
-	return &serviceDetail{Name: s.Name, Versions: versionsWithContainers(s, cts)}, nil
+	d := &serviceDetail{Name: s.Name, Versions: versionsWithContainers(s, cts), Census: s.Served != nil}
+	for i := range d.Versions {
+		d.Versions[i].Cohorts = s.Served[d.Versions[i].Version]
+	}
+	return d, nil
 }
 
 // versionsWithContainers lists s's versions, each with the containers of
@@ -158,9 +169,25 @@ func (d *serviceDetail) print(w io.Writer) error {
 			}
 			cs = append(cs, s)
 		}
-		rows = append(rows, []string{v.Version, v.State, v.Clients, orDash(strings.Join(cs, ", "))})
+		rows = append(rows, []string{v.Version, v.State, v.Clients, orDash(strings.Join(cs, ", ")), d.liveClients(&v)})
 	}
-	return table(w, "VERSION\tSTATE\tCLIENTS\tCONTAINERS", rows)
+	return table(w, "VERSION\tSTATE\tCLIENTS\tCONTAINERS\tLIVE CLIENTS", rows)
+}
+
+// liveClients is the cohorts a version serves: "none" for a version no live
+// client uses, "-" when the census is not known or the version is retired.
+func (d *serviceDetail) liveClients(v *versionView) string {
+	if !d.Census || v.State == api.VersionRetired {
+		return "-"
+	}
+	if len(v.Cohorts) == 0 {
+		return "none"
+	}
+	cs := make([]string, len(v.Cohorts))
+	for i, c := range v.Cohorts {
+		cs[i] = fmt.Sprintf("%s@%s (%d)", c.Name, c.Version, c.Instances)
+	}
+	return strings.Join(cs, ", ")
 }
 
 var versionsNoun = noun{

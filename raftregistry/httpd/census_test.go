@@ -127,3 +127,30 @@ func TestInForceWaitsForTheWatcher(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestServiceShowsTheCohortsEachVersionServes: GET /v1/services/{s} names,
+// per version, the live cohorts routed to it, so that an unused version
+// shows as such.
+func TestServiceShowsTheCohortsEachVersionServes(t *testing.T) {
+	e := censusEnv(t)
+	e.fake.applyNow(t, &state.DeclareVersion{Service: "orders", Version: "2.0.0", Clients: ">= 2.0, < 3.0"})
+	r := doURL(t, e.hs.Client(), "GET", e.hs.URL+"/v1/services?stale", readSecret, "", webHeaders("i1", "orders"))
+	if r.code != 200 {
+		t.Fatalf("list services: %d %s", r.code, r.body)
+	}
+	var svc api.Service
+	eventually(t, "the service names web under 1.0.0", func() bool {
+		e.do("GET", "/v1/services/orders", readSecret, "").decode(t, &svc)
+		return len(svc.Served["1.0.0"]) == 1
+	})
+	if c := svc.Served["1.0.0"][0]; c.Name != "web" || c.Version != "1.5.0" || c.Instances != 1 {
+		t.Fatalf("served[1.0.0] = %+v, want web@1.5.0, 1 instance", svc.Served["1.0.0"])
+	}
+	if got, ok := svc.Served["2.0.0"]; !ok || len(got) != 0 {
+		t.Fatalf("served[2.0.0] = %v (present %v), want an empty list: no live client uses it", got, ok)
+	}
+	raw := e.do("GET", "/v1/services/orders", readSecret, "")
+	if !strings.Contains(string(raw.body), `"2.0.0":[]`) {
+		t.Fatalf("the answer does not show 2.0.0 unused: %s", raw.body)
+	}
+}

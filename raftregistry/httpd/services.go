@@ -34,8 +34,25 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request, c *call) err
 		if len(svcs) == 0 {
 			return idx, ws, nil, fmt.Errorf("service %q has no version declared: %w", name, state.ErrNotFound)
 		}
-		return idx, ws, svcs[0], nil
+		svc := svcs[0]
+		if v, err := s.store.Census(); err == nil {
+			svc.Served = served(st, &svc, census.Cohorts(v.Watchers))
+		}
+		return idx, ws, svc, nil
 	})
+}
+
+// served lists, for each version of svc that is not retired, the cohorts
+// routed to it on st: so that a version no live client uses shows.
+func served(st *state.Store, svc *api.Service, cohorts []census.Cohort) map[string][]api.Cohort {
+	_, services, containers, nodes := routingInputs(st)
+	out := map[string][]api.Cohort{}
+	for _, v := range svc.Versions {
+		if v.State != api.VersionRetired {
+			out[v.Version] = cohortsAPI(census.Served(services, containers, nodes, cohorts, svc.Name, v.Version))
+		}
+	}
+	return out
 }
 
 func (s *Server) declareVersion(w http.ResponseWriter, r *http.Request, c *call) error {

@@ -57,6 +57,23 @@ func (s *Store) DueRetirements(now time.Time) []RetireDue {
 	return out
 }
 
+// HoldUntilInForce splits the due retirements into those whose draining
+// state is in force and those held back: a version retires, and its
+// containers stop, only once every live party that routes has seen it
+// draining (docs/design.md §5). inForce answers whether the change at an
+// index of the services table is in force; the leader asks its census, the
+// simulator its own.
+func HoldUntilInForce(due []RetireDue, inForce func(index uint64) bool) (ready, held []RetireDue) {
+	for _, d := range due {
+		if inForce(d.ModifyIndex) {
+			ready = append(ready, d)
+		} else {
+			held = append(held, d)
+		}
+	}
+	return ready, held
+}
+
 // NextRetireDeadline returns the earliest time a draining version's drain
 // timeout passes, so the leader can sleep until then; ok is false when no
 // version is draining.

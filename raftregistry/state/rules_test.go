@@ -61,3 +61,11 @@ func TestValidateUsesWireRules(t *testing.T) {
 		t.Errorf("1.0.0: %v", err)
 	}
 }
+
+func TestHoldUntilInForce(t *testing.T) {
+	due := []RetireDue{{Service: "a", Version: "1.0.0", ModifyIndex: 5}, {Service: "b", Version: "1.0.0", ModifyIndex: 9}}
+	ready, held := HoldUntilInForce(due, func(index uint64) bool { return index <= 7 })
+	if len(ready) != 1 || ready[0].Service != "a" || len(held) != 1 || held[0].Service != "b" {
+		t.Fatalf("ready %v, held %v: want a ready and b held", ready, held)
+	}
+}
