@@ -22,9 +22,13 @@ const Window = time.Minute
 // now by key, leaving out keys with none: served less the count of the
 // newest observation at least a minute old, or, while the observations
 // span less than a minute, of the oldest one (the calls seen so far). The
-// first observation returns nothing. Observations must come in time order.
+// first observation returns nothing. Observations must come in time order;
+// one within step of the last one kept is used but not kept, so an agent
+// planning often keeps at most a minute's worth of seconds.
 func (m *Minute) Observe(now time.Time, served map[string]int64) map[string]int {
-	m.samples = append(m.samples, servedSample{at: now, served: served})
+	if n := len(m.samples); n == 0 || now.Sub(m.samples[n-1].at) >= step {
+		m.samples = append(m.samples, servedSample{at: now, served: served})
+	}
 	base := 0
 	for i := range m.samples {
 		if now.Sub(m.samples[i].at) < Window {
@@ -42,3 +46,6 @@ func (m *Minute) Observe(now time.Time, served map[string]int64) map[string]int 
 	}
 	return out
 }
+
+// step is the least time between two observations Minute keeps.
+const step = time.Second

@@ -31,6 +31,13 @@ func TestMinuteWindow(t *testing.T) {
 			t.Fatalf("at %v: calls per minute %v, want %v", s.at, got, s.want)
 		}
 	}
+	// Observations closer than a second are used, not kept.
+	for i := range 100 {
+		got := m.Observe(t0.Add(200*time.Second+time.Duration(i)*time.Millisecond), map[string]int64{"a@1": 45 + int64(i), "b@2": 1})
+		if got["a@1"] != i {
+			t.Fatalf("%d calls in the window: %v", i, got)
+		}
+	}
 	if len(m.samples) > 3 {
 		t.Errorf("%d observations kept after a minute idle; want old ones dropped", len(m.samples))
 	}
