@@ -73,7 +73,9 @@ var servicesNoun = noun{
 // versionView is one version of a service with the containers that hold it.
 type versionView struct {
 	api.ServiceVersion
-	Containers []containerRef `json:"containers"`
+	// CallsPerMinute sums the containers' calls per minute, as reported.
+	CallsPerMinute int            `json:"calls_per_minute"`
+	Containers     []containerRef `json:"containers"`
 }
 
 // containerRef is a container as a version's row shows it.
@@ -83,8 +85,9 @@ type containerRef struct {
 	State string `json:"state"`
 	// Version is the container's own state for this version: serving,
 	// draining or drained.
-	Version  string `json:"version_state,omitempty"`
-	Inflight int    `json:"inflight"`
+	Version        string `json:"version_state,omitempty"`
+	Inflight       int    `json:"inflight"`
+	CallsPerMinute int    `json:"calls_per_minute"`
 }
 
 type serviceDetail struct {
@@ -130,11 +133,12 @@ func versionsWithContainers(s *api.Service, cts []api.Container) []versionView {
 				r.State = ct.Status.State
 				for _, ss := range ct.Status.Services {
 					if ss.Service == ref.Service && ss.Version == ref.Version {
-						r.Version, r.Inflight = ss.State, ss.Inflight
+						r.Version, r.Inflight, r.CallsPerMinute = ss.State, ss.Inflight, ss.CallsPerMinute
 					}
 				}
 			}
 			out[i].Containers = append(out[i].Containers, r)
+			out[i].CallsPerMinute += r.CallsPerMinute
 		}
 	}
 	for i := range out {
@@ -158,9 +162,9 @@ func (d *serviceDetail) print(w io.Writer) error {
 			}
 			cs = append(cs, s)
 		}
-		rows = append(rows, []string{v.Version, v.State, v.Clients, orDash(strings.Join(cs, ", "))})
+		rows = append(rows, []string{v.Version, v.State, v.Clients, strconv.Itoa(v.CallsPerMinute), orDash(strings.Join(cs, ", "))})
 	}
-	return table(w, "VERSION\tSTATE\tCLIENTS\tCONTAINERS", rows)
+	return table(w, "VERSION\tSTATE\tCLIENTS\tCALLS/MIN\tCONTAINERS", rows)
 }
 
 var versionsNoun = noun{
