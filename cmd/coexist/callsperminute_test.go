@@ -27,7 +27,8 @@ func callsPerMinute(c *api.Container, ver string) int {
 // report interval, nothing is written (the containers table's Raft index
 // stays flat); under load on 1.0.0 its container reports a non-zero
 // calls_per_minute, while the idle 2.0.0 container writes nothing more (its
-// status, modify index and updated_at, unchanged) and reports 0.
+// status, modify index and updated_at, unchanged) and reports 0; `coexist
+// services show` sums them per version.
 func TestCallsPerMinuteReported(t *testing.T) {
 	skipShort(t)
 	f := newFleet(t)
@@ -73,6 +74,16 @@ func TestCallsPerMinuteReported(t *testing.T) {
 	})
 	if n := callsPerMinute(g1, "1.0.0"); n > int(v1.ok.Load()+v1.failed.Load()) {
 		t.Errorf("g1 reports %d calls per minute; only %d were made", n, v1.ok.Load()+v1.failed.Load())
+	}
+	// `coexist services show` sums them per version.
+	d, err := serviceView(ctx, f.api, "greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range d.Versions {
+		if want := map[string]bool{"1.0.0": true}[v.Version]; (v.CallsPerMinute > 0) != want {
+			t.Errorf("services show: greeter %s at %d calls per minute", v.Version, v.CallsPerMinute)
+		}
 	}
 	time.Sleep(11 * time.Second) // another report interval under load
 	after := f.container("g2")
