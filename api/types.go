@@ -222,6 +222,10 @@ type ServiceStatus struct {
 	Version  string `json:"version"`
 	State    string `json:"state"`
 	Inflight int    `json:"inflight"`
+	// CallsPerMinute is the calls the node's gateway passed to this
+	// version in this container in the last minute, for display: reported
+	// periodically when it changed markedly, like Inflight.
+	CallsPerMinute int `json:"calls_per_minute"`
 }
 
 // NodeRequest is the body of PUT /v1/nodes/{id}, sent by the node's agent.

@@ -88,6 +88,7 @@ type Agent struct {
 	keeper   *logKeeper // the output of removed containers (logs.go)
 
 	mu         sync.Mutex
+	minutes    map[string]*inflight.Minute // calls per minute per container, for display
 	local      reconcile.Observed
 	services   []api.Service
 	containers []api.Container // every node's
@@ -145,6 +146,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		health:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
 		kickCh:    make(chan struct{}, 1),
 		local:     reconcile.Observed{},
+		minutes:   map[string]*inflight.Minute{},
 		checkers:  map[string]context.CancelFunc{},
 		lastErr:   map[string]string{},
 		reporting: map[string]bool{},
@@ -472,11 +474,17 @@ func (a *Agent) reconcile(ctx context.Context) {
 			mine = append(mine, c)
 		}
 	}
+	now := time.Now()
 	for id, l := range a.local {
 		l.Inflight = a.inflight.Snapshot(id)
+		m := a.minutes[id]
+		if m == nil {
+			m = &inflight.Minute{}
+			a.minutes[id] = m
+		}
+		l.CallsPerMinute = m.Observe(now, a.inflight.Served(id))
 	}
 	d := reconcile.Desired{Containers: mine, Versions: versionStates(a.services)}
-	now := time.Now()
 	acts := reconcile.Plan(d, a.local, now, a.cfg.Plan)
 	a.mu.Unlock()
 
@@ -551,6 +559,7 @@ func (a *Agent) carryOut(ctx context.Context, act reconcile.Action, now time.Tim
 	case reconcile.ActForget:
 		a.mu.Lock()
 		delete(a.local, act.ID)
+		delete(a.minutes, act.ID)
 		delete(a.lastErr, act.ID)
 		a.stopCheckerLocked(act.ID)
 		delete(a.persisted, act.ID)

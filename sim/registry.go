@@ -237,7 +237,7 @@ func (r *registry) statusCommitted(c *ctr, old *state.Container) {
 }
 
 // displayOnly reports whether a status differs from the one before only
-// in its calls in flight (and when it was recorded): such a report is for
+// in its calls in flight and calls per minute (and when it was recorded): such a report is for
 // display (docs/design.md §6), and changes nothing a caller routes by.
 func displayOnly(a, b *state.ContainerStatus) bool {
 	x, y := *a, *b
@@ -249,7 +249,7 @@ func displayOnly(a, b *state.ContainerStatus) bool {
 func withoutInflight(ss []state.ServiceStatus) []state.ServiceStatus {
 	out := slices.Clone(ss)
 	for i := range out {
-		out[i].Inflight = 0
+		out[i].Inflight, out[i].CallsPerMinute = 0, 0
 	}
 	return out
 }

@@ -86,7 +86,7 @@ func TestFleetCLIOnRealProcesses(t *testing.T) {
 		t.Errorf("services show greeter --json: %+v", detail)
 	}
 	contains("status", cli(0, "status"), "Service: greeter", "1.0.0", "active", "g1@n1 running")
-	contains("services show", cli(0, "services", "show", "greeter"), "1.0.0", "active", ">= 1.0, < 2.0", "g1@n1 running", "LIVE CLIENTS", "none")
+	contains("services show", cli(0, "services", "show", "greeter"), "CALLS/MIN", "1.0.0", "active", ">= 1.0, < 2.0", "g1@n1 running", "LIVE CLIENTS", "none")
 	contains("services show of an unknown service", cli(1, "services", "show", "nope"), "coexist services show:", "nope")
 
 	contains("containers list", cli(0, "containers", "list", "--node", "n1"), "g1", "n1", "greeter@1.0.0", "running")

@@ -75,7 +75,9 @@ var servicesNoun = noun{
 // versionView is one version of a service with the containers that hold it.
 type versionView struct {
 	api.ServiceVersion
-	Containers []containerRef `json:"containers"`
+	// CallsPerMinute sums the containers' calls per minute, as reported.
+	CallsPerMinute int            `json:"calls_per_minute"`
+	Containers     []containerRef `json:"containers"`
 	// Cohorts are the live SDK cohorts routed to it, when the leader's
 	// census answered; nil for a retired version.
 	Cohorts []api.Cohort `json:"cohorts,omitempty"`
@@ -88,8 +90,9 @@ type containerRef struct {
 	State string `json:"state"`
 	// Version is the container's own state for this version: serving,
 	// draining or drained.
-	Version  string `json:"version_state,omitempty"`
-	Inflight int    `json:"inflight"`
+	Version        string `json:"version_state,omitempty"`
+	Inflight       int    `json:"inflight"`
+	CallsPerMinute int    `json:"calls_per_minute"`
 }
 
 type serviceDetail struct {
@@ -141,11 +144,12 @@ func versionsWithContainers(s *api.Service, cts []api.Container) []versionView {
 				r.State = ct.Status.State
 				for _, ss := range ct.Status.Services {
 					if ss.Service == ref.Service && ss.Version == ref.Version {
-						r.Version, r.Inflight = ss.State, ss.Inflight
+						r.Version, r.Inflight, r.CallsPerMinute = ss.State, ss.Inflight, ss.CallsPerMinute
 					}
 				}
 			}
 			out[i].Containers = append(out[i].Containers, r)
+			out[i].CallsPerMinute += r.CallsPerMinute
 		}
 	}
 	for i := range out {
@@ -169,9 +173,9 @@ func (d *serviceDetail) print(w io.Writer) error {
 			}
 			cs = append(cs, s)
 		}
-		rows = append(rows, []string{v.Version, v.State, v.Clients, orDash(strings.Join(cs, ", ")), d.liveClients(&v)})
+		rows = append(rows, []string{v.Version, v.State, v.Clients, strconv.Itoa(v.CallsPerMinute), orDash(strings.Join(cs, ", ")), d.liveClients(&v)})
 	}
-	return table(w, "VERSION\tSTATE\tCLIENTS\tCONTAINERS\tLIVE CLIENTS", rows)
+	return table(w, "VERSION\tSTATE\tCLIENTS\tCALLS/MIN\tCONTAINERS\tLIVE CLIENTS", rows)
 }
 
 // liveClients is the cohorts a version serves: "none" for a version no live

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +34,13 @@ func chromiumPath(t *testing.T) string {
 
 // TestUIInBrowser loads the registry's UI in headless Chromium against a
 // real server and agent running greeter 1.0.0 and 2.0.0, with two live SDK
-// clients, web@1.5.0 and web@2.1.0, calling greeter: the token pasted once,
-// the routing matrix (rows from the census) shows web@1.5.0 served by
-// greeter 1.0.0 and web@2.1.0 by greeter 2.0.0, and retiring 1.0.0 (forced:
-// it strands web@1.5.0) changes the page without a reload. With COEXIST_UI_SCREENSHOT=file it writes a screenshot (make
-// docs uses it for the README).
+// clients, web@1.5.0 and web@2.1.0, calling greeter five times each: the
+// token pasted once, the routing matrix (rows from the census) shows
+// web@1.5.0 served by greeter 1.0.0 and web@2.1.0 by greeter 2.0.0, the
+// services table shows greeter 1.0.0's calls per minute (1 to 5), and
+// retiring 1.0.0 (forced: it strands web@1.5.0) changes the page without a
+// reload. With COEXIST_UI_SCREENSHOT=file it writes a screenshot (make docs
+// uses it for the README).
 func TestUIInBrowser(t *testing.T) {
 	skipShort(t)
 	browser := chromiumPath(t)
@@ -55,11 +58,13 @@ func TestUIInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(sdk.Close)
-		resp, err := (&http.Client{Transport: sdk.Transport(), Timeout: 10 * time.Second}).Get("http://greeter/hello")
-		if err != nil {
-			t.Fatalf("web@%s calls greeter: %v", v, err)
+		for range 5 {
+			resp, err := (&http.Client{Transport: sdk.Transport(), Timeout: 10 * time.Second}).Get("http://greeter/hello")
+			if err != nil {
+				t.Fatalf("web@%s calls greeter: %v", v, err)
+			}
+			resp.Body.Close()
 		}
-		resp.Body.Close()
 	}
 	read, _, err := f.api.ACL().CreateToken(context.Background(), api.TokenRequest{Role: api.RoleRead, Description: "ui"}, nil)
 	if err != nil {
@@ -108,6 +113,14 @@ func TestUIInBrowser(t *testing.T) {
 	if err != nil || !kept {
 		t.Errorf("the token is not kept in session storage only: %v", err)
 	}
+	// The agent reports calls per minute at its in-flight report interval
+	// (10 s); the page shows them summed per version without a reload.
+	calls := chromedp.CSS(`#services tr[data-service="greeter"][data-version="1.0.0"] td.calls-per-minute`)
+	waitFor(t, 40*time.Second, "the services table to show calls per minute for greeter 1.0.0", func() bool {
+		s, err := chromedp.Run(ctx, chromedp.Text(calls))
+		n, perr := strconv.Atoi(strings.TrimSpace(s))
+		return err == nil && perr == nil && n > 0 && n <= 5
+	})
 	if shot := os.Getenv("COEXIST_UI_SCREENSHOT"); shot != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {

@@ -23,7 +23,15 @@ type ctrCounters struct {
 	total atomic.Int64
 
 	mu   sync.RWMutex
-	keys map[string]*atomic.Int64
+	keys map[string]*counter
+}
+
+// counter is the count of one "service@version" in one container: its calls
+// in flight, and every call it has begun (for the calls per minute shown to
+// operators, Served).
+type counter struct {
+	inflight atomic.Int64
+	served   atomic.Int64
 }
 
 // New returns empty Counts.
@@ -34,7 +42,7 @@ func New() *Counts {
 // Call is one call counted in flight by Begin. Its zero value counts nothing.
 type Call struct {
 	ctr *ctrCounters
-	key *atomic.Int64
+	key *counter
 }
 
 // Begin counts one call in flight for container and key ("service@version")
@@ -47,7 +55,8 @@ func (f *Counts) Begin(container, key string) Call {
 	c := f.counters(container)
 	k := c.counter(key)
 	c.total.Add(1)
-	k.Add(1)
+	k.inflight.Add(1)
+	k.served.Add(1)
 	return Call{ctr: c, key: k}
 }
 
@@ -56,7 +65,7 @@ func (c Call) End() {
 	if c.ctr == nil {
 		return
 	}
-	c.key.Add(-1)
+	c.key.inflight.Add(-1)
 	c.ctr.total.Add(-1)
 }
 
@@ -64,7 +73,7 @@ func (c Call) End() {
 // usual way; Add is for callers that count calls they do not hold a Call for.
 func (f *Counts) Add(container, key string, delta int64) {
 	c := f.counters(container)
-	c.counter(key).Add(delta)
+	c.counter(key).inflight.Add(delta)
 	c.total.Add(delta)
 }
 
@@ -94,8 +103,29 @@ func (f *Counts) Snapshot(container string) map[string]int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for k, n := range c.keys {
-		if v := n.Load(); v != 0 {
+		if v := n.inflight.Load(); v != 0 {
 			out[k] = int(v)
+		}
+	}
+	return out
+}
+
+// Served returns the calls container has begun since it was first counted,
+// by "service@version", leaving out keys with none. The map is new and never
+// nil: the caller owns it. A Minute turns it into calls per minute.
+func (f *Counts) Served(container string) map[string]int64 {
+	out := map[string]int64{}
+	f.mu.RLock()
+	c := f.containers[container]
+	f.mu.RUnlock()
+	if c == nil {
+		return out
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for k, n := range c.keys {
+		if v := n.served.Load(); v != 0 {
+			out[k] = v
 		}
 	}
 	return out
@@ -130,14 +160,14 @@ func (f *Counts) counters(container string) *ctrCounters {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c = f.containers[container]; c == nil {
-		c = &ctrCounters{keys: make(map[string]*atomic.Int64)}
+		c = &ctrCounters{keys: make(map[string]*counter)}
 		f.containers[container] = c
 	}
 	return c
 }
 
 // counter returns the counter of key, creating it on first use.
-func (c *ctrCounters) counter(key string) *atomic.Int64 {
+func (c *ctrCounters) counter(key string) *counter {
 	c.mu.RLock()
 	k := c.keys[key]
 	c.mu.RUnlock()
@@ -147,7 +177,7 @@ func (c *ctrCounters) counter(key string) *atomic.Int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if k = c.keys[key]; k == nil {
-		k = new(atomic.Int64)
+		k = new(counter)
 		c.keys[key] = k
 	}
 	return k

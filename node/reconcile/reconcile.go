@@ -64,6 +64,9 @@ type Local struct {
 	DrainTimeout time.Duration
 	// Inflight is the number of calls in flight per "service@version".
 	Inflight map[string]int
+	// CallsPerMinute is the calls passed to each "service@version" in the
+	// last minute (inflight.Minute), for display; nil: none.
+	CallsPerMinute map[string]int
 	// Message is a human-readable note for the report (an exit, a failed
 	// health check with the process's last output lines).
 	Message string
@@ -98,8 +101,9 @@ type PlanConfig struct {
 	RestartMaxDelay time.Duration
 	RestartAttempts int
 	RestartInterval time.Duration
-	// InflightReportInterval is how often changed in-flight counts alone
-	// are reported (they are for display; drains are decided on the node).
+	// InflightReportInterval is how often changed in-flight counts and
+	// markedly changed calls per minute (DisplayChanged) alone are reported
+	// (they are for display; drains are decided on the node).
 	InflightReportInterval time.Duration
 }
 
@@ -454,7 +458,8 @@ func Status(c *api.Container, l *Local, versions map[string]string) api.Containe
 	for _, ref := range c.Services {
 		k := ref.String()
 		n := l.Inflight[k]
-		ss := api.ServiceStatus{Service: ref.Service, Version: ref.Version, Inflight: n, State: api.ServiceServing}
+		ss := api.ServiceStatus{Service: ref.Service, Version: ref.Version, Inflight: n, State: api.ServiceServing,
+			CallsPerMinute: l.CallsPerMinute[k]}
 		switch {
 		case st.State == api.ContainerStopped || st.State == api.ContainerFailed:
 			ss.State = api.ServiceDrained
@@ -473,9 +478,11 @@ func Status(c *api.Container, l *Local, versions map[string]string) api.Containe
 // differs from the one last accepted, or, when this record has reported
 // nothing yet (a container that never ran here, an agent that restarted),
 // from the one the registry holds: an unchanged status is never written
-// twice. In-flight counts alone do not make a report, except where they
-// decide a drain (a draining version whose count reaches zero changes
-// state, which does).
+// twice. In-flight counts and calls per minute alone do not make a report,
+// except where they decide a drain (a draining version whose count reaches
+// zero changes state, which does): they are reported once the in-flight
+// report interval has passed, and calls per minute only when they changed
+// markedly (callsChanged), so an idle container writes nothing.
 func reportIfChanged(c *api.Container, l *Local, versions map[string]string, now time.Time, cfg PlanConfig, acts []Action) []Action {
 	st := Status(c, l, versions)
 	last := l.Reported
@@ -483,20 +490,34 @@ func reportIfChanged(c *api.Container, l *Local, versions map[string]string, now
 		last = c.Status
 	}
 	if last != nil && sameStatus(last, &st) {
-		if cfg.InflightReportInterval <= 0 || now.Sub(l.ReportedAt) < cfg.InflightReportInterval || sameInflight(last, &st) {
+		if cfg.InflightReportInterval <= 0 || now.Sub(l.ReportedAt) < cfg.InflightReportInterval || sameDisplay(last, &st) {
 			return acts
 		}
 	}
 	return append(acts, Action{Kind: ActReport, ID: c.ID, Status: &st})
 }
 
-func sameInflight(a, b *api.ContainerStatus) bool {
+func sameDisplay(a, b *api.ContainerStatus) bool {
 	for i := range a.Services {
-		if a.Services[i].Inflight != b.Services[i].Inflight {
+		if a.Services[i].Inflight != b.Services[i].Inflight || callsChanged(a.Services[i].CallsPerMinute, b.Services[i].CallsPerMinute) {
 			return false
 		}
 	}
 	return true
+}
+
+// callsChanged reports whether calls per minute went from was to now
+// markedly enough to report: to or from zero, or by a tenth or more (at
+// least 2), so a steady load does not report the jitter of its window.
+func callsChanged(was, now int) bool {
+	if was == now {
+		return false
+	}
+	if was == 0 || now == 0 {
+		return true
+	}
+	d := max(was-now, now-was)
+	return d >= 2 && d*10 >= was
 }
 
 // sameStatus compares two reports, ignoring in-flight counts and the

@@ -343,6 +343,43 @@ func TestInflightAloneIsReportedPeriodically(t *testing.T) {
 	}
 }
 
+// TestCallsPerMinuteReportedWhenMarked: calls per minute alone are
+// reported after the in-flight interval, and only when they changed
+// markedly; a container idle since its last report reports nothing.
+func TestCallsPerMinuteReportedWhenMarked(t *testing.T) {
+	cfg := DefaultPlanConfig()
+	active := map[string]string{"greeter@1.0.0": "active"}
+	a := ctr("a", "greeter@1.0.0")
+	l := running(a, active)
+	plan := func() []Action {
+		return Plan(Desired{Containers: []api.Container{a}, Versions: active}, Observed{"a": l}, now, cfg)
+	}
+	l.ReportedAt = now.Add(-cfg.InflightReportInterval)
+	if acts := plan(); len(acts) != 0 {
+		t.Fatalf("an idle container reported: %v", acts)
+	}
+	l.CallsPerMinute = map[string]int{"greeter@1.0.0": 100}
+	l.ReportedAt = now.Add(-cfg.InflightReportInterval / 2)
+	if acts := plan(); len(acts) != 0 {
+		t.Fatalf("reported calls per minute before the interval: %v", acts)
+	}
+	l.ReportedAt = now.Add(-cfg.InflightReportInterval)
+	acts := plan()
+	if len(acts) != 1 || acts[0].Kind != ActReport || acts[0].Status.Services[0].CallsPerMinute != 100 {
+		t.Fatalf("plan = %v, want a report of 100 calls per minute", acts)
+	}
+	l.Reported = acts[0].Status
+	for _, tc := range []struct {
+		calls  int
+		report bool
+	}{{100, false}, {105, false}, {95, false}, {111, true}, {89, true}, {0, true}} {
+		l.CallsPerMinute = map[string]int{"greeter@1.0.0": tc.calls}
+		if acts := plan(); (len(acts) == 1) != tc.report {
+			t.Errorf("100 → %d calls per minute: plan %v, want a report: %v", tc.calls, acts, tc.report)
+		}
+	}
+}
+
 // TestNextRestart: attempts count the exits within the interval, passing
 // health checks in between or not; the delay doubles per exit within it up
 // to the maximum; one exit more than the attempts fails the container.

@@ -120,7 +120,7 @@ func (c *Container) API(showEnv bool) api.Container {
 		}
 		for _, ss := range st.Services {
 			as.Services = append(as.Services, api.ServiceStatus{Service: ss.Service, Version: ss.Version,
-				State: serviceStates.toAPI(ss.State), Inflight: ss.Inflight})
+				State: serviceStates.toAPI(ss.State), Inflight: ss.Inflight, CallsPerMinute: ss.CallsPerMinute})
 		}
 		out.Status = as
 	}
@@ -134,7 +134,7 @@ func StatusFromAPI(r *api.ContainerStatus, now time.Time) ContainerStatus {
 		Restarts: r.Restarts, Message: r.Message, UpdatedAt: now}
 	for _, ss := range r.Services {
 		st.Services = append(st.Services, ServiceStatus{Service: ss.Service, Version: ss.Version,
-			State: serviceStates.fromAPI(ss.State), Inflight: ss.Inflight})
+			State: serviceStates.fromAPI(ss.State), Inflight: ss.Inflight, CallsPerMinute: ss.CallsPerMinute})
 	}
 	return st
 }

@@ -180,6 +180,9 @@ type ServiceStatus struct {
 	Version  string `json:"version"`
 	State    string `json:"state"`
 	Inflight int    `json:"inflight"`
+	// CallsPerMinute is for display only: a report that changes nothing
+	// else keeps the container's modify index (displayOnly).
+	CallsPerMinute int `json:"calls_per_minute,omitempty"`
 }
 
 // sameReport reports whether two statuses say the same, ignoring when they
@@ -196,6 +199,27 @@ func (s *ContainerStatus) sameReport(o *ContainerStatus) bool {
 		return false
 	}
 	return true
+}
+
+// displayOnly reports whether two statuses differ at most in their calls per
+// minute, figures for display: such a report is recorded without bumping the
+// container's modify index, so the record's history and anything that reads
+// "changed since" from it (docs/design.md §6) ignore it.
+func (s *ContainerStatus) displayOnly(o *ContainerStatus) bool {
+	if s == nil || o == nil || len(s.Services) != len(o.Services) {
+		return false
+	}
+	x, y := *s, *o
+	x.Services, y.Services = withoutCallsPerMinute(s.Services), withoutCallsPerMinute(o.Services)
+	return x.sameReport(&y)
+}
+
+func withoutCallsPerMinute(ss []ServiceStatus) []ServiceStatus {
+	out := slices.Clone(ss)
+	for i := range out {
+		out[i].CallsPerMinute = 0
+	}
+	return out
 }
 
 // serviceState returns the reported state of k inside the container, or ""

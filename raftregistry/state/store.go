@@ -408,7 +408,9 @@ func (s *Store) setContainerStatus(index uint64, c *SetContainerStatus) (*Contai
 		st.Services = nil
 	}
 	ct.Status = &st
-	ct.ModifyIndex = index
+	if !old.Status.displayOnly(&st) {
+		ct.ModifyIndex = index
+	}
 	if reapable(&ct) {
 		delete(s.containers, c.ID)
 	} else {

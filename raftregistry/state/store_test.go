@@ -396,6 +396,40 @@ func TestSetContainerStatus(t *testing.T) {
 	}
 }
 
+// TestCallsPerMinuteKeepsModifyIndex: a report that changes only the calls
+// per minute (display) is recorded, wakes watchers of the table, and keeps
+// the container's modify index; one that changes more bumps it.
+func TestCallsPerMinuteKeepsModifyIndex(t *testing.T) {
+	f := newFixture(t)
+	f.seed()
+	f.must(&PutContainer{ID: "c1", Spec: spec("n1", VersionKey{"greeter", "1.0.0"})})
+	st := ContainerStatus{State: api.ContainerRunning, Endpoint: "127.0.0.1:21000", PID: 42,
+		Services: []ServiceStatus{{Service: "greeter", Version: "1.0.0", State: api.ServiceServing}}, UpdatedAt: t0}
+	f.must(&SetContainerStatus{ID: "c1", Node: "n1", Status: st})
+	_, before, _ := f.st.Container("c1")
+	st.Services = []ServiceStatus{{Service: "greeter", Version: "1.0.0", State: api.ServiceServing, CallsPerMinute: 120}}
+	f.must(&SetContainerStatus{ID: "c1", Node: "n1", Status: st})
+	_, after, _ := f.st.Container("c1")
+	if after.Status.Services[0].CallsPerMinute != 120 {
+		t.Fatalf("calls per minute %d, want 120 recorded", after.Status.Services[0].CallsPerMinute)
+	}
+	if after.ModifyIndex != before.ModifyIndex {
+		t.Fatalf("a calls-per-minute report bumped the container's modify index %d → %d", before.ModifyIndex, after.ModifyIndex)
+	}
+	if f.st.Index(TableContainers) <= before.ModifyIndex {
+		t.Fatal("a calls-per-minute report did not advance the table's index: the UI's blocking query would not see it")
+	}
+	st.Services = []ServiceStatus{{Service: "greeter", Version: "1.0.0", State: api.ServiceServing, CallsPerMinute: 120, Inflight: 3}}
+	f.must(&SetContainerStatus{ID: "c1", Node: "n1", Status: st})
+	if _, c, _ := f.st.Container("c1"); c.ModifyIndex == before.ModifyIndex {
+		t.Fatal("an in-flight report kept the modify index")
+	}
+	st.Services = []ServiceStatus{{Service: "greeter", Version: "1.0.0", State: api.ServiceServing, CallsPerMinute: -1}}
+	if r := f.apply(&SetContainerStatus{ID: "c1", Node: "n1", Status: st}); !errors.Is(r.Err, ErrInvalid) || !strings.Contains(r.Err.Error(), "calls_per_minute") {
+		t.Fatalf("negative calls per minute: %v", r.Err)
+	}
+}
+
 func TestTokens(t *testing.T) {
 	f := newFixture(t)
 	f.must(&CreateToken{AccessorID: "a1", SecretHash: "h1", Role: api.RoleOperator})

@@ -262,6 +262,9 @@ func ValidateStatus(s *ContainerStatus) error {
 		if ss.Inflight < 0 {
 			return invalid(fmt.Sprintf("services[%d].inflight", i), "must not be negative")
 		}
+		if ss.CallsPerMinute < 0 {
+			return invalid(fmt.Sprintf("services[%d].calls_per_minute", i), "must not be negative")
+		}
 	}
 	return nil
 }

@@ -78,12 +78,24 @@ function renderServices() {
   tb.replaceChildren();
   for (const s of state.services) {
     for (const v of s.versions) {
-      const cs = holders(s.name, v.version).map((c) => c.id + "@" + c.node + " " + (c.status ? c.status.state : "pending"));
+      const hs = holders(s.name, v.version);
+      const cs = hs.map((c) => c.id + "@" + c.node + " " + (c.status ? c.status.state : "pending"));
       tb.append(el("tr", { "data-service": s.name, "data-version": v.version },
         el("td", {}, s.name), el("td", {}, v.version), el("td", {}, v.clients),
-        el("td", { class: "version-state" }, badge(v.state)), el("td", {}, cs.join(", ") || "-")));
+        el("td", { class: "version-state" }, badge(v.state)),
+        el("td", { class: "calls-per-minute" }, String(callsPerMinute(hs, s.name, v.version))),
+        el("td", {}, cs.join(", ") || "-")));
     }
   }
+}
+
+// callsPerMinute sums the calls per minute the containers cs report for
+// svc@ver: each agent's figure for the last minute, reported periodically.
+function callsPerMinute(cs, svc, ver) {
+  let n = 0;
+  for (const c of cs) for (const s of (c.status && c.status.services) || [])
+    if (s.service === svc && s.version === ver) n += s.calls_per_minute || 0;
+  return n;
 }
 
 // lowerBound is the lowest version a range's own words name as admitted
