@@ -32,6 +32,8 @@ var rules = map[string]rule{
 	"raftregistry":       {may: []string{"api", "raftregistry/state"}},
 	"raftregistry/httpd": {may: []string{"api", "raftregistry", "raftregistry/state", "routing", "internal/netlimit"}},
 	"internal/netlimit":  {may: nil},
+	"internal/linearize": {may: nil},
+	"internal/hostbed":   {may: []string{"api", "client", "internal/linearize"}, never: []string{module + "/raftregistry", module + "/node"}},
 	"node/driver":        {may: nil},
 	"client":             {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
 	"provider":           {may: []string{"api", "routing"}, never: []string{module + "/raftregistry"}},
