@@ -90,7 +90,7 @@ func RunClient(config string) error {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	inflight := make(chan struct{}, 64) // bounds the calls in flight
+	inflight := make(chan struct{}, 256) // bounds the calls in flight
 	for {
 		select {
 		case <-ctx.Done():
@@ -100,7 +100,7 @@ func RunClient(config string) error {
 		select {
 		case inflight <- struct{}{}:
 		default:
-			emit(CallRecord{Start: time.Now().UnixNano(), End: time.Now().UnixNano(), Err: "client: 64 calls in flight"})
+			emit(CallRecord{Start: time.Now().UnixNano(), End: time.Now().UnixNano(), Err: "client: 256 calls in flight"})
 			continue
 		}
 		wg.Add(1)
