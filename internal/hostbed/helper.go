@@ -29,6 +29,12 @@ func RunRole() (int, bool) {
 		}
 		conn.Close()
 		return 0, true
+	case "proxy":
+		if err := RunProxy(os.Getenv("CXBED_PROXY_IP"), os.Getenv("CXBED_PROXY_DELAY")); err != nil {
+			fmt.Fprintln(os.Stderr, "proxy:", err)
+			return 1, true
+		}
+		return 0, true
 	case "client":
 		if err := RunClient(os.Getenv("CXBED_CLIENT")); err != nil {
 			fmt.Fprintln(os.Stderr, "client:", err)
@@ -36,7 +42,7 @@ func RunRole() (int, bool) {
 		}
 		return 0, true
 	default:
-		fmt.Fprintf(os.Stderr, "%s=%q: want dial or client\n", EnvRole, os.Getenv(EnvRole))
+		fmt.Fprintf(os.Stderr, "%s=%q: want dial, proxy or client\n", EnvRole, os.Getenv(EnvRole))
 		return 2, true
 	}
 }

@@ -3,6 +3,7 @@ package hostbed
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -232,5 +233,51 @@ func TestSweepRemovesStaleBeds(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the process in the stale namespace still runs")
+	}
+}
+
+// TestSlowLink delays a server's host by 300ms through the bed's proxy and
+// sees a request from the control host take at least twice that (there and
+// back), then ends the delay and sees it fast again.
+func TestSlowLink(t *testing.T) {
+	b := newBed(t)
+	ctx := context.Background()
+	c, err := NewCluster(b, ClusterConfig{BinDir: bins(t), Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartServers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	s1 := c.Servers[0]
+	took := func() time.Duration {
+		t.Helper()
+		// A client of its own: new connections, which the redirect takes.
+		cl, err := api.NewClient(&api.Config{Address: s1.URL(), Token: testToken,
+			HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, _, err := cl.Status().Leader(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	if d := took(); d > 200*time.Millisecond {
+		t.Fatalf("a request took %s before the delay", d)
+	}
+	const delay = 300 * time.Millisecond
+	if err := b.Slow(s1.Host, delay); err != nil {
+		t.Fatal(err)
+	}
+	if d := took(); d < 2*delay {
+		t.Fatalf("a request took %s with a delay of %s each way", d, delay)
+	}
+	if err := b.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if d := took(); d > 200*time.Millisecond {
+		t.Fatalf("a request took %s after the heal", d)
 	}
 }

@@ -35,19 +35,23 @@ const (
 	Loss Kind = "loss"
 	// DiskFull fills a server's data dir (a small tmpfs).
 	DiskFull Kind = "disk-full"
+	// Slow delays what reaches one host over new connections, and its
+	// answers (a proxy of the bed's, see Bed.Slow).
+	Slow Kind = "slow"
 )
 
 // AllKinds is every kind of fault; DiskFull needs ClusterConfig.DiskSize.
-var AllKinds = []Kind{Isolate, Split, OneWay, AgentRegistry, Kill, Pause, Loss, DiskFull}
+var AllKinds = []Kind{Isolate, Split, OneWay, AgentRegistry, Kill, Pause, Loss, DiskFull, Slow}
 
 // Fault is one fault of a schedule: At after the start, for For.
 type Fault struct {
 	At, For time.Duration
 	Kind    Kind
-	Target  string   // a host
-	Peer    string   // OneWay: the host whose packets are dropped
-	Side    []string // Split: the minority side
-	Percent int      // Loss
+	Target  string        // a host
+	Peer    string        // OneWay: the host whose packets are dropped
+	Side    []string      // Split: the minority side
+	Percent int           // Loss
+	Delay   time.Duration // Slow
 }
 
 func (f Fault) String() string {
@@ -59,6 +63,8 @@ func (f Fault) String() string {
 		s = fmt.Sprintf("t+%-6s %-14s %s | rest", f.At.Round(100*time.Millisecond), f.Kind, strings.Join(f.Side, ","))
 	case Loss:
 		s += fmt.Sprintf(" %d%%", f.Percent)
+	case Slow:
+		s += fmt.Sprintf(" +%s", f.Delay)
 	}
 	return s + fmt.Sprintf(" for %s", f.For.Round(100*time.Millisecond))
 }
@@ -120,6 +126,9 @@ func NewSchedule(seed uint64, d time.Duration, roles Roles, kinds []Kind) []Faul
 			f.Percent = 10 + rng.IntN(21)
 		case DiskFull:
 			f.Target = pick(roles.Servers)
+		case Slow:
+			f.Target = pick(hosts)
+			f.Delay = time.Duration(50+rng.IntN(251)) * time.Millisecond
 		}
 		out = append(out, f)
 		at += f.For + between(3*time.Second, 6*time.Second)
@@ -255,6 +264,9 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func() error, []string, e
 		p := n.proc(target)
 		n.Log.Info("pausing", "host", target)
 		return p.Resume, nil, p.Pause()
+	case Slow:
+		h := host(f.Target)
+		return func() error { return b.Slow(h, 0) }, nil, b.Slow(h, f.Delay)
 	case DiskFull:
 		s := n.C.Server(f.Target)
 		if n.C.Cfg.DiskSize <= 0 {

@@ -14,6 +14,7 @@ import (
 type hostRules struct {
 	from map[string]bool // source addresses dropped
 	loss int             // percent of the bed's packets dropped
+	slow bool            // new connections from the bed go through the proxy
 }
 
 // Cut drops every packet from host from to host to (one way: the answers
@@ -64,7 +65,11 @@ func (b *Bed) Loss(h *Host, percent int) error {
 func (b *Bed) Heal() error {
 	var first error
 	for _, h := range b.Hosts() {
-		if err := b.editRules(h, func(r *hostRules) { clear(r.from); r.loss = 0 }); err != nil && first == nil {
+		// Connections already through a proxy go on at full speed.
+		if _, err := os.Stat(filepath.Join(h.Dir(), "proxy-delay")); err == nil {
+			_ = os.WriteFile(filepath.Join(h.Dir(), "proxy-delay"), []byte("0"), 0o644)
+		}
+		if err := b.editRules(h, func(r *hostRules) { clear(r.from); r.loss = 0; r.slow = false }); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -105,7 +110,14 @@ func (r *hostRules) render(subnet string) string {
 	if r.loss > 0 {
 		fmt.Fprintf(&b, "\t\tip saddr %s0/24 numgen random mod 100 < %d drop\n", subnet, r.loss)
 	}
-	b.WriteString("\t}\n}\n")
+	b.WriteString("\t}\n}\nadd table ip cxnat\ndelete table ip cxnat\n")
+	if r.slow {
+		b.WriteString("table ip cxnat {\n\tchain pre {\n\t\ttype nat hook prerouting priority -100;\n")
+		for _, p := range proxiedPorts {
+			fmt.Fprintf(&b, "\t\tiifname \"eth0\" tcp dport %d redirect to :%d\n", p, p+proxyOffset)
+		}
+		b.WriteString("\t}\n}\n")
+	}
 	return b.String()
 }
 
