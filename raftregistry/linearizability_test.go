@@ -1096,6 +1096,6 @@ func TestConsistentReadOnNewLeaderSeesEarlierWrites(t *testing.T) {
 		t.Log("the followers had already applied the write when the leader was cut off: this run shows nothing")
 	}
 	if !porcupine.CheckOperations(linModel, ops) {
-		t.Fatalf("stale consistent read on a new leader:\n%s", linearize.Dump(ops))
+		t.Fatalf("stale consistent read on a new leader:\n%s", linearize.Dump(ops, linCheckTimeout))
 	}
 }

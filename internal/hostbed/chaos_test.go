@@ -118,7 +118,7 @@ func runChaos(t *testing.T, seed uint64, d time.Duration, kinds []Kind, spared [
 	if err != nil {
 		t.Fatal(err)
 	}
-	regs := &Registers{C: c, Keys: 3, Workers: 3, Pace: 100 * time.Millisecond, Seed: seed}
+	regs := &Registers{C: c, Keys: 3, Workers: 3, Pace: 100 * time.Millisecond, Epoch: 30 * time.Second, Seed: seed}
 	wg.Add(1)
 	go func() { defer wg.Done(); regs.Run(runCtx) }()
 

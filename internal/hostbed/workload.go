@@ -18,6 +18,9 @@ import (
 // ClientVersion is the version the bed's clients call as.
 const ClientVersion = "1.5.0"
 
+// wrongRange admits no client of the bed.
+const wrongRange = ">= 2.0"
+
 // Rollouts adds a greeter version every Every, with a container on every
 // agent, and retires the oldest when more than Keep are active; every
 // third version admits no client of the bed (clients ">= 2.0"), so a call
@@ -65,7 +68,7 @@ func (r *Rollouts) Run(ctx context.Context) {
 			n++
 			clients := ">= 1.0, < 2.0"
 			if n%3 == 0 {
-				clients = ">= 2.0"
+				clients = wrongRange
 			}
 			r.versions = append(r.versions, &rollout{ver: fmt.Sprintf("1.%d.0", n), clients: clients,
 				containers: map[string]bool{}, deleted: map[string]bool{}})
@@ -81,6 +84,7 @@ func (r *Rollouts) Run(ctx context.Context) {
 
 func (r *Rollouts) step(ctx context.Context) {
 	c := r.C.API()
+	running := r.running(ctx)
 	try := func(what string, f func(ctx context.Context) error) bool {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
@@ -148,7 +152,7 @@ func (r *Rollouts) step(ctx context.Context) {
 		}
 		// Retire the oldest active version once a newer one is on every
 		// agent and more than Keep are active.
-		if active > r.Keep && i < len(r.versions)-1 && onEvery(r.versions[len(r.versions)-1].containers, len(r.C.Agents)) {
+		if active > r.Keep && i < len(r.versions)-1 && r.otherCompatibleRuns(v, running) {
 			if try("retire "+v.ver, func(ctx context.Context) error {
 				_, _, err := c.Services().Retire(ctx, "greeter", v.ver, nil)
 				return err
@@ -161,18 +165,53 @@ func (r *Rollouts) step(ctx context.Context) {
 	}
 }
 
+// running returns, by version, on how many agents its container runs; nil
+// when the registry did not answer.
+func (r *Rollouts) running(ctx context.Context) map[string]int {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	cts, _, err := r.C.API().Containers().List(ctx, "", nil)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, ct := range cts {
+		if ct.Status != nil && ct.Status.State == api.ContainerRunning && len(ct.Services) == 1 {
+			out[ct.Services[0].Version]++
+		}
+	}
+	return out
+}
+
+// otherCompatibleRuns reports whether a version other than v that admits
+// the bed's clients is active and runs on every agent: retiring v then
+// leaves the clients a version to call.
+func (r *Rollouts) otherCompatibleRuns(v *rollout, running map[string]int) bool {
+	for _, o := range r.versions {
+		if o != v && !o.retired && o.clients != wrongRange && running[o.ver] == len(r.C.Agents) {
+			return true
+		}
+	}
+	return false
+}
+
 func containerID(ver, node string) string {
 	return "g-" + strings.ReplaceAll(ver, ".", "-") + "-" + node
 }
 
 // Registers reads and writes registers of the registry from the control
 // host and records the history: a write declares version 1.0.0 of service
-// "lin-<k>" with clients ">= 1.<seq>"; a read is a consistent read of it.
+// "lin-<epoch>-<k>" with clients ">= 1.<seq>"; a read is a consistent read
+// of it. The workers move to fresh keys every Epoch, as Jepsen's
+// independent keys do, so that each key's history stays short enough to
+// check: a write whose outcome is unknown stays open to the end of its
+// key's history, and a long one with many would not be checked in time.
 type Registers struct {
 	C       *Cluster
 	Keys    int
 	Workers int
 	Pace    time.Duration // between one worker's operations
+	Epoch   time.Duration // how long the workers keep to one set of keys
 	Seed    uint64
 
 	H                                 *linearize.History
@@ -188,6 +227,7 @@ func (r *Registers) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	seq := 0
 	var seqMu sync.Mutex
+	start := time.Now()
 	for w := range r.Workers {
 		wg.Add(1)
 		go func() {
@@ -196,7 +236,7 @@ func (r *Registers) Run(ctx context.Context) {
 			c := r.C.API()
 			id := r.H.NewClient()
 			for ctx.Err() == nil {
-				key := fmt.Sprintf("lin-%d", rng.IntN(r.Keys))
+				key := fmt.Sprintf("lin-%d-%d", time.Since(start)/r.Epoch, rng.IntN(r.Keys))
 				opCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 				if rng.IntN(2) == 0 {
 					seqMu.Lock()

@@ -169,20 +169,25 @@ func Check(ops []porcupine.Operation, timeout time.Duration) (porcupine.CheckRes
 	if err := porcupine.VisualizePath(Model, info, path); err != nil {
 		return res, path, err
 	}
-	return res, path, os.WriteFile(strings.TrimSuffix(path, ".html")+".txt", []byte(Dump(ops)), 0o600)
+	return res, path, os.WriteFile(strings.TrimSuffix(path, ".html")+".txt", []byte(Dump(ops, timeout)), 0o600)
 }
 
-// Dump lists, for every key whose history alone is not linearizable, its
-// operations in call order.
-func Dump(ops []porcupine.Operation) string {
+// Dump lists, for every key whose history alone is not linearizable (or
+// could not be checked within timeout), its operations in call order.
+func Dump(ops []porcupine.Operation, timeout time.Duration) string {
 	var b strings.Builder
 	for _, part := range Model.Partition(ops) {
-		if porcupine.CheckOperations(Model, part) {
+		res := porcupine.CheckOperationsTimeout(Model, part, timeout)
+		if res == porcupine.Ok {
 			continue
 		}
 		part = slices.Clone(part)
 		slices.SortFunc(part, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-		fmt.Fprintf(&b, "key %s: not linearizable\n", part[0].Input.(Input).Key)
+		verdict := "not linearizable"
+		if res == porcupine.Unknown {
+			verdict = "not checked within " + timeout.String()
+		}
+		fmt.Fprintf(&b, "key %s: %s\n", part[0].Input.(Input).Key, verdict)
 		for _, op := range part {
 			fmt.Fprintf(&b, "  [%6d, %6d] client %2d  %-40s  %v\n", op.Call, op.Return, op.ClientId,
 				Model.DescribeOperation(op.Input, op.Output), op.Metadata)
