@@ -3,6 +3,8 @@ package hostbed
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +27,8 @@ type Summary struct {
 	Lost                    []string
 	Diverged                []string // servers whose state differs from the leader's
 	LinOps, LinAmbiguous    int
+	LinKeys                 int      // keys whose history was checked linearizable
+	LinIllegal, LinUnknown  []string // keys that were not, or not in time
 	Linearizable            porcupine.CheckResult
 	LinFile                 string
 
@@ -57,9 +61,9 @@ func (s *Summary) Verdict() string {
 	if !s.OK() {
 		v = "FAIL"
 	}
-	return fmt.Sprintf("%s seed=%d duration=%s faults=%d lost_writes=%d/%d diverged=%d linearizable=%s (%d ops, %d ambiguous) calls=%d failed=%d excused=%d wrong=%d restarts=%d max_converge=%s not_converged=%d over_%s=%d",
+	return fmt.Sprintf("%s seed=%d duration=%s faults=%d lost_writes=%d/%d diverged=%d linearizable=%s (%d ops, %d keys, %d ambiguous) calls=%d failed=%d excused=%d wrong=%d restarts=%d max_converge=%s not_converged=%d over_%s=%d",
 		v, s.Seed, s.Duration.Round(time.Second), s.Faults, s.LostWrites, s.AckedWrites, len(s.Diverged), linResult(s.Linearizable),
-		s.LinOps, s.LinAmbiguous, s.Calls, s.CallsFailed, s.CallsExcused, s.WrongAnswers, s.Restarts,
+		s.LinOps, s.LinKeys+len(s.LinIllegal)+len(s.LinUnknown), s.LinAmbiguous, s.Calls, s.CallsFailed, s.CallsExcused, s.WrongAnswers, s.Restarts,
 		s.MaxConverge.Round(time.Millisecond), s.NotConverged, ConvergeBound, s.SlowConverge)
 }
 
@@ -84,7 +88,7 @@ func (s *Summary) Report() string {
 		fmt.Fprintf(&b, "  diverged: %s\n", d)
 	}
 	if s.LinFile != "" {
-		fmt.Fprintf(&b, "  not linearizable: %s\n", s.LinFile)
+		fmt.Fprintf(&b, "  not linearizable: keys %v, not checked in time: keys %v; their histories: %s\n", s.LinIllegal, s.LinUnknown, s.LinFile)
 	}
 	for _, f := range s.FailedSamples {
 		fmt.Fprintf(&b, "  failed call: %s\n", f)
@@ -178,10 +182,26 @@ func (s *Summary) CheckRegistry(ctx context.Context, c *Cluster, acked map[strin
 			s.LinAmbiguous++
 		}
 	}
-	var err error
-	s.Linearizable, s.LinFile, err = linearize.Check(ops, 2*time.Minute)
-	if err != nil {
-		s.LinFile += " (" + err.Error() + ")"
+	s.LinKeys, s.LinIllegal, s.LinUnknown = linearize.KeyResults(ops, 20*time.Second)
+	switch {
+	case len(s.LinIllegal) > 0:
+		s.Linearizable = porcupine.Illegal
+	case len(s.LinUnknown) > 0:
+		s.Linearizable = porcupine.Unknown
+	default:
+		s.Linearizable = porcupine.Ok
+	}
+	if s.Linearizable != porcupine.Ok {
+		// The keys' histories, to read or check again.
+		var bad []porcupine.Operation
+		for _, op := range ops {
+			k := op.Input.(linearize.Input).Key
+			if slices.Contains(s.LinIllegal, k) || slices.Contains(s.LinUnknown, k) {
+				bad = append(bad, op)
+			}
+		}
+		s.LinFile = filepath.Join(c.Bed.Dir(), "registers.txt")
+		_ = os.WriteFile(s.LinFile, []byte(linearize.Dump(bad, 20*time.Second)), 0o644)
 	}
 }
 

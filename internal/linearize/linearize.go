@@ -172,6 +172,25 @@ func Check(ops []porcupine.Operation, timeout time.Duration) (porcupine.CheckRes
 	return res, path, os.WriteFile(strings.TrimSuffix(path, ".html")+".txt", []byte(Dump(ops, timeout)), 0o600)
 }
 
+// KeyResults checks each key's history on its own, each within timeout,
+// and returns the keys that are not linearizable and those that could not
+// be checked in time; a key's history is far cheaper to check than the
+// whole, and a timeout on one key leaves the verdict on the others.
+func KeyResults(ops []porcupine.Operation, timeout time.Duration) (checked int, illegal, unknown []string) {
+	for _, part := range Model.Partition(ops) {
+		key := part[0].Input.(Input).Key
+		switch porcupine.CheckOperationsTimeout(Model, part, timeout) {
+		case porcupine.Ok:
+			checked++
+		case porcupine.Illegal:
+			illegal = append(illegal, key)
+		default:
+			unknown = append(unknown, key)
+		}
+	}
+	return checked, illegal, unknown
+}
+
 // Dump lists, for every key whose history alone is not linearizable (or
 // could not be checked within timeout), its operations in call order.
 func Dump(ops []porcupine.Operation, timeout time.Duration) string {
