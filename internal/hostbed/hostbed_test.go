@@ -24,8 +24,15 @@ func TestMain(m *testing.M) {
 	if code, ok := RunRole(); ok {
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if builtBins != "" {
+		os.RemoveAll(builtBins)
+	}
+	os.Exit(code)
 }
+
+// builtBins is the temporary directory bins built into, removed at the end.
+var builtBins string
 
 var binDir string
 
@@ -53,7 +60,7 @@ func bins(t *testing.T) string {
 			t.Fatalf("build %s: %v\n%s", pkg, err, out)
 		}
 	}
-	binDir = dir
+	binDir, builtBins = dir, dir
 	return dir
 }
 
