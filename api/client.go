@@ -45,7 +45,8 @@ type Config struct {
 	// separated by commas. Empty means DefaultAddress. A Client that knows
 	// several servers sends a request to the next one when its server does
 	// not answer, or answers 502, 503 or 504, when the request may be sent
-	// twice (reads, and writes other than POST and check-and-set).
+	// twice (reads, and writes other than POST and check-and-set; after no
+	// answer at all, only reads and heartbeats: see mayTryElsewhere).
 	Address string
 	// RefreshServers, when positive, makes the Client learn the registry's
 	// other servers from GET /v1/status/peers after its first answer and
@@ -394,6 +395,10 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, time.Durat
 			return resp, took, nil
 		}
 		if ctx.Err() != nil || left == 0 || !r.mayTryElsewhere(err) {
+			if left > 0 && (errors.Is(err, errNoAnswer) || neverConnected(err)) {
+				// Not sent again, but the next request goes elsewhere.
+				c.servers.moveOn(base)
+			}
 			break
 		}
 		c.servers.moveOn(base)

@@ -216,11 +216,15 @@ const defaultBlockingWait = 5 * time.Minute
 // mayTryElsewhere reports whether r, whose attempt failed with err, may be
 // sent to another server. A request that never reached a server always may.
 // Reads, and PUT and DELETE without check-and-set, may also after an answer
-// that the server could not serve it or no answer at all: the registry's
-// writes are idempotent (docs/design.md §5), so one that was applied after
-// all is applied again as a no-op. A POST or a check-and-set write that may
-// have been applied is not sent again: a second try could fail where the
-// first succeeded.
+// that the server could not serve it: the registry's writes are idempotent
+// (docs/design.md §5), and a write the server proposed before it answered
+// 503 is in the log before anything proposed after it. After no answer at
+// all only a read or a heartbeat may: the server may hold the write
+// unread (paused, or cut off) and apply it when it resumes, after writes
+// acknowledged meanwhile, so that a second copy acknowledged elsewhere would
+// be undone by the first; the caller gets the error, an unknown outcome,
+// instead. A POST or a check-and-set write that may have been applied is
+// not sent again: a second try could fail where the first succeeded.
 func (r *request) mayTryElsewhere(err error) bool {
 	if r.stream != nil {
 		return false
@@ -228,7 +232,22 @@ func (r *request) mayTryElsewhere(err error) bool {
 	if neverConnected(err) {
 		return true
 	}
-	return r.idempotent() && (errors.Is(err, errNoAnswer) || IsRetryable(err))
+	if errors.Is(err, errNoAnswer) {
+		return r.lateCopyHarmless()
+	}
+	return r.idempotent() && IsRetryable(err)
+}
+
+// lateCopyHarmless reports whether a copy of r applied long after it was
+// sent does no harm: a read, or a node's heartbeat (it renews a TTL).
+func (r *request) lateCopyHarmless() bool {
+	switch r.method {
+	case "GET", "HEAD":
+		return true
+	case "PUT":
+		return strings.HasPrefix(r.path, "/v1/nodes/") && strings.HasSuffix(r.path, "/heartbeat")
+	}
+	return false
 }
 
 // idempotent reports whether r may be sent again after it reached a server:

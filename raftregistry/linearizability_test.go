@@ -11,14 +11,12 @@ package raftregistry
 // Raft's and the Store's logs with COEXIST_LIN_LOG=1.
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +27,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/coexist-dev/coexist/api"
+	"github.com/coexist-dev/coexist/internal/linearize"
 	"github.com/coexist-dev/coexist/raftregistry/state"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -63,66 +62,16 @@ func linOpsPerRound() int {
 }
 
 // ---------------------------------------------------------------------------
-// The model: one register per key.
+// The model: one register per key (internal/linearize). A register is the
+// clients range of version 1.0.0 of the service Key.
 
-// linInput is an operation on one register: a write of Value, or a read.
-// A register is the clients range of version 1.0.0 of the service Key.
-type linInput struct {
-	Write bool
-	Key   string
-	Value string
-}
+type (
+	linInput   = linearize.Input
+	linOutput  = linearize.Output
+	linHistory = linearize.History
+)
 
-// linOutput is what an operation returned: for a read the value seen ("" when
-// the version does not exist); for a write only whether its outcome is
-// unknown (its Return time is then the end of the history).
-type linOutput struct {
-	Value     string
-	Ambiguous bool
-}
-
-var linModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range history {
-			k := op.Input.(linInput).Key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		slices.Sort(keys)
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(st, in, out any) (bool, any) {
-		i := in.(linInput)
-		if i.Write {
-			return true, i.Value
-		}
-		return out.(linOutput).Value == st.(string), st
-	},
-	DescribeOperation: func(in, out any) string {
-		i, o := in.(linInput), out.(linOutput)
-		if i.Write {
-			if o.Ambiguous {
-				return fmt.Sprintf("write(%s, %q) -> unknown", i.Key, i.Value)
-			}
-			return fmt.Sprintf("write(%s, %q)", i.Key, i.Value)
-		}
-		return fmt.Sprintf("read(%s) -> %q", i.Key, o.Value)
-	},
-	DescribeState: func(st any) string { return fmt.Sprintf("%q", st) },
-	DescribeOperationMetadata: func(info any) string {
-		s, _ := info.(string)
-		return s
-	},
-}
+var linModel = linearize.Model
 
 // linNote says which server served an operation and how far its log and
 // state machine were.
@@ -131,93 +80,10 @@ func linNote(s *Store, extra string) string {
 	return fmt.Sprintf("%s term %s commit %s applied %s %s", s.cfg.NodeID, st["term"], st["commit_index"], st["applied_index"], extra)
 }
 
-// linHistory records operations with timestamps from a counter: time is
-// frozen inside a bubble while goroutines run, so clocks cannot order them.
-type linHistory struct {
-	clock atomic.Int64
-
-	mu      sync.Mutex
-	ops     []porcupine.Operation
-	pending []int // ambiguous operations; they return at the end
-	clients int
-}
-
-func (h *linHistory) tick() int64 { return h.clock.Add(1) }
-
-// newClient returns a fresh porcupine client id. A client whose operation
-// is left pending continues under a new id, as Jepsen does with a crashed
-// process, so that no client has two operations open at once.
-func (h *linHistory) newClient() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.clients++
-	return h.clients - 1
-}
-
-func (h *linHistory) record(client int, in linInput, out linOutput, call, ret int64) {
-	h.recordOn(client, in, out, call, ret, "")
-}
-
-// recordOn records an operation with a note (which server served it) that
-// the visualization shows.
-func (h *linHistory) recordOn(client int, in linInput, out linOutput, call, ret int64, note string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if out.Ambiguous {
-		h.pending = append(h.pending, len(h.ops))
-	}
-	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret, Metadata: note})
-}
-
-// operations returns the history; an ambiguous write may take effect at any
-// time after its call, so it returns after everything else.
-func (h *linHistory) operations() []porcupine.Operation {
-	end := h.tick()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := slices.Clone(h.ops)
-	for _, i := range h.pending {
-		out[i].Return = end
-	}
-	return out
-}
-
 // checkLinearizable checks a history with porcupine and, when it is not
 // linearizable, writes the visualization to a file and returns its path.
 func checkLinearizable(ops []porcupine.Operation) (porcupine.CheckResult, string, error) {
-	res, info := porcupine.CheckOperationsVerbose(linModel, ops, linCheckTimeout)
-	if res == porcupine.Ok {
-		return res, "", nil
-	}
-	f, err := os.CreateTemp("", "coexist-linearizability-*.html")
-	if err != nil {
-		return res, "", err
-	}
-	path := f.Name()
-	_ = f.Close()
-	if err := porcupine.VisualizePath(linModel, info, path); err != nil {
-		return res, path, err
-	}
-	return res, path, os.WriteFile(strings.TrimSuffix(path, ".html")+".txt", []byte(linDump(ops)), 0o600)
-}
-
-// linDump lists, for every key whose history alone is not linearizable, its
-// operations in call order.
-func linDump(ops []porcupine.Operation) string {
-	var b strings.Builder
-	for _, part := range linModel.Partition(ops) {
-		if porcupine.CheckOperations(linModel, part) {
-			continue
-		}
-		part = slices.Clone(part)
-		slices.SortFunc(part, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-		fmt.Fprintf(&b, "key %s: not linearizable\n", part[0].Input.(linInput).Key)
-		for _, op := range part {
-			fmt.Fprintf(&b, "  [%6d, %6d] client %2d  %-40s  %v\n", op.Call, op.Return, op.ClientId,
-				linModel.DescribeOperation(op.Input, op.Output), op.Metadata)
-		}
-	}
-	return b.String()
+	return linearize.Check(ops, linCheckTimeout)
 }
 
 // ---------------------------------------------------------------------------
@@ -509,7 +375,7 @@ type linClient struct {
 }
 
 func (r *linRun) newClient(rng *rand.Rand) *linClient {
-	return &linClient{r: r, rng: rng, id: r.h.newClient()}
+	return &linClient{r: r, rng: rng, id: r.h.NewClient()}
 }
 
 // pick returns the server this client sends its next operation to: one that
@@ -564,19 +430,19 @@ func (cl *linClient) write(key string) {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		call := r.h.tick()
+		call := r.h.Tick()
 		if cl.lose != nil && s.IsLeader() && cl.lose() {
-			r.h.record(cl.id, in, linOutput{}, call, r.h.tick())
+			r.h.Record(cl.id, in, linOutput{}, call, r.h.Tick())
 			r.stats.writesOK.Add(1)
 			r.c.exit(i)
 			return
 		}
 		res, err := s.Apply(context.Background(), &state.DeclareVersion{Service: key, Version: "1.0.0", Clients: val})
-		ret := r.h.tick()
+		ret := r.h.Tick()
 		r.c.exit(i)
 		switch {
 		case err == nil && res.Err == nil:
-			r.h.recordOn(cl.id, in, linOutput{}, call, ret, linNote(s, fmt.Sprintf("index %d", res.Index)))
+			r.h.RecordOn(cl.id, in, linOutput{}, call, ret, linNote(s, fmt.Sprintf("index %d", res.Index)))
 			r.stats.writesOK.Add(1)
 			return
 		case err == nil:
@@ -587,9 +453,9 @@ func (cl *linClient) write(key string) {
 			time.Sleep(time.Duration(1+cl.rng.IntN(10)) * time.Millisecond)
 		default:
 			// Maybe applied, maybe not, maybe later: pending for ever.
-			r.h.recordOn(cl.id, in, linOutput{Ambiguous: true}, call, 0, linNote(s, err.Error()))
+			r.h.RecordOn(cl.id, in, linOutput{Ambiguous: true}, call, 0, linNote(s, err.Error()))
 			r.stats.writesAmbiguous.Add(1)
-			cl.id = r.h.newClient()
+			cl.id = r.h.NewClient()
 			return
 		}
 	}
@@ -610,7 +476,7 @@ func (cl *linClient) read(key string) bool {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		call := r.h.tick()
+		call := r.h.Tick()
 		if err := s.VerifyLeader(context.Background()); err != nil {
 			r.c.exit(i)
 			r.stats.readsFailed.Add(1)
@@ -621,9 +487,9 @@ func (cl *linClient) read(key string) bool {
 		if v := s.State().Version(state.VersionKey{Service: key, Version: "1.0.0"}); v != nil {
 			out.Value = v.Clients
 		}
-		ret := r.h.tick()
+		ret := r.h.Tick()
 		r.c.exit(i)
-		r.h.recordOn(cl.id, linInput{Key: key}, out, call, ret, linNote(s, ""))
+		r.h.RecordOn(cl.id, linInput{Key: key}, out, call, ret, linNote(s, ""))
 		r.stats.readsOK.Add(1)
 		return true
 	}
@@ -831,7 +697,7 @@ func runLinRound(seed uint64, nOps int) linRoundResult {
 	}
 	c.shutdown()
 
-	res.ops = r.h.operations()
+	res.ops = r.h.Operations()
 	res.problems = append(res.problems, r.problems...)
 	res.stats = r.stats.String()
 	res.elapsed = time.Since(start)
@@ -990,7 +856,7 @@ func TestLinearizabilityCheckerRejectsLostWrite(t *testing.T) {
 			}
 			cl.read("k")
 			c.shutdown()
-			ops, problems = r.h.operations(), r.problems
+			ops, problems = r.h.Operations(), r.problems
 		})
 		if len(problems) > 0 {
 			t.Fatal(problems)
@@ -1041,13 +907,13 @@ func TestConsistentReadOnIsolatedLeaderFails(t *testing.T) {
 		h := &linHistory{}
 		key := state.VersionKey{Service: "k", Version: "1.0.0"}
 		write := func(s *Store, v string) bool {
-			call := h.tick()
+			call := h.Tick()
 			res, err := s.Apply(context.Background(), &state.DeclareVersion{Service: key.Service, Version: key.Version, Clients: v})
 			if err != nil || res.Err != nil {
 				fail("write %q: %v %v", v, err, res.Err)
 				return false
 			}
-			h.record(0, linInput{Write: true, Key: "k", Value: v}, linOutput{}, call, h.tick())
+			h.Record(0, linInput{Write: true, Key: "k", Value: v}, linOutput{}, call, h.Tick())
 			return true
 		}
 		old := c.store(0)
@@ -1082,25 +948,25 @@ func TestConsistentReadOnIsolatedLeaderFails(t *testing.T) {
 		oldStillLeader = old.IsLeader()
 
 		// What a read without verification would answer.
-		stale := h.tick()
+		stale := h.Tick()
 		v := old.State().Version(key)
-		h.record(1, linInput{Key: "k"}, linOutput{Value: v.Clients}, stale, h.tick())
-		staleOps = h.operations()
+		h.Record(1, linInput{Key: "k"}, linOutput{Value: v.Clients}, stale, h.Tick())
+		staleOps = h.Operations()
 
 		// The consistent read: verify first.
 		verifyErr = old.VerifyLeader(context.Background())
 
 		// And on the new leader it succeeds and sees the new value.
 		h2 := &linHistory{}
-		h2.record(0, linInput{Write: true, Key: "k", Value: ">= 1.1"}, linOutput{}, h2.tick(), h2.tick())
-		h2.record(0, linInput{Write: true, Key: "k", Value: ">= 1.2"}, linOutput{}, h2.tick(), h2.tick())
-		call := h2.tick()
+		h2.Record(0, linInput{Write: true, Key: "k", Value: ">= 1.1"}, linOutput{}, h2.Tick(), h2.Tick())
+		h2.Record(0, linInput{Write: true, Key: "k", Value: ">= 1.2"}, linOutput{}, h2.Tick(), h2.Tick())
+		call := h2.Tick()
 		if err := next.VerifyLeader(context.Background()); err != nil {
 			fail("consistent read on the new leader: %v", err)
 			return
 		}
-		h2.record(1, linInput{Key: "k"}, linOutput{Value: next.State().Version(key).Clients}, call, h2.tick())
-		consistentOps = h2.operations()
+		h2.Record(1, linInput{Key: "k"}, linOutput{Value: next.State().Version(key).Clients}, call, h2.Tick())
+		consistentOps = h2.Operations()
 	})
 	if len(problems) > 0 {
 		t.Fatal(problems)
@@ -1162,13 +1028,13 @@ func TestConsistentReadOnNewLeaderSeesEarlierWrites(t *testing.T) {
 		h := &linHistory{}
 		key := state.VersionKey{Service: "k", Version: "1.0.0"}
 		write := func(s *Store, v string) bool {
-			call := h.tick()
+			call := h.Tick()
 			res, err := s.Apply(context.Background(), &state.DeclareVersion{Service: key.Service, Version: key.Version, Clients: v})
 			if err != nil || res.Err != nil {
 				fail("write %q: %v %v", v, err, res.Err)
 				return false
 			}
-			h.recordOn(0, linInput{Write: true, Key: "k", Value: v}, linOutput{}, call, h.tick(), linNote(s, ""))
+			h.RecordOn(0, linInput{Write: true, Key: "k", Value: v}, linOutput{}, call, h.Tick(), linNote(s, ""))
 			return true
 		}
 		old := c.store(0)
@@ -1211,7 +1077,7 @@ func TestConsistentReadOnNewLeaderSeesEarlierWrites(t *testing.T) {
 			fail("no new leader: %v", err)
 			return
 		}
-		call := h.tick()
+		call := h.Tick()
 		if err := next.VerifyLeader(context.Background()); err != nil {
 			fail("consistent read on the new leader: %v", err)
 			return
@@ -1220,8 +1086,8 @@ func TestConsistentReadOnNewLeaderSeesEarlierWrites(t *testing.T) {
 		if v := next.State().Version(key); v != nil {
 			out.Value = v.Clients
 		}
-		h.recordOn(1, linInput{Key: "k"}, out, call, h.tick(), linNote(next, ""))
-		ops = h.operations()
+		h.RecordOn(1, linInput{Key: "k"}, out, call, h.Tick(), linNote(next, ""))
+		ops = h.Operations()
 	})
 	if len(problems) > 0 {
 		t.Fatal(problems)
@@ -1230,6 +1096,6 @@ func TestConsistentReadOnNewLeaderSeesEarlierWrites(t *testing.T) {
 		t.Log("the followers had already applied the write when the leader was cut off: this run shows nothing")
 	}
 	if !porcupine.CheckOperations(linModel, ops) {
-		t.Fatalf("stale consistent read on a new leader:\n%s", linDump(ops))
+		t.Fatalf("stale consistent read on a new leader:\n%s", linearize.Dump(ops, linCheckTimeout))
 	}
 }

@@ -37,6 +37,8 @@ var rules = map[string]rule{
 	"raftregistry/httpd":  {may: []string{"api", "raftregistry", "raftregistry/state", "raftregistry/census", "routing", "internal/netlimit"}},
 	"internal/netlimit":   {may: nil},
 	"internal/buildinfo":  {may: nil},
+	"internal/linearize":  {may: nil},
+	"internal/hostbed":    {may: []string{"api", "client", "internal/linearize"}, never: []string{module + "/raftregistry", module + "/node"}},
 	"ui":                  {may: nil},
 	"node/driver":         {may: nil},
 	"client":              {may: []string{"api", "routing", "client/callpolicy"}, never: []string{module + "/raftregistry"}},
