@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -135,6 +136,25 @@ func (a *CensusAPI) Get(ctx context.Context, q *QueryOptions) (*Census, *QueryMe
 		return nil, nil, err
 	}
 	return &out, qm, nil
+}
+
+// Leave tells the registry server this client watches on that the watcher
+// id is going away, so that it leaves the census at once rather than
+// census_ttl after its last request (docs/design.md §5). It is sent to
+// one server only (the current one: the watches went there too); elsewhere
+// the watcher ages out as before.
+func (a *CensusAPI) Leave(ctx context.Context, id *Identity) error {
+	if id == nil || id.Instance == "" {
+		return errors.New("census leave: no instance")
+	}
+	r := a.c.newRequest(http.MethodDelete, "/v1/census/watchers/"+seg(id.Instance))
+	r.ident = id
+	resp, _, err := a.c.do(ctx, r)
+	if err != nil {
+		return err
+	}
+	closeBody(resp)
+	return nil
 }
 
 // InForce asks whether the change at index is in force, waiting up to wait

@@ -261,3 +261,40 @@ func TestNarrowingInForceExcludesClients(t *testing.T) {
 		t.Errorf("only %d calls after the narrowing was in force", after)
 	}
 }
+
+// TestClosedClientLeavesTheCensus: a client closed cleanly leaves the
+// census at once (DELETE /v1/census/watchers/{instance}), so that retiring
+// the version only it used is not refused for census_ttl (10 s by default)
+// after it is gone.
+func TestClosedClientLeavesTheCensus(t *testing.T) {
+	c := startDev(t)
+	c.declare("1.0.0", ">= 1.0, < 2.0")
+	c.declare("2.0.0", ">= 2.0")
+	c.container("g1", "1.0.0")
+	c.container("g2", "2.0.0")
+	c.waitRunning("g1", "g2")
+	cl := c.newClient("1.5.0", nil, nil)
+	if a := call(context.Background(), cl, ""); a.err != nil || a.status != 200 {
+		t.Fatalf("call: %v %d", a.err, a.status)
+	}
+	counted := func() bool {
+		cs, _, err := c.api.Census().Get(context.Background(), nil)
+		if err != nil {
+			return true
+		}
+		for _, co := range cs.Cohorts {
+			if co.Name == "web" && co.Version == "1.5.0" {
+				return true
+			}
+		}
+		return false
+	}
+	c.waitFor(10*time.Second, "the census to list web@1.5.0", counted)
+	cl.Close()
+	start := time.Now()
+	c.waitFor(3*time.Second, "the census to drop the closed web@1.5.0 (well before census_ttl)", func() bool { return !counted() })
+	t.Logf("the census dropped the closed client after %s", time.Since(start).Round(time.Millisecond))
+	if _, _, err := c.api.Services().Retire(context.Background(), "greeter", "1.0.0", nil); err != nil {
+		t.Fatalf("retire greeter@1.0.0 once its only client closed: %v", err)
+	}
+}

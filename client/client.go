@@ -188,6 +188,13 @@ func (c *Client) Close() {
 	}
 	c.cancel()
 	c.wg.Wait()
+	// Leave the registry's census at once: a closed client must not count
+	// as a live caller (refusing a retire it no longer needs) for census_ttl.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if err := c.api.Census().Leave(ctx, c.watcher); err != nil {
+		c.logger.Debug("leave the registry's census", "error", err)
+	}
+	cancel()
 	if t, ok := c.base.(*http.Transport); ok && c.ownsBase {
 		t.CloseIdleConnections()
 	}

@@ -128,6 +128,18 @@ func (l *Local) End(instance, table string, now time.Time) {
 	e.last = now
 }
 
+// Leave forgets every entry of instance at once: a watcher that closes
+// cleanly says so, rather than staying live for ttl after its last request.
+// A request of it still open ends without effect.
+func (l *Local) Leave(instance string) {
+	for k := range l.m {
+		if k.instance == instance {
+			delete(l.m, k)
+			l.changed = true
+		}
+	}
+}
+
 // Changed reports whether an entry appeared or an acknowledgement moved since
 // the last Report.
 func (l *Local) Changed() bool { return l.changed }

@@ -49,6 +49,28 @@ func TestLocalLivenessByOpenRequestOrTTL(t *testing.T) {
 	}
 }
 
+func TestLocalLeave(t *testing.T) {
+	l := NewLocal(10 * time.Second)
+	for _, table := range []string{TableServices, TableContainers} {
+		l.Begin(client("gone", "web", "1.0.0"), table, 3, t0)
+		l.End("gone", table, t0)
+	}
+	l.Begin(client("stays", "web", "1.0.0"), TableServices, 3, t0)
+	l.Report(t0)
+	l.Leave("gone")
+	if !l.Changed() {
+		t.Fatal("a watcher that left is a change")
+	}
+	rep := l.Report(t0.Add(time.Second))
+	if len(rep) != 1 || rep[0].Instance != "stays" {
+		t.Fatalf("after Leave, within the ttl, only the other is live: %+v", rep)
+	}
+	l.End("gone", TableServices, t0.Add(2*time.Second)) // a request that was still open
+	if rep := l.Report(t0.Add(2 * time.Second)); len(rep) != 1 {
+		t.Fatalf("a request ending after Leave brings nothing back: %+v", rep)
+	}
+}
+
 func TestFleetInForcePerTable(t *testing.T) {
 	ttl := 10 * time.Second
 	f := NewFleet(t0, []string{"s1", "s2"}, ttl)

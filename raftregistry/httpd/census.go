@@ -232,6 +232,28 @@ func (s *Server) postCensusReport(w http.ResponseWriter, r *http.Request, c *cal
 	return nil
 }
 
+// deleteCensusWatcher answers DELETE /v1/census/watchers/{instance}: a
+// watcher closing cleanly leaves the census of the server it watched on at
+// once, instead of staying live for census_ttl. The request must come from
+// the instance itself (Coexist-Instance names it). Only this server forgets
+// it; the leader learns with the next report.
+func (s *Server) deleteCensusWatcher(w http.ResponseWriter, r *http.Request, _ *call) error {
+	inst := r.PathValue("instance")
+	if inst == "" || r.Header.Get(api.HeaderInstance) != inst {
+		return badRequest(api.HeaderInstance, "must name the instance that leaves")
+	}
+	lc := s.census
+	lc.mu.Lock()
+	lc.c.Leave(inst)
+	changed := lc.c.Changed()
+	lc.mu.Unlock()
+	if changed {
+		lc.kick()
+	}
+	writeEmpty(w)
+	return nil
+}
+
 // getCensus answers GET /v1/census: the live watchers of the fleet.
 func (s *Server) getCensus(w http.ResponseWriter, r *http.Request, _ *call) error {
 	v, err := s.store.Census()

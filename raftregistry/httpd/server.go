@@ -256,6 +256,7 @@ func (s *Server) routes() {
 		{"GET", "/v1/census/in-force", kindLeaderRead, anyToken, bodyNone, s.getInForce},
 		{"GET", "/v1/census/stranded", kindLeaderRead, anyToken, bodyNone, s.getStranded},
 		{"POST", "/v1/census/report", kindWrite, mgmt, bodyJSON, s.postCensusReport},
+		{"DELETE", "/v1/census/watchers/{instance}", kindLocal, anyToken, bodyNone, s.deleteCensusWatcher},
 
 		{"GET", "/v1/status/leader", kindOpen, anyToken, bodyNone, s.statusLeader},
 		{"GET", "/v1/status/peers", kindOpen, anyToken, bodyNone, s.statusPeers},
