@@ -682,8 +682,9 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 	}
 	a.checkers[id] = cancel
 	go func() {
-		fails := 0
+		fails, checks := 0, 0
 		passed := healthy
+		began := time.Now()
 		// Until the first pass, check soon and then every startPoll: a
 		// service that listens within a few milliseconds is routable
 		// within a few milliseconds.
@@ -700,6 +701,7 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 			case <-time.After(wait):
 			}
 			err := checkHealth(ctx, a.health, endpoint, h)
+			checks++
 			if ctx.Err() != nil {
 				return
 			}
@@ -711,6 +713,9 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 			}
 			changed := false
 			if err == nil {
+				if !passed {
+					a.logger.Debug("first health check passed", "container", id, "checks", checks, "took", time.Since(began))
+				}
 				fails = 0
 				passed = true
 				delete(a.lastErr, id)

@@ -179,7 +179,9 @@ func (o *OCI) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		return nil, ErrClosed
 	default:
 	}
+	t0 := time.Now()
 	img, err := o.cfg.Images.Unpack(ctx, spec.Image)
+	tImage := time.Since(t0)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: image: %w", spec.ID, err)
 	}
@@ -213,7 +215,8 @@ func (o *OCI) Start(ctx context.Context, spec Spec) (*Handle, error) {
 	}
 	o.tasks[spec.ID] = t
 	o.mu.Unlock()
-	o.log.Info("container started", "id", spec.ID, "pid", t.h.PID, "port", port, "image", spec.Image, "digest", img.Digest)
+	o.log.Info("container started", "id", spec.ID, "pid", t.h.PID, "port", port, "image", spec.Image, "digest", img.Digest,
+		"image_took", tImage, "took", time.Since(t0))
 	go o.capLogs(t)
 	return &t.h, nil
 }
@@ -225,8 +228,10 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create container dir: %w", err)
 	}
+	t0 := time.Now()
 	// A container of this id left stopped by an earlier run.
 	_, _ = o.runc(ctx, "delete", "--force", spec.ID)
+	tDelete := time.Since(t0)
 	cfgJSON, err := json.MarshalIndent(o.runtimeSpec(spec, img, port), "", " ")
 	if err != nil {
 		return nil, fmt.Errorf("encode bundle config: %w", err)
@@ -254,6 +259,7 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 		Stderr:      output,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	tRun := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("exec runc: %w", err)
 	}
@@ -274,6 +280,7 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 	if err != nil {
 		return abort(err)
 	}
+	o.log.Debug("runc run", "id", spec.ID, "delete_took", tDelete, "bundle_took", tRun.Sub(t0)-tDelete, "pid_took", time.Since(tRun))
 	st, err := readProcStat(pid)
 	if err != nil {
 		return abort(fmt.Errorf("read start time of pid %d: %w", pid, err))
