@@ -229,8 +229,13 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 		return nil, fmt.Errorf("create container dir: %w", err)
 	}
 	t0 := time.Now()
-	// A container of this id left stopped by an earlier run.
-	_, _ = o.runc(ctx, "delete", "--force", spec.ID)
+	// A container of this id left behind by an earlier run (an agent that
+	// died before it deleted it). runc keeps a container's state in
+	// <root>/<id>: where there is none, a `runc delete` would only cost a
+	// runc exec on every start.
+	if _, err := os.Lstat(filepath.Join(o.root, spec.ID)); err == nil {
+		_, _ = o.runc(ctx, "delete", "--force", spec.ID)
+	}
 	tDelete := time.Since(t0)
 	cfgJSON, err := json.MarshalIndent(o.runtimeSpec(spec, img, port), "", " ")
 	if err != nil {
