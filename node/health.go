@@ -53,8 +53,25 @@ func healthInterval(h *api.HealthCheck) time.Duration {
 	return time.Second
 }
 
+// startWait is how long a container's checker waits before its next check
+// while the container has never passed, elapsed after its start: none
+// before the first check, then fastPoll for the first fastPollFor (most
+// services listen within it: a fixed fast poll, not a backoff, so that one
+// that listens at 20 ms is not found only at 25), then startPoll.
+func startWait(checks int, elapsed time.Duration) time.Duration {
+	switch {
+	case checks == 0:
+		return 0
+	case elapsed < fastPollFor:
+		return fastPoll
+	}
+	return startPoll
+}
+
 const (
-	startPoll = 10 * time.Millisecond
+	fastPoll    = 2 * time.Millisecond
+	fastPollFor = 200 * time.Millisecond
+	startPoll   = 10 * time.Millisecond
 	// unhealthyAfter consecutive failed checks take a container that once
 	// passed out of the routes until it passes again.
 	unhealthyAfter = 3
