@@ -308,7 +308,7 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 // waitPidFile waits until runc has written the container's pid, or runc
 // has exited (the start failed: its output says why), or ctx ends.
 func waitPidFile(ctx context.Context, path string, reaped *exitLatch, output func() string) (int, error) {
-	tick := time.NewTicker(2 * time.Millisecond)
+	tick := time.NewTicker(500 * time.Microsecond)
 	defer tick.Stop()
 	for {
 		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
