@@ -44,7 +44,7 @@ func checkHealth(ctx context.Context, client *http.Client, endpoint string, h *a
 }
 
 // healthInterval is how often a container is checked once it has passed;
-// until its first pass it is checked every startPoll, so that it becomes
+// until its first pass it is checked as startWait says, so that it becomes
 // routable as soon as it listens.
 func healthInterval(h *api.HealthCheck) time.Duration {
 	if h != nil && h.Interval > 0 {

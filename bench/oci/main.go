@@ -15,6 +15,11 @@
 // Run it (as root, with runc installed) with:
 //
 //	make build && go run ./bench/oci --coexist-bin bin/coexist --images bin/images/greeter
+//
+// With -v it prints each round (its declare's wall clock too); with
+// --agent-log-level debug --keep-dirs the agent's log (under --dir) times
+// each start: the image, runc delete, the bundle, runc's pid, and the first
+// health pass.
 package main
 
 import (
