@@ -682,8 +682,8 @@ func (a *Agent) tail(id string) string {
 	return strings.TrimRight(s, "\n")
 }
 
-// startChecker runs a container's health checks until it stops: every
-// startPoll until the first pass, then at the declared interval.
+// startChecker runs a container's health checks until it stops: at once,
+// then fast until the first pass (startWait), then at the declared interval.
 func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthCheck, healthy bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	if stop, ok := a.checkers[id]; ok {
@@ -691,24 +691,26 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 	}
 	a.checkers[id] = cancel
 	go func() {
-		fails := 0
+		fails, checks := 0, 0
 		passed := healthy
-		// Until the first pass, check soon and then every startPoll: a
+		began := time.Now()
+		// Until the first pass, check at once and then fast (startWait): a
 		// service that listens within a few milliseconds is routable
 		// within a few milliseconds.
-		poll := time.Millisecond
 		for {
-			wait := poll
-			poll = min(2*poll, startPoll)
+			wait := startWait(checks, time.Since(began))
 			if passed {
 				wait = healthInterval(h)
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
+			if wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
 			}
 			err := checkHealth(ctx, a.health, endpoint, h)
+			checks++
 			if ctx.Err() != nil {
 				return
 			}
@@ -720,6 +722,9 @@ func (a *Agent) startChecker(id string, pid int, endpoint string, h *api.HealthC
 			}
 			changed := false
 			if err == nil {
+				if !passed {
+					a.logger.Debug("first health check passed", "container", id, "checks", checks, "took", time.Since(began))
+				}
 				fails = 0
 				passed = true
 				delete(a.lastErr, id)

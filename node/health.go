@@ -44,7 +44,7 @@ func checkHealth(ctx context.Context, client *http.Client, endpoint string, h *a
 }
 
 // healthInterval is how often a container is checked once it has passed;
-// until its first pass it is checked every startPoll, so that it becomes
+// until its first pass it is checked as startWait says, so that it becomes
 // routable as soon as it listens.
 func healthInterval(h *api.HealthCheck) time.Duration {
 	if h != nil && h.Interval > 0 {
@@ -53,8 +53,25 @@ func healthInterval(h *api.HealthCheck) time.Duration {
 	return time.Second
 }
 
+// startWait is how long a container's checker waits before its next check
+// while the container has never passed, elapsed after its start: none
+// before the first check, then fastPoll for the first fastPollFor (most
+// services listen within it: a fixed fast poll, not a backoff, so that one
+// that listens at 20 ms is not found only at 25), then startPoll.
+func startWait(checks int, elapsed time.Duration) time.Duration {
+	switch {
+	case checks == 0:
+		return 0
+	case elapsed < fastPollFor:
+		return fastPoll
+	}
+	return startPoll
+}
+
 const (
-	startPoll = 10 * time.Millisecond
+	fastPoll    = 2 * time.Millisecond
+	fastPollFor = 200 * time.Millisecond
+	startPoll   = 10 * time.Millisecond
 	// unhealthyAfter consecutive failed checks take a container that once
 	// passed out of the routes until it passes again.
 	unhealthyAfter = 3

@@ -15,6 +15,11 @@
 // Run it (as root, with runc installed) with:
 //
 //	make build && go run ./bench/oci --coexist-bin bin/coexist --images bin/images/greeter
+//
+// With -v it prints each round (its declare's wall clock too); with
+// --agent-log-level debug --keep-dirs the agent's log (under --dir) times
+// each start: the image, runc delete, the bundle, runc's pid, and the first
+// health pass.
 package main
 
 import (
@@ -52,10 +57,10 @@ const (
 )
 
 type options struct {
-	coexistBin, images, tag, portRange, dir string
-	rounds, unpackRounds, containers        int
-	check, keep                             bool
-	timeout                                 time.Duration
+	coexistBin, images, tag, portRange, dir, agentLog string
+	rounds, unpackRounds, containers                  int
+	check, keep, verbose                              bool
+	timeout                                           time.Duration
 }
 
 func main() { os.Exit(run()) }
@@ -67,11 +72,13 @@ func run() int {
 	flag.StringVar(&o.tag, "tag", "1.1.0", "the image's tag in the layout")
 	flag.StringVar(&o.portRange, "port-range", "21700-21799", "container port range given to the agent (oci takes the upper half)")
 	flag.StringVar(&o.dir, "dir", os.TempDir(), "directory under which data dirs and logs are made")
+	flag.StringVar(&o.agentLog, "agent-log-level", "info", "the agent's --log-level (debug logs each start's timings)")
 	flag.IntVar(&o.rounds, "rounds", 10, "measured deploy rounds (after one warm-up round)")
 	flag.IntVar(&o.unpackRounds, "unpack-rounds", 5, "image unpacks into a fresh cache")
 	flag.IntVar(&o.containers, "containers", 20, "oci containers running when the agent's RSS is read")
 	flag.BoolVar(&o.check, "check", false, "exit 1 when a goal is missed")
 	flag.BoolVar(&o.keep, "keep-dirs", false, "keep the data dirs and logs")
+	flag.BoolVar(&o.verbose, "v", false, "print each deploy round's times (and its declare's wall clock, to read beside the agent's log)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.Parse()
 	if o.rounds < 1 || o.unpackRounds < 1 || o.containers < 1 {
@@ -132,6 +139,8 @@ type bench struct {
 	agent  *proc
 	gw     string
 	agentD string // the agent's data dir
+	// declaredAt is the wall clock of the last round's declare.
+	declaredAt time.Time
 }
 
 type proc struct {
@@ -214,6 +223,10 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 			continue // warm-up: the agent unpacks the image
 		}
 		rep.deploy, rep.start, rep.floor = append(rep.deploy, d), append(rep.start, started), append(rep.floor, floor)
+		if b.o.verbose {
+			fmt.Printf("round %d: declared at %s: first call %s, started %s; floor %s\n",
+				n, b.declaredAt.UTC().Format("15:04:05.000"), ms(d), ms(started), ms(floor))
+		}
 	}
 	if err := b.fill(ctx, ref, rep); err != nil {
 		return nil, err
@@ -280,7 +293,7 @@ func (b *bench) startFleet(ctx context.Context) error {
 	b.agentD = filepath.Join(b.dir, "agent")
 	if b.agent, err = b.start("agent", []string{"COEXIST_TOKEN=" + token}, "agent", "--node-id", nodeID,
 		"--registry", "http://"+reg, "--gateway-addr", b.gw, "--data-dir", b.agentD,
-		"--port-range", b.o.portRange, "--log-level", "info"); err != nil {
+		"--port-range", b.o.portRange, "--log-level", b.o.agentLog); err != nil {
 		return err
 	}
 	return waitFor(ctx, 30*time.Second, "node "+nodeID+" ready", func() error {
@@ -333,6 +346,7 @@ func (b *bench) deployRound(ctx context.Context, ref string, n int, floorFirst b
 	}
 	_, _, _ = call() // the connection is open before T0
 	t0 := time.Now()
+	b.declaredAt = t0
 	if err := b.declare(ctx, id, ver, ref); err != nil {
 		return 0, 0, 0, fmt.Errorf("declare container %s: %w", id, err)
 	}
@@ -350,8 +364,19 @@ func (b *bench) deployRound(ctx context.Context, ref string, n int, floorFirst b
 			break
 		}
 	}
-	if ct, _, err := b.api.Containers().Info(ctx, id, nil); err == nil && ct.Status != nil && ct.Status.StartedAt != nil {
-		started = ct.Status.StartedAt.Sub(t0)
+	// The agent reports the container's start in the background: wait for
+	// the report rather than count a round without one as started at 0.
+	if err := waitFor(ctx, 10*time.Second, "the start of "+id+" reported", func() error {
+		ct, _, err := b.api.Containers().Info(ctx, id, nil)
+		if err == nil && (ct.Status == nil || ct.Status.StartedAt == nil) {
+			err = errors.New("no start time yet")
+		}
+		if err == nil {
+			started = ct.Status.StartedAt.Sub(t0)
+		}
+		return err
+	}); err != nil {
+		return 0, 0, 0, err
 	}
 	if bundle, err = os.ReadFile(filepath.Join(b.agentD, "oci", "containers", id, "config.json")); err != nil {
 		return 0, 0, 0, fmt.Errorf("the bundle of %s: %w", id, err)

@@ -179,7 +179,9 @@ func (o *OCI) Start(ctx context.Context, spec Spec) (*Handle, error) {
 		return nil, ErrClosed
 	default:
 	}
+	t0 := time.Now()
 	img, err := o.cfg.Images.Unpack(ctx, spec.Image)
+	tImage := time.Since(t0)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: image: %w", spec.ID, err)
 	}
@@ -213,7 +215,8 @@ func (o *OCI) Start(ctx context.Context, spec Spec) (*Handle, error) {
 	}
 	o.tasks[spec.ID] = t
 	o.mu.Unlock()
-	o.log.Info("container started", "id", spec.ID, "pid", t.h.PID, "port", port, "image", spec.Image, "digest", img.Digest)
+	o.log.Info("container started", "id", spec.ID, "pid", t.h.PID, "port", port, "image", spec.Image, "digest", img.Digest,
+		"image_took", tImage, "took", time.Since(t0))
 	go o.capLogs(t)
 	return &t.h, nil
 }
@@ -225,8 +228,15 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create container dir: %w", err)
 	}
-	// A container of this id left stopped by an earlier run.
-	_, _ = o.runc(ctx, "delete", "--force", spec.ID)
+	t0 := time.Now()
+	// A container of this id left behind by an earlier run (an agent that
+	// died before it deleted it). runc keeps a container's state in
+	// <root>/<id>: where there is none, a `runc delete` would only cost a
+	// runc exec on every start.
+	if _, err := os.Lstat(filepath.Join(o.root, spec.ID)); err == nil {
+		_, _ = o.runc(ctx, "delete", "--force", spec.ID)
+	}
+	tDelete := time.Since(t0)
 	cfgJSON, err := json.MarshalIndent(o.runtimeSpec(spec, img, port), "", " ")
 	if err != nil {
 		return nil, fmt.Errorf("encode bundle config: %w", err)
@@ -254,6 +264,7 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 		Stderr:      output,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	tRun := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("exec runc: %w", err)
 	}
@@ -274,6 +285,7 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 	if err != nil {
 		return abort(err)
 	}
+	o.log.Debug("runc run", "id", spec.ID, "delete_took", tDelete, "bundle_took", tRun.Sub(t0)-tDelete, "pid_took", time.Since(tRun))
 	st, err := readProcStat(pid)
 	if err != nil {
 		return abort(fmt.Errorf("read start time of pid %d: %w", pid, err))
@@ -296,7 +308,7 @@ func (o *OCI) run(ctx context.Context, spec Spec, img Image, port int) (*ociTask
 // waitPidFile waits until runc has written the container's pid, or runc
 // has exited (the start failed: its output says why), or ctx ends.
 func waitPidFile(ctx context.Context, path string, reaped *exitLatch, output func() string) (int, error) {
-	tick := time.NewTicker(2 * time.Millisecond)
+	tick := time.NewTicker(500 * time.Microsecond)
 	defer tick.Stop()
 	for {
 		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {

@@ -258,3 +258,80 @@ func TestOCIRecover(t *testing.T) {
 		t.Fatal("container still runs after Stop")
 	}
 }
+
+// runcLogger returns a runc wrapper that appends each of its commands (the
+// argument after --root <dir>) to a log, then runs the real runc; and a
+// function reading that log.
+func runcLogger(t *testing.T) (string, func() []string) {
+	t.Helper()
+	real, err := exec.LookPath("runc")
+	if err != nil {
+		t.Skip("SKIP: oci driver tests need runc (apt-get install runc): ", err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := filepath.Join(dir, "runc")
+	body := "#!/bin/sh\necho \"$3\" >> " + log + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script, func() []string {
+		b, _ := os.ReadFile(log)
+		return strings.Fields(string(b))
+	}
+}
+
+// A start runs one runc (run) unless runc holds a container of that id from
+// an earlier run: a `runc delete` of nothing costs a runc exec, several
+// milliseconds of every start on a loaded machine (issue 14).
+func TestOCIStartExecsRuncOnce(t *testing.T) {
+	requireRunc(t)
+	runc, calls := runcLogger(t)
+	min, max := portWindow(t, 20)
+	o, err := NewOCI(OCIConfig{DataDir: t.TempDir(), Images: dirImages{probeImage(t)}, Runc: runc,
+		PortMin: min, PortMax: max, KillTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, id := range []string{"fresh", "stale"} {
+			_ = o.Stop(context.Background(), id, -1)
+			_, _ = o.runc(context.Background(), "delete", "--force", id)
+		}
+		_ = o.Close()
+	})
+	startOCI(t, o, Spec{ID: "fresh", NodeID: "n1", Services: "probe@1.0.0"})
+	if got := calls(); !slices.Equal(got, []string{"run"}) {
+		t.Fatalf("runc commands of a fresh start = %q; want only run", got)
+	}
+
+	// A container of the same id that an earlier agent left created (its
+	// bundle copied from the running one): the start deletes it first.
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	if err := os.MkdirAll(bundle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(o.store.dir("fresh"), "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Its init process keeps runc's stdio: a file, not a pipe to wait on.
+	out, err := os.Create(filepath.Join(bundle, "output"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	create := exec.Command(runc, "--root", o.root, "create", "--bundle", bundle, "stale")
+	create.Stdout, create.Stderr = out, out
+	if err := create.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("runc create: %v: %s", err, b)
+	}
+	startOCI(t, o, Spec{ID: "stale", NodeID: "n1", Services: "probe@1.0.0"})
+	if got := calls(); !slices.Contains(got, "delete") {
+		t.Fatalf("runc commands = %q; want a delete of the stale container before its run", got)
+	}
+}

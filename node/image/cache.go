@@ -303,8 +303,25 @@ func (c *Cache) cached(d v1.Hash) (driver.Image, error) {
 // always complete.
 func (c *Cache) unpack(ref string, d v1.Hash, img v1.Image) (driver.Image, error) {
 	start := time.Now()
-	if err := validate.Image(img); err != nil {
+	// The manifest, the config and their digests; the layers' digests are
+	// checked as they are extracted, in one read (verifyingImage), unless a
+	// layer is of a compression it does not read (then validate.Image reads
+	// every layer first).
+	vi, onePass, err := newVerifyingImage(img)
+	if err != nil {
 		return driver.Image{}, fmt.Errorf("image %s: verify %s: %w", ref, d, err)
+	}
+	var opts []validate.Option
+	if onePass {
+		opts = append(opts, validate.Fast)
+	}
+	if err := validate.Image(img, opts...); err != nil {
+		return driver.Image{}, fmt.Errorf("image %s: verify %s: %w", ref, d, err)
+	}
+	flat := img
+	if onePass {
+		defer vi.close()
+		flat = vi
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -318,11 +335,28 @@ func (c *Cache) unpack(ref string, d v1.Hash, img v1.Image) (driver.Image, error
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return driver.Image{}, fmt.Errorf("image %s: %w", ref, err)
 	}
-	rc := mutate.Extract(img)
+	rc := mutate.Extract(flat)
 	err = untar(rc, rootfs)
+	if err == nil {
+		// To the end of the flattened stream: the extraction is done
+		// with every layer before verify reads what is left of them.
+		_, err = io.Copy(io.Discard, rc)
+	}
 	rc.Close()
+	if err != nil && onePass {
+		// A layer that does not match its digest often fails to
+		// decompress first: say so rather than how it failed to read.
+		if verr := validate.Image(img); verr != nil {
+			return driver.Image{}, fmt.Errorf("image %s: verify %s: %w", ref, d, verr)
+		}
+	}
 	if err != nil {
 		return driver.Image{}, fmt.Errorf("image %s: unpack: %w", ref, err)
+	}
+	if onePass {
+		if err := vi.verify(); err != nil {
+			return driver.Image{}, fmt.Errorf("image %s: verify %s: %w", ref, d, err)
+		}
 	}
 	if err := mountPoints(rootfs); err != nil {
 		return driver.Image{}, fmt.Errorf("image %s: %w", ref, err)

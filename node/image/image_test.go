@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -11,9 +12,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -272,5 +275,93 @@ func tarDir(t *testing.T, dir, out string) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// countingImage counts the bytes read from its layers' blobs, compressed
+// or not.
+type countingImage struct {
+	v1.Image
+	read *atomic.Int64
+}
+
+func (c countingImage) Layers() ([]v1.Layer, error) {
+	ls, err := c.Image.Layers()
+	for i := range ls {
+		ls[i] = countingLayer{ls[i], c.read}
+	}
+	return ls, err
+}
+
+type countingLayer struct {
+	v1.Layer
+	read *atomic.Int64
+}
+
+func (l countingLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	return countingReader{rc, l.read}, err
+}
+
+func (l countingLayer) Uncompressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Uncompressed()
+	return countingReader{rc, l.read}, err
+}
+
+type countingReader struct {
+	io.ReadCloser
+	read *atomic.Int64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.read.Add(int64(n))
+	return n, err
+}
+
+// The unpack reads (and decompresses) each layer once, verifying its digest
+// and diff id as it extracts it (issue 14: verifying, then extracting,
+// decompressed each layer three times).
+func TestUnpackReadsEachLayerOnce(t *testing.T) {
+	bin := staticGreeter(t)
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	if _, err := Pack(PackSpec{Binary: bin, Tag: "greeter:1.0.0", Out: layoutDir}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{Dir: filepath.Join(t.TempDir(), "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := "oci:" + layoutDir + ":1.0.0"
+	img, err := c.Resolve(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int64
+	for _, l := range layers {
+		n, err := l.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += n
+	}
+	var read atomic.Int64
+	di, err := c.unpack(ref, d, countingImage{img, &read})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(di.Rootfs, filepath.Base(bin))); err != nil {
+		t.Fatalf("unpacked rootfs lacks the binary: %v", err)
+	}
+	if got := read.Load(); got != size {
+		t.Fatalf("read %d bytes of layers; want each layer's blob read once (%d bytes)", got, size)
 	}
 }
