@@ -63,6 +63,114 @@ type FleetConfig struct {
 	// so that the registry's census learns of the call (Coexist-Calls)
 	// without waiting for a blocking query to end (docs/design.md §5).
 	Ask func(FleetTable) <-chan struct{}
+
+	gate *fleetGate
+}
+
+// maxFleetHold bounds how long the changes of tables that reached the
+// registry again are held while another table's watch still fails.
+const maxFleetHold = 5 * time.Second
+
+// fleetGate keeps the three tables a router is built from consistent after
+// an outage. While the watch of one table fails, the changes that the
+// watches of the others bring are held, not handed on, and they are handed
+// on together once every table has answered again (or maxFleetHold has
+// passed): a router built from services of after an outage and containers of
+// before it sees versions with no running container, or the old version
+// retired and the new one not yet running, which no registry state ever
+// was (found by the host test bed). And when one table's watch reaches the
+// registry again, the others stop backing off and ask at once.
+type fleetGate struct {
+	now     func() time.Time
+	mu      sync.Mutex
+	failing [NumFleetTables]bool
+	held    [NumFleetTables]func()
+	since   time.Time // when the oldest held change was held
+	wake    chan struct{}
+}
+
+func newFleetGate(now func() time.Time) *fleetGate {
+	return &fleetGate{now: now, wake: make(chan struct{})}
+}
+
+// wakeCh is the channel that ends the pauses of failing watches.
+func (g *fleetGate) wakeCh() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.wake
+}
+
+// failed records that table's watch failed; it returns the held changes to
+// hand on when they have been held too long.
+func (g *fleetGate) failed(table FleetTable) []func() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.failing[table] = true
+	if !g.since.IsZero() && g.now().Sub(g.since) >= maxFleetHold {
+		return g.takeLocked()
+	}
+	return nil
+}
+
+// answered records that table's watch reached the registry; it wakes the
+// failing watches when table was failing, and returns the held changes to
+// hand on when no table fails any more.
+func (g *fleetGate) answered(table FleetTable) []func() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failing[table] {
+		g.failing[table] = false
+		close(g.wake)
+		g.wake = make(chan struct{})
+	}
+	if !g.anyFailingLocked() {
+		return g.takeLocked()
+	}
+	return nil
+}
+
+// change hands on table's change, or holds it while another table fails
+// (replacing a change of the same table held before). It returns what to
+// hand on now, in table order.
+func (g *fleetGate) change(table FleetTable, deliver func()) []func() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.anyFailingLocked() && (g.since.IsZero() || g.now().Sub(g.since) < maxFleetHold) {
+		if g.since.IsZero() {
+			g.since = g.now()
+		}
+		g.held[table] = deliver
+		return nil
+	}
+	g.held[table] = deliver
+	return g.takeLocked()
+}
+
+func (g *fleetGate) anyFailingLocked() bool {
+	for _, f := range g.failing {
+		if f {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *fleetGate) takeLocked() []func() {
+	var out []func()
+	for i, d := range g.held {
+		if d != nil {
+			out = append(out, d)
+			g.held[i] = nil
+		}
+	}
+	g.since = time.Time{}
+	return out
+}
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
 }
 
 // WatchFleet watches services, containers and nodes, each in a
@@ -75,6 +183,8 @@ type FleetConfig struct {
 // container and strand every caller. After a failed query, the next one asks
 // without blocking, so that a registry that comes back is seen at once.
 func WatchFleet(ctx context.Context, c *Client, cfg FleetConfig) {
+	g := newFleetGate(time.Now)
+	cfg.gate = g
 	var wg sync.WaitGroup
 	wg.Add(int(NumFleetTables))
 	go func() {
@@ -114,6 +224,13 @@ func watchTable[T any](ctx context.Context, cfg FleetConfig, table FleetTable, l
 			v, meta, err = zero, nil, fmt.Errorf("%w (answer at index %d ignored)", ErrNoLeader, meta.LastIndex)
 		}
 		failing = err != nil
+		if cfg.gate != nil {
+			if err != nil {
+				runAll(cfg.gate.failed(table))
+			} else {
+				runAll(cfg.gate.answered(table))
+			}
+		}
 		if err == nil && cfg.OnAnswer != nil {
 			cfg.OnAnswer(table, meta)
 		}
@@ -124,10 +241,19 @@ func watchTable[T any](ctx context.Context, cfg FleetConfig, table FleetTable, l
 	if cfg.OnError != nil {
 		wc.OnError = func(err error, pause time.Duration) { cfg.OnError(table, err, pause) }
 	}
+	if cfg.gate != nil {
+		wc.Wake = cfg.gate.wakeCh
+	}
 	_ = Watch(ctx, wc, fetch, func(v T, meta *QueryMeta) {
-		if onChange != nil {
-			onChange(v, meta)
+		if onChange == nil {
+			return
 		}
+		deliver := func() { onChange(v, meta) }
+		if cfg.gate == nil {
+			deliver()
+			return
+		}
+		runAll(cfg.gate.change(table, deliver))
 	})
 }
 

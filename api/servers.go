@@ -229,11 +229,14 @@ func (r *request) mayTryElsewhere(err error) bool {
 	if r.stream != nil {
 		return false
 	}
-	if neverConnected(err) {
+	if neverConnected(err) || r.lateCopyHarmless() {
+		// A read or a heartbeat may go elsewhere after any failure: a copy
+		// applied late does no harm (also after "server closed idle
+		// connection", which a reused connection to a dead server gives).
 		return true
 	}
 	if errors.Is(err, errNoAnswer) {
-		return r.lateCopyHarmless()
+		return false
 	}
 	return r.idempotent() && IsRetryable(err)
 }

@@ -18,6 +18,10 @@ type WatchConfig struct {
 	// OnError, when set, is told of each failed query and the pause that
 	// follows.
 	OnError func(err error, backoff time.Duration)
+	// Wake, when set, gives a channel for each pause after an error:
+	// closing it ends the pause at once (WatchFleet wakes the other tables'
+	// watches when one of them reaches the registry again).
+	Wake func() <-chan struct{}
 }
 
 // Watch runs a blocking-query loop until ctx ends: it calls fetch with the
@@ -88,10 +92,18 @@ func blocking[T any](ctx context.Context, cfg WatchConfig, fetch func(context.Co
 			if cfg.OnError != nil {
 				cfg.OnError(err, pause)
 			}
+			var wake <-chan struct{}
+			if cfg.Wake != nil {
+				wake = cfg.Wake()
+			}
+			timer := time.NewTimer(pause)
 			select {
 			case <-ctx.Done():
+				timer.Stop()
 				return ctx.Err()
-			case <-time.After(pause):
+			case <-timer.C:
+			case <-wake:
+				timer.Stop()
 			}
 			backoff = min(backoff*2, cfg.MaxBackoff)
 			continue
