@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,7 +22,6 @@ import (
 	"github.com/coexist-dev/coexist/node/driver"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/cache"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -35,6 +36,9 @@ var (
 	ErrBadReference = errors.New("invalid image reference")
 	// ErrNoSuchImage: the layout or archive holds no image of that tag.
 	ErrNoSuchImage = errors.New("image not found")
+	// ErrInsecureRegistry: a registry other than a loopback one was to be
+	// reached over plain HTTP.
+	ErrInsecureRegistry = errors.New("plain http to a registry that is not on loopback")
 )
 
 // Annotations of an image layout's index that name an image: the tag
@@ -47,8 +51,7 @@ const (
 // Config configures a Cache.
 type Config struct {
 	// Dir holds the cache: Dir/sha256/<manifest hex>/{rootfs,image.json},
-	// Dir/blobs (registry layers, fetched once), Dir/tmp (unpacks in
-	// progress). Required.
+	// Dir/tmp (unpacks in progress). Required.
 	Dir    string
 	Logger hclog.Logger
 }
@@ -79,7 +82,7 @@ func New(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image cache: %w", err)
 	}
-	for _, d := range []string{"sha256", "blobs", "tmp"} {
+	for _, d := range []string{"sha256", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("image cache: %w", err)
 		}
@@ -143,13 +146,42 @@ func (c *Cache) Resolve(ctx context.Context, ref string) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrBadReference, ref, err)
 	}
-	img, err := remote.Image(r, remote.WithContext(ctx),
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithTransport(loopbackHTTPOnly{remote.DefaultTransport}),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}))
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
-	// Layers are fetched once into the blob cache, then read from disk.
-	return cache.Image(img, cache.NewFilesystemCache(filepath.Join(c.dir, "blobs"))), nil
+	// Layers stream from the registry into the one-pass verified unpack;
+	// the unpacked rootfs is the cache. go-containerregistry's blob cache
+	// (cache.Image) is not used: validate's existence check opened each
+	// layer through it, which left an empty blob file in the cache that was
+	// then read as the layer, and every pull failed its digest check.
+	return img, nil
+}
+
+// loopbackHTTPOnly lets plain HTTP reach only a loopback registry, as
+// Docker does: go-containerregistry tries http after https for private
+// (RFC 1918) addresses and .local names too, where anyone on the network
+// could serve the image.
+type loopbackHTTPOnly struct{ base http.RoundTripper }
+
+func (t loopbackHTTPOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" && !isLoopback(req.URL.Hostname()) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%w: %s://%s", ErrInsecureRegistry, req.URL.Scheme, req.URL.Host)
+	}
+	return t.base.RoundTrip(req)
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // splitPathTag splits "/path[:tag]": the tag is what follows the first ':'
