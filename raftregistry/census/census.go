@@ -103,6 +103,11 @@ func (l *Local) Begin(id Identity, table string, index uint64, now time.Time) {
 		e = &local{}
 		l.m[k] = e
 		l.changed = true
+	} else {
+		// The services a process calls only grow, and its requests may be
+		// handled out of order (one it gave up on begins here after the
+		// one that replaced it): keep every call any of them named.
+		id.Calls = unionCalls(e.id.Calls, id.Calls)
 	}
 	if !e.id.equal(&id) {
 		e.id = id
@@ -114,6 +119,21 @@ func (l *Local) Begin(id Identity, table string, index uint64, now time.Time) {
 	}
 	e.open++
 	e.last = now
+}
+
+// unionCalls is a and b together, sorted, without repeats; a itself when b
+// adds nothing.
+func unionCalls(a, b []string) []string {
+	out := a
+	for _, c := range b {
+		if !slices.Contains(out, c) {
+			out = append(slices.Clip(out), c)
+		}
+	}
+	if len(out) != len(a) {
+		slices.Sort(out)
+	}
+	return out
 }
 
 // End records that a request of instance on table ended at now.

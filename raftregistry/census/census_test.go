@@ -49,6 +49,20 @@ func TestLocalLivenessByOpenRequestOrTTL(t *testing.T) {
 	}
 }
 
+// TestLocalCallsOnlyGrow: a request the client gave up on may begin on the
+// server after the one that replaced it (seen in a real run: the census lost
+// the client's call and would have let its only version be retired).
+func TestLocalCallsOnlyGrow(t *testing.T) {
+	l := NewLocal(10 * time.Second)
+	l.Begin(client("a", "web", "1.5.0", "greeter"), TableServices, 7, t0)
+	l.Begin(client("a", "web", "1.5.0"), TableServices, 7, t0) // the older request, handled late
+	l.Begin(client("a", "web", "1.5.0", "orders"), TableServices, 7, t0)
+	rep := l.Report(t0)
+	if len(rep) != 1 || strings.Join(rep[0].Calls, ",") != "greeter,orders" {
+		t.Fatalf("report = %+v, want the calls greeter and orders", rep)
+	}
+}
+
 func TestLocalLeave(t *testing.T) {
 	l := NewLocal(10 * time.Second)
 	for _, table := range []string{TableServices, TableContainers} {
