@@ -132,7 +132,10 @@ func (l *Local) End(instance, table string, now time.Time) {
 // the last Report.
 func (l *Local) Changed() bool { return l.changed }
 
-// Report returns the live entries at now, sorted, and forgets the dead ones.
+// Report returns the live entries at now, in no particular order, and
+// forgets the dead ones. The leader merges a report per instance and table
+// (Fleet), so nothing reads its order; sorting it would cost the most of a
+// report of a large fleet.
 func (l *Local) Report(now time.Time) []Entry {
 	l.changed = false
 	out := make([]Entry, 0, len(l.m))
@@ -144,14 +147,7 @@ func (l *Local) Report(now time.Time) []Entry {
 		}
 		out = append(out, Entry{Identity: e.id, Table: k.table, Ack: e.ack, Open: e.open, Idle: max(idle, 0)})
 	}
-	sortEntries(out)
 	return out
-}
-
-func sortEntries(es []Entry) {
-	slices.SortFunc(es, func(a, b Entry) int {
-		return cmp.Or(cmp.Compare(a.Instance, b.Instance), cmp.Compare(a.Table, b.Table))
-	})
 }
 
 // mark is when a table reached an index, as the leader saw it.
@@ -282,34 +278,56 @@ type merged struct {
 }
 
 // live merges the live entries of every report at now, per instance and
-// table: the highest acknowledgement, the server seen last.
-func (f *Fleet) live(now time.Time) map[key]*merged {
-	out := map[key]*merged{}
+// table: the highest acknowledgement, the server seen last. Only the
+// entries keep accepts count; keep nil accepts all.
+func (f *Fleet) live(now time.Time, keep func(*Entry) bool) map[key]*merged {
+	n := 0
+	for _, rep := range f.reports {
+		n = max(n, len(rep.entries))
+	}
+	out := make(map[key]*merged, n)
+	var block []merged // the merged entries, allocated in blocks
+	f.each(now, func(srv string, e *Entry, last time.Time) {
+		if keep != nil && !keep(e) {
+			return
+		}
+		k := key{e.Instance, e.Table}
+		m := out[k]
+		if m == nil {
+			if len(block) == cap(block) {
+				block = make([]merged, 0, min(max(n, 16), 4096))
+			}
+			block = append(block, merged{Entry: *e, server: srv, last: last})
+			out[k] = &block[len(block)-1]
+			return
+		}
+		m.Ack = max(m.Ack, e.Ack)
+		m.Open += e.Open
+		if last.After(m.last) {
+			m.last, m.server, m.Identity = last, srv, e.Identity
+		}
+	})
+	return out
+}
+
+// each calls fn with every live entry at now, server by server in order,
+// and the time it was last seen.
+func (f *Fleet) each(now time.Time, fn func(srv string, e *Entry, last time.Time)) {
 	for _, srv := range slices.Sorted(maps.Keys(f.reports)) {
 		rep := f.reports[srv]
-		for _, e := range rep.entries {
+		reportLive := now.Sub(rep.at) < f.ttl
+		for i := range rep.entries {
+			e := &rep.entries[i]
 			last := rep.at.Add(-e.Idle)
-			alive := now.Sub(last) < f.ttl || (e.Open > 0 && now.Sub(rep.at) < f.ttl)
-			if !alive {
+			if !(now.Sub(last) < f.ttl || (e.Open > 0 && reportLive)) {
 				continue
 			}
 			if e.Open > 0 {
 				last = rep.at
 			}
-			k := key{e.Instance, e.Table}
-			m := out[k]
-			if m == nil {
-				out[k] = &merged{Entry: e, server: srv, last: last}
-				continue
-			}
-			m.Ack = max(m.Ack, e.Ack)
-			m.Open += e.Open
-			if last.After(m.last) {
-				m.last, m.server, m.Identity = last, srv, e.Identity
-			}
+			fn(srv, e, last)
 		}
 	}
-	return out
 }
 
 // Watchers are the live watchers at now, sorted by kind, name, version and
@@ -317,7 +335,7 @@ func (f *Fleet) live(now time.Time) map[key]*merged {
 func (f *Fleet) Watchers(now time.Time, tables map[string]uint64) []Watcher {
 	byInst := map[string]*Watcher{}
 	lastOf := map[string]time.Time{}
-	for k, m := range f.live(now) {
+	for k, m := range f.live(now, nil) {
 		w := byInst[k.instance]
 		if w == nil {
 			w = &Watcher{Identity: m.Identity, Server: m.server}
@@ -385,13 +403,28 @@ func (f *Fleet) InForce(index uint64, tables map[string]uint64, now time.Time) (
 	if !f.Complete(now) {
 		return false, nil
 	}
-	var lag []Lagging
-	for k, m := range f.live(now) {
-		cur, ok := tables[k.table]
-		if !ok {
-			continue
+	// A watcher lags when its highest acknowledgement on any server is
+	// short: only the instances and tables some server has short are
+	// merged, which in the common case, all in force, is none.
+	need := make(map[string]uint64, len(tables))
+	for t, cur := range tables {
+		need[t] = Need(index, cur)
+	}
+	var short map[key]bool
+	f.each(now, func(_ string, e *Entry, _ time.Time) {
+		if n, ok := need[e.Table]; ok && e.Ack < n {
+			if short == nil {
+				short = map[key]bool{}
+			}
+			short[key{e.Instance, e.Table}] = true
 		}
-		if need := Need(index, cur); m.Ack < need {
+	})
+	if len(short) == 0 {
+		return true, nil
+	}
+	var lag []Lagging
+	for k, m := range f.live(now, func(e *Entry) bool { return short[key{e.Instance, e.Table}] }) {
+		if need := need[k.table]; m.Ack < need {
 			lag = append(lag, Lagging{Instance: k.instance, Kind: m.Kind, Name: m.Name, Version: m.Version,
 				Server: m.server, Table: k.table, Ack: m.Ack, Need: need})
 		}
