@@ -292,22 +292,27 @@ func (f *Fleet) live(now time.Time, keep func(*Entry) bool) map[key]*merged {
 			return
 		}
 		k := key{e.Instance, e.Table}
-		m := out[k]
-		if m == nil {
-			if len(block) == cap(block) {
-				block = make([]merged, 0, min(max(n, 16), 4096))
-			}
-			block = append(block, merged{Entry: *e, server: srv, last: last})
-			out[k] = &block[len(block)-1]
+		if m := out[k]; m != nil {
+			m.add(srv, e, last)
 			return
 		}
-		m.Ack = max(m.Ack, e.Ack)
-		m.Open += e.Open
-		if last.After(m.last) {
-			m.last, m.server, m.Identity = last, srv, e.Identity
+		if len(block) == cap(block) {
+			block = make([]merged, 0, min(max(n, 16), 4096))
 		}
+		block = append(block, merged{Entry: *e, server: srv, last: last})
+		out[k] = &block[len(block)-1]
 	})
 	return out
+}
+
+// add merges another live entry of the same instance and table, seen last
+// at last on srv.
+func (m *merged) add(srv string, e *Entry, last time.Time) {
+	m.Ack = max(m.Ack, e.Ack)
+	m.Open += e.Open
+	if last.After(m.last) {
+		m.last, m.server, m.Identity = last, srv, e.Identity
+	}
 }
 
 // each calls fn with every live entry at now, server by server in order,
@@ -333,39 +338,69 @@ func (f *Fleet) each(now time.Time, fn func(srv string, e *Entry, last time.Time
 // Watchers are the live watchers at now, sorted by kind, name, version and
 // instance; tables gives each table's current index, for the lags.
 func (f *Fleet) Watchers(now time.Time, tables map[string]uint64) []Watcher {
-	byInst := map[string]*Watcher{}
-	lastOf := map[string]time.Time{}
-	for k, m := range f.live(now, nil) {
-		w := byInst[k.instance]
-		if w == nil {
-			w = &Watcher{Identity: m.Identity, Server: m.server}
-			byInst[k.instance] = w
-		}
-		if m.last.After(lastOf[k.instance]) {
-			lastOf[k.instance] = m.last
-			w.Server = m.server
-		}
-		// The services a client calls only grow; a table's request may
-		// carry an older list than another's.
-		for _, c := range m.Calls {
-			if !slices.Contains(w.Calls, c) {
-				w.Calls = append(slices.Clip(w.Calls), c)
-			}
-		}
-		ta := TableAck{Table: k.table, Ack: m.Ack}
-		if cur := tables[k.table]; cur > m.Ack {
-			ta.Lag = cur - m.Ack
-			if at, ok := f.behindSince(k.table, m.Ack); ok {
-				ta.LagTime = max(now.Sub(at), 0)
-			}
-		}
-		w.Tables = append(w.Tables, ta)
+	// Merge per instance, then per table within it (a watcher has a few
+	// tables): one pass, one map entry per instance.
+	total := 0
+	for _, rep := range f.reports {
+		total += len(rep.entries)
 	}
-	out := make([]Watcher, 0, len(byInst))
-	for _, w := range byInst {
-		slices.Sort(w.Calls)
+	nt := len(Tables)
+	idx := make(map[string]int, total/nt+1)
+	var insts [][]merged
+	var block []merged
+	f.each(now, func(srv string, e *Entry, last time.Time) {
+		i, ok := idx[e.Instance]
+		if !ok {
+			if len(block)+nt > cap(block) {
+				block = make([]merged, 0, max(total, nt))
+			}
+			i = len(insts)
+			idx[e.Instance] = i
+			insts = append(insts, block[len(block):len(block):len(block)+nt])
+			block = block[:len(block)+nt]
+		}
+		ms := insts[i]
+		for j := range ms {
+			if ms[j].Table == e.Table {
+				ms[j].add(srv, e, last)
+				return
+			}
+		}
+		insts[i] = append(ms, merged{Entry: *e, server: srv, last: last})
+	})
+	out := make([]Watcher, 0, len(insts))
+	acks := make([]TableAck, 0, total)
+	for _, ms := range insts {
+		w := Watcher{Identity: ms[0].Identity, Server: ms[0].server}
+		last := ms[0].last
+		n := len(acks)
+		for j := range ms {
+			m := &ms[j]
+			if m.last.After(last) {
+				last, w.Server = m.last, m.server
+			}
+			// The services a client calls only grow; a table's request
+			// may carry an older list than another's.
+			for _, c := range m.Calls {
+				if !slices.Contains(w.Calls, c) {
+					w.Calls = append(slices.Clip(w.Calls), c)
+				}
+			}
+			ta := TableAck{Table: m.Table, Ack: m.Ack}
+			if cur := tables[m.Table]; cur > m.Ack {
+				ta.Lag = cur - m.Ack
+				if at, ok := f.behindSince(m.Table, m.Ack); ok {
+					ta.LagTime = max(now.Sub(at), 0)
+				}
+			}
+			acks = append(acks, ta)
+		}
+		w.Tables = acks[n:len(acks):len(acks)]
+		if !slices.IsSorted(w.Calls) {
+			slices.Sort(w.Calls)
+		}
 		slices.SortFunc(w.Tables, func(a, b TableAck) int { return cmp.Compare(a.Table, b.Table) })
-		out = append(out, *w)
+		out = append(out, w)
 	}
 	slices.SortFunc(out, func(a, b Watcher) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Instance, b.Instance))
