@@ -277,27 +277,19 @@ type merged struct {
 	last   time.Time
 }
 
-// live merges the live entries of every report at now, per instance and
-// table: the highest acknowledgement, the server seen last. Only the
-// entries keep accepts count; keep nil accepts all.
-func (f *Fleet) live(now time.Time, keep func(*Entry) bool) map[key]*merged {
-	n := 0
-	for _, rep := range f.reports {
-		n = max(n, len(rep.entries))
-	}
-	out := make(map[key]*merged, n)
-	var block []merged // the merged entries, allocated in blocks
+// live merges the live entries of the given instances and tables at now:
+// the highest acknowledgement, the server seen last.
+func (f *Fleet) live(now time.Time, only map[key]bool) map[key]*merged {
+	out := make(map[key]*merged, len(only))
+	block := make([]merged, 0, len(only))
 	f.each(now, func(srv string, e *Entry, last time.Time) {
-		if keep != nil && !keep(e) {
+		k := key{e.Instance, e.Table}
+		if !only[k] {
 			return
 		}
-		k := key{e.Instance, e.Table}
 		if m := out[k]; m != nil {
 			m.add(srv, e, last)
 			return
-		}
-		if len(block) == cap(block) {
-			block = make([]merged, 0, min(max(n, 16), 4096))
 		}
 		block = append(block, merged{Entry: *e, server: srv, last: last})
 		out[k] = &block[len(block)-1]
@@ -458,7 +450,7 @@ func (f *Fleet) InForce(index uint64, tables map[string]uint64, now time.Time) (
 		return true, nil
 	}
 	var lag []Lagging
-	for k, m := range f.live(now, func(e *Entry) bool { return short[key{e.Instance, e.Table}] }) {
+	for k, m := range f.live(now, short) {
 		if need := need[k.table]; m.Ack < need {
 			lag = append(lag, Lagging{Instance: k.instance, Kind: m.Kind, Name: m.Name, Version: m.Version,
 				Server: m.server, Table: k.table, Ack: m.Ack, Need: need})
