@@ -477,8 +477,8 @@ func (s *world) arrive(k *call) {
 // headers: name, version and (Coexist-Client-Require) requirements, on the
 // gateway's node.
 func (s *world) gatewayClient(n *simNode, key int32) routing.Client {
-	if int(key) < len(n.gwClients) && n.gwClients[key] != nil {
-		return *n.gwClients[key]
+	if int(key) < len(n.gwClients) && n.gwClients[key].Version != nil {
+		return n.gwClients[key]
 	}
 	k := s.ckeys[key]
 	c, err := routing.ParseClient(k.name, k.version, k.requires, n.id)
@@ -486,9 +486,9 @@ func (s *world) gatewayClient(n *simNode, key int32) routing.Client {
 		panic(err) // validated
 	}
 	for len(n.gwClients) <= int(key) {
-		n.gwClients = append(n.gwClients, nil)
+		n.gwClients = append(n.gwClients, routing.Client{})
 	}
-	n.gwClients[key] = &c
+	n.gwClients[key] = c
 	return c
 }
 

@@ -41,7 +41,7 @@ type simNode struct {
 	gwView    int32
 	gwEpoch   uint32
 	gwTable   *routing.Table
-	gwClients []*routing.Client // by client key
+	gwClients []routing.Client // by client key; a zero one (no Version) is not parsed yet
 	restarts  int
 }
 

@@ -53,15 +53,22 @@ type event struct {
 }
 
 // queue is a binary min-heap of events ordered by (at, seq), with a free
-// list so that the steady state allocates no events.
+// list so that the steady state allocates no events. The heap holds each
+// event's key beside its pointer, so that ordering reads no event.
 type queue struct {
-	h    []*event
+	h    []slot
 	free []*event
 	seq  uint64
 }
 
+type slot struct {
+	at  int64
+	seq uint64
+	e   *event
+}
+
 func (q *queue) less(i, j int) bool {
-	a, b := q.h[i], q.h[j]
+	a, b := &q.h[i], &q.h[j]
 	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
 }
 
@@ -83,7 +90,7 @@ func (q *queue) release(e *event) {
 func (q *queue) push(e *event) {
 	q.seq++
 	e.seq = q.seq
-	q.h = append(q.h, e)
+	q.h = append(q.h, slot{e.at, e.seq, e})
 	i := len(q.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
@@ -98,9 +105,9 @@ func (q *queue) push(e *event) {
 func (q *queue) pop() *event {
 	h := q.h
 	n := len(h) - 1
-	top := h[0]
+	top := h[0].e
 	h[0] = h[n]
-	h[n] = nil
+	h[n] = slot{}
 	q.h = h[:n]
 	i := 0
 	for {

@@ -49,6 +49,10 @@ type registry struct {
 	tickGen      uint32
 	tickAt       int64
 	leaderWindow int
+	// nodes are the committed nodes as of nodesIndex, the index of the
+	// nodes table: the leader looks at them every tick.
+	nodes      []*state.Node
+	nodesIndex uint64
 
 	pubs         []*pub
 	pubScheduled bool
@@ -329,8 +333,7 @@ func (r *registry) leaderTick(gen uint32) {
 	}
 	s := r.s
 	now := s.time()
-	_, nodes, _ := r.store.Nodes()
-	for _, c := range r.hb.StatusChanges(nodes, now) {
+	for _, c := range r.hb.StatusChanges(r.committedNodes(), now) {
 		c := c
 		r.propose(entry{cmd: &c, leader: true})
 	}
@@ -355,6 +358,16 @@ func (r *registry) leaderTick(gen uint32) {
 		next = min(next, max(int64(t.Sub(epoch)), s.now+int64(10*time.Millisecond)))
 	}
 	r.wakeLeader(next)
+}
+
+// committedNodes are the committed nodes, read again from the store only
+// when a write touched the nodes table (a write replaces a node, never
+// changes it in place).
+func (r *registry) committedNodes() []*state.Node {
+	if i := r.store.Index(state.TableNodes); r.nodes == nil || i != r.nodesIndex {
+		r.nodesIndex, r.nodes, _ = r.store.Nodes()
+	}
+	return r.nodes
 }
 
 // loseLeader starts a leader-loss window of length d.

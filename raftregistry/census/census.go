@@ -164,7 +164,10 @@ func (l *Local) Leave(instance string) {
 // the last Report.
 func (l *Local) Changed() bool { return l.changed }
 
-// Report returns the live entries at now, sorted, and forgets the dead ones.
+// Report returns the live entries at now, in no particular order, and
+// forgets the dead ones. The leader merges a report per instance and table
+// (Fleet), so nothing reads its order; sorting it would cost the most of a
+// report of a large fleet.
 func (l *Local) Report(now time.Time) []Entry {
 	l.changed = false
 	out := make([]Entry, 0, len(l.m))
@@ -176,14 +179,7 @@ func (l *Local) Report(now time.Time) []Entry {
 		}
 		out = append(out, Entry{Identity: e.id, Table: k.table, Ack: e.ack, Open: e.open, Idle: max(idle, 0)})
 	}
-	sortEntries(out)
 	return out
-}
-
-func sortEntries(es []Entry) {
-	slices.SortFunc(es, func(a, b Entry) int {
-		return cmp.Or(cmp.Compare(a.Instance, b.Instance), cmp.Compare(a.Table, b.Table))
-	})
 }
 
 // mark is when a table reached an index, as the leader saw it.
@@ -313,73 +309,122 @@ type merged struct {
 	last   time.Time
 }
 
-// live merges the live entries of every report at now, per instance and
-// table: the highest acknowledgement, the server seen last.
-func (f *Fleet) live(now time.Time) map[key]*merged {
-	out := map[key]*merged{}
+// live merges the live entries of the given instances and tables at now:
+// the highest acknowledgement, the server seen last.
+func (f *Fleet) live(now time.Time, only map[key]bool) map[key]*merged {
+	out := make(map[key]*merged, len(only))
+	block := make([]merged, 0, len(only))
+	f.each(now, func(srv string, e *Entry, last time.Time) {
+		k := key{e.Instance, e.Table}
+		if !only[k] {
+			return
+		}
+		if m := out[k]; m != nil {
+			m.add(srv, e, last)
+			return
+		}
+		block = append(block, merged{Entry: *e, server: srv, last: last})
+		out[k] = &block[len(block)-1]
+	})
+	return out
+}
+
+// add merges another live entry of the same instance and table, seen last
+// at last on srv.
+func (m *merged) add(srv string, e *Entry, last time.Time) {
+	m.Ack = max(m.Ack, e.Ack)
+	m.Open += e.Open
+	if last.After(m.last) {
+		m.last, m.server, m.Identity = last, srv, e.Identity
+	}
+}
+
+// each calls fn with every live entry at now, server by server in order,
+// and the time it was last seen.
+func (f *Fleet) each(now time.Time, fn func(srv string, e *Entry, last time.Time)) {
 	for _, srv := range slices.Sorted(maps.Keys(f.reports)) {
 		rep := f.reports[srv]
-		for _, e := range rep.entries {
+		reportLive := now.Sub(rep.at) < f.ttl
+		for i := range rep.entries {
+			e := &rep.entries[i]
 			last := rep.at.Add(-e.Idle)
-			alive := now.Sub(last) < f.ttl || (e.Open > 0 && now.Sub(rep.at) < f.ttl)
-			if !alive {
+			if !(now.Sub(last) < f.ttl || (e.Open > 0 && reportLive)) {
 				continue
 			}
 			if e.Open > 0 {
 				last = rep.at
 			}
-			k := key{e.Instance, e.Table}
-			m := out[k]
-			if m == nil {
-				out[k] = &merged{Entry: e, server: srv, last: last}
-				continue
-			}
-			m.Ack = max(m.Ack, e.Ack)
-			m.Open += e.Open
-			if last.After(m.last) {
-				m.last, m.server, m.Identity = last, srv, e.Identity
-			}
+			fn(srv, e, last)
 		}
 	}
-	return out
 }
 
 // Watchers are the live watchers at now, sorted by kind, name, version and
 // instance; tables gives each table's current index, for the lags.
 func (f *Fleet) Watchers(now time.Time, tables map[string]uint64) []Watcher {
-	byInst := map[string]*Watcher{}
-	lastOf := map[string]time.Time{}
-	for k, m := range f.live(now) {
-		w := byInst[k.instance]
-		if w == nil {
-			w = &Watcher{Identity: m.Identity, Server: m.server}
-			byInst[k.instance] = w
-		}
-		if m.last.After(lastOf[k.instance]) {
-			lastOf[k.instance] = m.last
-			w.Server = m.server
-		}
-		// The services a client calls only grow; a table's request may
-		// carry an older list than another's.
-		for _, c := range m.Calls {
-			if !slices.Contains(w.Calls, c) {
-				w.Calls = append(slices.Clip(w.Calls), c)
-			}
-		}
-		ta := TableAck{Table: k.table, Ack: m.Ack}
-		if cur := tables[k.table]; cur > m.Ack {
-			ta.Lag = cur - m.Ack
-			if at, ok := f.behindSince(k.table, m.Ack); ok {
-				ta.LagTime = max(now.Sub(at), 0)
-			}
-		}
-		w.Tables = append(w.Tables, ta)
+	// Merge per instance, then per table within it (a watcher has a few
+	// tables): one pass, one map entry per instance.
+	total := 0
+	for _, rep := range f.reports {
+		total += len(rep.entries)
 	}
-	out := make([]Watcher, 0, len(byInst))
-	for _, w := range byInst {
-		slices.Sort(w.Calls)
+	nt := len(Tables)
+	idx := make(map[string]int, total/nt+1)
+	var insts [][]merged
+	var block []merged
+	f.each(now, func(srv string, e *Entry, last time.Time) {
+		i, ok := idx[e.Instance]
+		if !ok {
+			if len(block)+nt > cap(block) {
+				block = make([]merged, 0, max(total, nt))
+			}
+			i = len(insts)
+			idx[e.Instance] = i
+			insts = append(insts, block[len(block):len(block):len(block)+nt])
+			block = block[:len(block)+nt]
+		}
+		ms := insts[i]
+		for j := range ms {
+			if ms[j].Table == e.Table {
+				ms[j].add(srv, e, last)
+				return
+			}
+		}
+		insts[i] = append(ms, merged{Entry: *e, server: srv, last: last})
+	})
+	out := make([]Watcher, 0, len(insts))
+	acks := make([]TableAck, 0, total)
+	for _, ms := range insts {
+		w := Watcher{Identity: ms[0].Identity, Server: ms[0].server}
+		last := ms[0].last
+		n := len(acks)
+		for j := range ms {
+			m := &ms[j]
+			if m.last.After(last) {
+				last, w.Server = m.last, m.server
+			}
+			// The services a client calls only grow; a table's request
+			// may carry an older list than another's.
+			for _, c := range m.Calls {
+				if !slices.Contains(w.Calls, c) {
+					w.Calls = append(slices.Clip(w.Calls), c)
+				}
+			}
+			ta := TableAck{Table: m.Table, Ack: m.Ack}
+			if cur := tables[m.Table]; cur > m.Ack {
+				ta.Lag = cur - m.Ack
+				if at, ok := f.behindSince(m.Table, m.Ack); ok {
+					ta.LagTime = max(now.Sub(at), 0)
+				}
+			}
+			acks = append(acks, ta)
+		}
+		w.Tables = acks[n:len(acks):len(acks)]
+		if !slices.IsSorted(w.Calls) {
+			slices.Sort(w.Calls)
+		}
 		slices.SortFunc(w.Tables, func(a, b TableAck) int { return cmp.Compare(a.Table, b.Table) })
-		out = append(out, *w)
+		out = append(out, w)
 	}
 	slices.SortFunc(out, func(a, b Watcher) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Instance, b.Instance))
@@ -417,13 +462,28 @@ func (f *Fleet) InForce(index uint64, tables map[string]uint64, now time.Time) (
 	if !f.Complete(now) {
 		return false, nil
 	}
-	var lag []Lagging
-	for k, m := range f.live(now) {
-		cur, ok := tables[k.table]
-		if !ok {
-			continue
+	// A watcher lags when its highest acknowledgement on any server is
+	// short: only the instances and tables some server has short are
+	// merged, which in the common case, all in force, is none.
+	need := make(map[string]uint64, len(tables))
+	for t, cur := range tables {
+		need[t] = Need(index, cur)
+	}
+	var short map[key]bool
+	f.each(now, func(_ string, e *Entry, _ time.Time) {
+		if n, ok := need[e.Table]; ok && e.Ack < n {
+			if short == nil {
+				short = map[key]bool{}
+			}
+			short[key{e.Instance, e.Table}] = true
 		}
-		if need := Need(index, cur); m.Ack < need {
+	})
+	if len(short) == 0 {
+		return true, nil
+	}
+	var lag []Lagging
+	for k, m := range f.live(now, short) {
+		if need := need[k.table]; m.Ack < need {
 			lag = append(lag, Lagging{Instance: k.instance, Kind: m.Kind, Name: m.Name, Version: m.Version,
 				Server: m.server, Table: k.table, Ack: m.Ack, Need: need})
 		}

@@ -234,3 +234,26 @@ func TestStranded(t *testing.T) {
 		t.Fatalf("Served(1.0.0) = %v, want the pinned cohort only", got)
 	}
 }
+
+// A watcher short on one server but acknowledged on another is not
+// lagging: InForce merges the instances some server has short.
+func TestFleetInForceMergesShortAcrossServers(t *testing.T) {
+	ttl := 10 * time.Second
+	f := NewFleet(t0, []string{"s1", "s2"}, ttl)
+	now := t0.Add(time.Second)
+	f.Report("s1", []Entry{
+		{Identity: client("a", "web", "1.0.0"), Table: TableServices, Ack: 8, Idle: time.Second},
+		{Identity: client("b", "web", "1.0.0"), Table: TableServices, Ack: 7, Idle: 2 * time.Second},
+	}, now)
+	f.Report("s2", []Entry{
+		{Identity: client("a", "web", "1.0.0"), Table: TableServices, Ack: 10, Open: 1},
+		{Identity: client("b", "web", "1.0.0"), Table: TableServices, Ack: 9, Open: 1},
+	}, now)
+	ok, lag := f.InForce(10, map[string]uint64{TableServices: 10}, now)
+	if ok || len(lag) != 1 || lag[0].Instance != "b" || lag[0].Ack != 9 || lag[0].Server != "s2" {
+		t.Fatalf("InForce(10) = %v %+v, want only b lagging, at 9 on s2", ok, lag)
+	}
+	if ok, lag := f.InForce(9, map[string]uint64{TableServices: 10}, now); !ok {
+		t.Fatalf("InForce(9) = false, lagging %+v: a and b acknowledged 9 on s2", lag)
+	}
+}
