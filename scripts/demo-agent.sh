@@ -97,4 +97,16 @@ step "No other container was restarted"
 echo "  greeter-v2 pid before: $V2PID, after: $(pid_of greeter-v2)"
 [ "$V2PID" = "$(pid_of greeter-v2)" ] || { echo "greeter-v2 was restarted"; exit 1; }
 api GET /v1/containers | jq -r '.[] | "  \(.id): \(.services[0].service)@\(.services[0].version) \(.status.state) pid \(.status.pid)"'
+step "The fleet as an operator sees it, from the CLI (the same is in the web UI at http://$REG/ui/)"
+"$BIN/coexist" services show greeter | sed 's/^/  /'
+"$BIN/coexist" containers list | sed 's/^/  /'
+echo "  the last lines greeter-v2 wrote (coexist containers logs, through its node's agent):"
+"$BIN/coexist" containers logs greeter-v2 --tail 3 | sed 's/^/    /'
+"$BIN/coexist" census | sed 's/^/  /'
+if [ -n "${DEMO_KEEP:-}" ]; then
+  echo "DEMO_KEEP is set: the dev agent keeps running. Open http://$REG/ui/ and paste the demo's"
+  echo "COEXIST_MANAGEMENT_TOKEN, or use the CLI with COEXIST_ADDR=$COEXIST_ADDR. Press Enter to stop it."
+  read -r _
+fi
+
 step "Stopping the dev agent (with --dev it stops its containers too)"
