@@ -53,8 +53,8 @@ func runCompletion(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(&cases, "    %q) words=%q ;;\n", k, strings.Join(vs, " "))
 	}
 	body := fmt.Sprintf(`_coexist_words() {
-  local path="$1" words=""
-  case "$path" in
+  local cmdpath="$1" words=""
+  case "$cmdpath" in
     "") words=%q ;;
 %s  esac
   echo "$words"
@@ -63,25 +63,26 @@ func runCompletion(args []string, stdout, stderr io.Writer) int {
 	switch pos[0] {
 	case "bash":
 		fmt.Fprint(stdout, "# coexist bash completion: source <(coexist completion bash)\n"+body+`_coexist() {
-  local cur="${COMP_WORDS[COMP_CWORD]}" path="" i
+  local cur="${COMP_WORDS[COMP_CWORD]}" cmdpath="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     [[ "${COMP_WORDS[i]}" == -* ]] && continue
-    local next="${path:+$path }${COMP_WORDS[i]}"
-    [[ -n "$(_coexist_words "$next")" || -z "$path" ]] && path="$next" || break
+    local next="${cmdpath:+$cmdpath }${COMP_WORDS[i]}"
+    [[ -n "$(_coexist_words "$next")" || -z "$cmdpath" ]] && cmdpath="$next" || break
   done
-  COMPREPLY=($(compgen -W "$(_coexist_words "$path")" -- "$cur"))
+  COMPREPLY=($(compgen -W "$(_coexist_words "$cmdpath")" -- "$cur"))
 }
 complete -F _coexist coexist
 `)
 	case "zsh":
 		fmt.Fprint(stdout, "#compdef coexist\n# coexist zsh completion\n"+body+`_coexist() {
-  local path="" w
+  # not "path": zsh ties $path to $PATH
+  local cmdpath="" w
   for w in "${(@)words[2,CURRENT-1]}"; do
     [[ "$w" == -* ]] && continue
-    local next="${path:+$path }$w"
-    if [[ -n "$(_coexist_words "$next")" || -z "$path" ]]; then path="$next"; else break; fi
+    local next="${cmdpath:+$cmdpath }$w"
+    if [[ -n "$(_coexist_words "$next")" || -z "$cmdpath" ]]; then cmdpath="$next"; else break; fi
   done
-  compadd -- ${=$(_coexist_words "$path")}
+  compadd -- ${=$(_coexist_words "$cmdpath")}
 }
 compdef _coexist coexist
 `)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -153,5 +154,35 @@ func TestBashCompletion(t *testing.T) {
 	}
 	if code, _, _ := runBinary(t, nil, "completion", "fish"); code != 2 {
 		t.Errorf("completion fish: exit %d, want 2", code)
+	}
+}
+
+// TestZshCompletion runs the zsh script in zsh (installed by the Makefile),
+// with compadd and compdef standing in for the completion system's.
+func TestZshCompletion(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Fatal("no zsh on PATH: run `make test` (it installs Debian's zsh)")
+	}
+	code, script, stderr := runBinary(t, nil, "completion", "zsh")
+	if code != 0 {
+		t.Fatalf("completion zsh: exit %d, %s", code, stderr)
+	}
+	for line, want := range map[string]string{
+		"coexist contai":            "acl agent call census completion containers image load nodes route server services sim status version versions",
+		"coexist containers l":      "list logs status",
+		"coexist acl tokens x":      "create list revoke",
+		"coexist --json versions x": "declare purge retire",
+	} {
+		stub := "compdef() { :; }\ncompadd() { shift; echo \"$@\"; }\n" + script +
+			"\nwords=(" + line + "); CURRENT=${#words}; _coexist; print -r -- PATH=$PATH"
+		out, err := exec.Command(zsh, "-f", "-c", stub).CombinedOutput()
+		got, rest, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		if err != nil || got != want {
+			t.Errorf("zsh %s<TAB>: %q, %v; want %q", line, out, err, want)
+		}
+		if !strings.HasPrefix(rest, "PATH=") || strings.TrimPrefix(rest, "PATH=") != os.Getenv("PATH") {
+			t.Errorf("zsh %s<TAB> changed PATH: %q", line, rest)
+		}
 	}
 }
