@@ -77,6 +77,9 @@ type local struct {
 	ack  uint64
 	open int
 	last time.Time
+	// leaving: the watcher said it is going away while a request of it
+	// was still open; the entry goes when the last one ends.
+	leaving bool
 }
 
 // Local is the census of the watchers one server serves. It is not safe for
@@ -118,6 +121,7 @@ func (l *Local) Begin(id Identity, table string, index uint64, now time.Time) {
 		l.changed = true
 	}
 	e.open++
+	e.leaving = false
 	e.last = now
 }
 
@@ -146,17 +150,28 @@ func (l *Local) End(instance, table string, now time.Time) {
 		e.open--
 	}
 	e.last = now
+	if e.leaving && e.open == 0 {
+		delete(l.m, key{instance, table})
+		l.changed = true
+	}
 }
 
-// Leave forgets every entry of instance at once: a watcher that closes
-// cleanly says so, rather than staying live for ttl after its last request.
-// A request of it still open ends without effect.
+// Leave forgets every entry of instance: a watcher that closes cleanly
+// says so, rather than staying live for ttl after its last request. An
+// entry with a request still open goes when that request ends, so that a
+// Leave sent by anyone else than the watcher itself cannot hide a live
+// watcher that is waiting on a blocking query.
 func (l *Local) Leave(instance string) {
-	for k := range l.m {
-		if k.instance == instance {
-			delete(l.m, k)
-			l.changed = true
+	for k, e := range l.m {
+		if k.instance != instance {
+			continue
 		}
+		if e.open > 0 {
+			e.leaving = true
+			continue
+		}
+		delete(l.m, k)
+		l.changed = true
 	}
 }
 

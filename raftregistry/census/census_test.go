@@ -83,6 +83,26 @@ func TestLocalLeave(t *testing.T) {
 	if rep := l.Report(t0.Add(2 * time.Second)); len(rep) != 1 {
 		t.Fatalf("a request ending after Leave brings nothing back: %+v", rep)
 	}
+
+	// A Leave for a watcher with a request open (someone else's, or sent
+	// before the server saw the request end) keeps it until the request
+	// ends; a new request of it clears the Leave.
+	l.Begin(client("waiting", "web", "1.0.0"), TableServices, 3, t0)
+	l.Leave("waiting")
+	if rep := l.Report(t0.Add(3 * time.Second)); len(rep) != 2 {
+		t.Fatalf("a watcher with a request open stays after Leave: %+v", rep)
+	}
+	l.End("waiting", TableServices, t0.Add(4*time.Second))
+	if rep := l.Report(t0.Add(4 * time.Second)); len(rep) != 1 {
+		t.Fatalf("it goes when its last request ends: %+v", rep)
+	}
+	l.Begin(client("back", "web", "1.0.0"), TableServices, 3, t0)
+	l.Leave("back")
+	l.Begin(client("back", "web", "1.0.0"), TableServices, 3, t0.Add(time.Second))
+	l.End("back", TableServices, t0.Add(2*time.Second))
+	if rep := l.Report(t0.Add(5 * time.Second)); len(rep) != 2 {
+		t.Fatalf("a new request clears the Leave: %+v", rep)
+	}
 }
 
 func TestFleetInForcePerTable(t *testing.T) {
