@@ -350,9 +350,15 @@ const censusWait = 15 * time.Second
 // refuseStranding answers 409 when ch would leave a live client that calls
 // the service with no candidate (docs/design.md §5), unless ?force=true. A
 // new leader's census is waited for until complete.
-func (s *Server) refuseStranding(r *http.Request, ch census.Change) error {
+// forceFlag reads ?force; every handler that takes it reads it first, so
+// that a bad value is a 400 whether or not the write would strand anyone.
+func forceFlag(r *http.Request) (bool, error) {
 	q := r.URL.Query()
-	force, err := flag(q.Has("force"), q.Get("force"), "force")
+	return flag(q.Has("force"), q.Get("force"), "force")
+}
+
+func (s *Server) refuseStranding(r *http.Request, ch census.Change) error {
+	force, err := forceFlag(r)
 	if err != nil || force {
 		return err
 	}

@@ -68,6 +68,9 @@ func (s *Server) declareVersion(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return err
 	}
+	if _, err := forceFlag(r); err != nil {
+		return err
+	}
 	cmd, err := parseVersion(svc, ver, c.body)
 	if err != nil {
 		return err
@@ -95,6 +98,9 @@ func (s *Server) retireVersion(w http.ResponseWriter, r *http.Request, _ *call) 
 	q := r.URL.Query()
 	purge, err := flag(q.Has("purge"), q.Get("purge"), "purge")
 	if err != nil {
+		return err
+	}
+	if _, err := forceFlag(r); err != nil {
 		return err
 	}
 	k := state.VersionKey{Service: svc, Version: ver}

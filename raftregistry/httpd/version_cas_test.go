@@ -37,3 +37,24 @@ func TestDeclareVersionCAS(t *testing.T) {
 		t.Error("bad cas reached Raft")
 	}
 }
+
+// A bad ?force is a 400 naming it, whether or not the write would strand
+// anyone (it was ignored where no stranding check ran), and reaches no Raft.
+func TestVersionWritesRefuseBadForce(t *testing.T) {
+	e := newEnv(t)
+	before := e.fake.applies()
+	for _, req := range []struct{ method, path, body string }{
+		{"PUT", "/v1/services/orders/versions/1.0.0?force=bogus", `{"clients":">= 1.0, < 2.0"}`},
+		{"PUT", "/v1/services/orders/versions/7.0.0?force=bogus", `{"clients":">= 1.0"}`},
+		{"DELETE", "/v1/services/orders/versions/1.0.0?force=bogus", ""},
+		{"DELETE", "/v1/services/orders/versions/1.0.0?purge=true&force=x", ""},
+	} {
+		r := e.do(req.method, req.path, opSecret, req.body)
+		if r.code != http.StatusBadRequest || r.errorMessage(t) == "" || r.errorMessage(t)[:6] != "force:" {
+			t.Errorf("%s %s: %d %s; want 400 naming force", req.method, req.path, r.code, r.body)
+		}
+	}
+	if e.fake.applies() != before {
+		t.Error("a write with a bad force reached Raft")
+	}
+}
