@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 TOFU_VERSION=${TOFU_VERSION:-v1.12.6}
-GOBIN=${GOBIN:-$($GO env GOPATH)/bin}
+# Always $(go env GOPATH)/bin, whatever GOBIN says: the demo, the docs
+# script and the acceptance tests look for tofu there.
+GOBIN=$($GO env GOPATH)/bin
 BIN=${BIN:-$PWD/bin}
 
 if cli=$(command -v terraform || command -v tofu); then

@@ -269,15 +269,21 @@ func cmpOr(a, b string) string {
 // (skopeo's oci-archive), which is unpacked into a temporary layout first.
 func (c *Cache) fromArchive(p, tag string) (v1.Image, error) {
 	var tagp *name.Tag
+	var err error
 	if tag != "" {
-		t, err := name.NewTag(tag)
-		if err == nil {
+		var t name.Tag
+		if t, err = name.NewTag(tag); err == nil {
 			tagp = &t
 		}
 	}
-	img, err := tarball.ImageFromPath(p, tagp)
+	// A tag docker save could not have written is looked for in an OCI
+	// layout only: without a tag, tarball would hand back its one image,
+	// whatever was asked for.
 	if err == nil {
-		return img, nil
+		var img v1.Image
+		if img, err = tarball.ImageFromPath(p, tagp); err == nil {
+			return img, nil
+		}
 	}
 	f, oerr := os.Open(p)
 	if oerr != nil {
